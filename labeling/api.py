@@ -1,0 +1,123 @@
+"""Project API: thin views that check the caller's role, then call a service or selector."""
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import services
+from .models import LabelClass, Membership, Project, Role
+from .permissions import projects_visible_to, require_role
+from .serializers import (
+    LabelClassInputSerializer,
+    LabelClassSerializer,
+    MemberInputSerializer,
+    MembershipSerializer,
+    ProjectCreateSerializer,
+    ProjectOutputSerializer,
+    ProjectSettingsSerializer,
+)
+
+
+def _project_queryset():
+    return Project.objects.prefetch_related(
+        "label_classes", Prefetch("memberships", queryset=Membership.objects.select_related("user"))
+    )
+
+
+def _roles_of(user, projects) -> dict[int, str]:
+    if user.is_superuser:
+        return {p.pk: Role.ADMIN for p in projects}
+    return dict(
+        Membership.objects.filter(user=user, project__in=projects).values_list("project_id", "role")
+    )
+
+
+def get_project_for(request, project_id: int, minimum: str) -> Project:
+    """The project, after checking the caller holds at least `minimum` in it."""
+    project = get_object_or_404(Project, pk=project_id)
+    require_role(request.user, project, minimum)
+    return project
+
+
+class ProjectListCreateApi(APIView):
+    @extend_schema(responses=ProjectOutputSerializer(many=True))
+    def get(self, request):
+        projects = list(_project_queryset().filter(pk__in=projects_visible_to(request.user)))
+        context = {"roles": _roles_of(request.user, projects)}
+        return Response(ProjectOutputSerializer(projects, many=True, context=context).data)
+
+    @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectOutputSerializer})
+    def post(self, request):
+        if not request.user.is_staff:
+            return Response(
+                {"detail": "Only staff users can create projects."}, status=status.HTTP_403_FORBIDDEN
+            )
+        serializer = ProjectCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        project = services.project_create(created_by=request.user, **data)
+        project = _project_queryset().get(pk=project.pk)
+        context = {"roles": {project.pk: Role.ADMIN}}
+        return Response(ProjectOutputSerializer(project, context=context).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    @extend_schema(responses=ProjectOutputSerializer)
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ANNOTATOR)
+        project = _project_queryset().get(pk=project.pk)
+        context = {"roles": _roles_of(request.user, [project])}
+        return Response(ProjectOutputSerializer(project, context=context).data)
+
+    @extend_schema(request=ProjectSettingsSerializer, responses=ProjectOutputSerializer)
+    def patch(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ADMIN)
+        serializer = ProjectSettingsSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.project_update(project=project, **serializer.validated_data)
+        project = _project_queryset().get(pk=project.pk)
+        context = {"roles": _roles_of(request.user, [project])}
+        return Response(ProjectOutputSerializer(project, context=context).data)
+
+
+class LabelClassListCreateApi(APIView):
+    @extend_schema(responses=LabelClassSerializer(many=True))
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ANNOTATOR)
+        return Response(LabelClassSerializer(project.label_classes.all(), many=True).data)
+
+    @extend_schema(request=LabelClassInputSerializer, responses={201: LabelClassSerializer})
+    def post(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ADMIN)
+        serializer = LabelClassInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        label_class = services.label_class_create(project=project, **serializer.validated_data)
+        return Response(LabelClassSerializer(label_class).data, status=status.HTTP_201_CREATED)
+
+
+class LabelClassDetailApi(APIView):
+    @extend_schema(request=LabelClassSerializer, responses=LabelClassSerializer)
+    def patch(self, request, project_id: int, class_id: int):
+        project = get_project_for(request, project_id, Role.ADMIN)
+        label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
+        serializer = LabelClassSerializer(label_class, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+
+class MemberListSetApi(APIView):
+    @extend_schema(responses=MembershipSerializer(many=True))
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.LEAD)
+        return Response(MembershipSerializer(project.memberships.select_related("user"), many=True).data)
+
+    @extend_schema(request=MemberInputSerializer, responses=MembershipSerializer)
+    def post(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ADMIN)
+        serializer = MemberInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_set(project=project, **serializer.validated_data)
+        return Response(MembershipSerializer(membership).data)

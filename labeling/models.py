@@ -1,0 +1,374 @@
+"""The human side of VISION: projects, taxonomy, images, the queue and annotations.
+
+Data and constraints only; writes go through services.py.
+"""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TaskType(models.TextChoices):
+    CLASSIFICATION = "classification", "Image classification"
+    DETECTION = "detection", "Object detection"
+
+
+class SamplingStrategy(models.TextChoices):
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    MARGIN = "margin", "Smallest margin"
+    ENTROPY = "entropy", "Entropy"
+    DIVERSITY = "diversity", "Diversity (k-center greedy)"
+    HYBRID = "hybrid", "Uncertain pool, then diverse batch"
+    RANDOM = "random", "Random"
+
+
+class DetectionAggregation(models.TextChoices):
+    MAX = "max", "Max over boxes"
+    MEAN = "mean", "Mean over boxes"
+    SUM = "sum", "Sum over boxes"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    task_type = models.CharField(max_length=20, choices=TaskType.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Queue settings.
+    sampling_strategy = models.CharField(
+        max_length=20, choices=SamplingStrategy.choices, default=SamplingStrategy.ENTROPY
+    )
+    detection_aggregation = models.CharField(
+        max_length=10, choices=DetectionAggregation.choices, default=DetectionAggregation.MAX
+    )
+    random_share = models.FloatField(
+        default=0.0, help_text="Share of the queue served at random, as a control arm (0-1)."
+    )
+    lease_ttl_seconds = models.PositiveIntegerField(default=600)
+    annotations_per_image = models.PositiveSmallIntegerField(
+        default=1, help_text="Independent annotations wanted per image (overlap)."
+    )
+    validation_share = models.FloatField(
+        default=0.2, help_text="Random share of labeled images held out for validation (0-1)."
+    )
+
+    # Retraining settings.
+    retrain_every_n_labels = models.PositiveIntegerField(
+        default=0, help_text="Start a training run after this many new labels; 0 turns it off."
+    )
+    promotion_tolerance = models.FloatField(
+        default=0.0, help_text="Deploy a new version that trails the deployed one by at most this."
+    )
+    train_epochs = models.PositiveIntegerField(default=30)
+    train_image_size = models.PositiveIntegerField(default=640)
+    train_batch_size = models.PositiveIntegerField(default=16)
+    start_weights = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="File name under the trusted weights folder to start from; blank: the "
+        "deployed version, else a random init from the model config.",
+    )
+    target_metric = models.FloatField(
+        null=True, blank=True, help_text="Primary metric value the lead aims for (forecast)."
+    )
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(random_share__gte=0) & Q(random_share__lte=1), name="project_random_share_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(validation_share__gte=0) & Q(validation_share__lt=1),
+                name="project_validation_share_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(annotations_per_image__gte=1), name="project_overlap_at_least_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_classes")
+    name = models.CharField(max_length=100)
+    color = models.CharField(max_length=7, default="#e6194b")
+    hotkey = models.CharField(max_length=1, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="labelclass_unique_name"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], condition=~Q(hotkey=""), name="labelclass_unique_hotkey"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    LEAD = "lead", "Lead"
+    ADMIN = "admin", "Admin"
+
+
+ROLE_RANK = {Role.ANNOTATOR: 1, Role.LEAD: 2, Role.ADMIN: 3}
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.role}"
+
+
+class Split(models.TextChoices):
+    UNASSIGNED = "unassigned", "Unassigned"
+    TRAIN = "train", "Train"
+    VALIDATION = "validation", "Validation"
+
+
+def image_upload_to(instance: "Image", filename: str) -> str:
+    return f"projects/{instance.project_id}/images/{instance.sha256[:2]}/{instance.sha256}{_suffix(filename)}"
+
+
+def display_upload_to(instance: "Image", filename: str) -> str:
+    return f"projects/{instance.project_id}/display/{instance.sha256[:2]}/{instance.sha256}.jpg"
+
+
+def _suffix(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:].lower() if dot != -1 else ""
+
+
+class Image(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=image_upload_to, max_length=500)
+    display_file = models.FileField(upload_to=display_upload_to, max_length=500, blank=True)
+    original_name = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    split = models.CharField(max_length=12, choices=Split.choices, default=Split.UNASSIGNED)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="image_unique_sha256"),
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_positive_size"),
+        ]
+        indexes = [models.Index(fields=["project", "split"], name="image_project_split")]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open", "Open"  # in the pool; leased while lease_expires_at is in the future
+    DONE = "done", "Done"
+    SKIPPED = "skipped", "Skipped"
+    FLAGGED = "flagged", "Flagged unclear"
+
+
+class Task(models.Model):
+    """One unit of queue work: one image to be annotated once. With overlap N an image has
+    N task rows; an annotator never receives two tasks of the same image.
+
+    A task is claimable when it is OPEN and its lease is missing or expired; the queue
+    index orders open tasks by priority so the claim is an index scan (see selectors).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tasks")
+    slot = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    priority = models.FloatField(default=0.0)
+    is_random_pick = models.BooleanField(
+        default=False, help_text="Served by the random control arm rather than by the strategy."
+    )
+    lease_holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "slot"], name="task_unique_image_slot"),
+        ]
+        indexes = [
+            # Matches the claim's ORDER BY; partial so done work does not bloat it.
+            models.Index(
+                "project",
+                models.F("priority").desc(),
+                "id",
+                condition=Q(status="open"),
+                name="task_queue_order",
+            ),
+            models.Index(fields=["lease_holder", "lease_expires_at"], name="task_lease_holder"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk} ({self.status})"
+
+
+class AnnotationKind(models.TextChoices):
+    ACCEPT = "accept", "Accepted pre-labels"
+    CORRECT = "correct", "Corrected"
+    SKIP = "skip", "Skipped"
+    FLAG = "flag", "Flagged unclear"
+
+
+class AnnotationSource(models.TextChoices):
+    HUMAN = "human", "Human"
+    IMPORT = "import", "Import"
+
+
+class AnnotationState(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted"
+    EXTRA_OPINION = "extra_opinion", "Extra opinion (late submit)"
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", "Not reviewed"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Annotation(models.Model):
+    """Append-only: a correction is a new row, never an edit of an old one.
+
+    Payload schema (validated on every write, see labeling/payloads.py):
+      detection:       {"boxes": [{"x1", "y1", "x2", "y2": pixels, "label": class id}]}
+      classification:  {"labels": [class id, ...]}
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    kind = models.CharField(max_length=10, choices=AnnotationKind.choices)
+    source = models.CharField(
+        max_length=10, choices=AnnotationSource.choices, default=AnnotationSource.HUMAN
+    )
+    state = models.CharField(
+        max_length=16, choices=AnnotationState.choices, default=AnnotationState.SUBMITTED
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    prediction = models.ForeignKey(
+        "training.Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    flag_reason = models.CharField(max_length=500, blank=True)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    review_comment = models.TextField(blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["author", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="annotation_unique_idempotency_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["image", "-created_at"], name="annotation_image_latest"),
+            models.Index(fields=["project", "created_at"], name="annotation_project_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"annotation {self.pk} ({self.kind})"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Job(models.Model):
+    """What every long job row carries. Workers claim a row with a conditional update
+    (QUEUED -> RUNNING) and write terminal states conditionally (only from RUNNING), so a
+    late write cannot clobber a failure recorded meanwhile."""
+
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0-1")
+    message = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ImportJob(Job):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    source_path = models.CharField(max_length=1000, help_text="Staged upload or server folder.")
+    label_format = models.CharField(max_length=20, blank=True)
+    label_path = models.CharField(max_length=1000, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class ExportJob(Job):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    format = models.CharField(max_length=10)
+    result_file = models.FileField(upload_to="exports/", max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]

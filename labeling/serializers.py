@@ -1,0 +1,80 @@
+from rest_framework import serializers
+
+from .models import LabelClass, Membership, Project, Role, TaskType
+
+
+class LabelClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LabelClass
+        fields = ["id", "name", "color", "hotkey", "parent", "order"]
+        read_only_fields = ["id"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role"]
+
+
+PROJECT_SETTING_FIELDS = [
+    "description",
+    "sampling_strategy",
+    "detection_aggregation",
+    "random_share",
+    "lease_ttl_seconds",
+    "annotations_per_image",
+    "validation_share",
+    "retrain_every_n_labels",
+    "promotion_tolerance",
+    "train_epochs",
+    "train_image_size",
+    "train_batch_size",
+    "start_weights",
+    "target_metric",
+]
+
+
+class ProjectOutputSerializer(serializers.ModelSerializer):
+    label_classes = LabelClassSerializer(many=True, read_only=True)
+    members = MembershipSerializer(source="memberships", many=True, read_only=True)
+    my_role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "task_type", "created_at", *PROJECT_SETTING_FIELDS,
+                  "label_classes", "members", "my_role"]
+
+    def get_my_role(self, project) -> str | None:
+        roles = self.context.get("roles", {})
+        return roles.get(project.pk)
+
+
+class LabelClassInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False, allow_blank=True)
+    hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
+    parent = serializers.CharField(max_length=100, required=False, allow_null=True)
+
+
+class MemberInputSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=150, help_text="username")
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ProjectSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = PROJECT_SETTING_FIELDS
+        extra_kwargs = {field: {"required": False} for field in PROJECT_SETTING_FIELDS}
+
+
+class ProjectCreateSerializer(ProjectSettingsSerializer):
+    name = serializers.CharField(max_length=200)
+    task_type = serializers.ChoiceField(choices=TaskType.choices)
+    label_classes = LabelClassInputSerializer(many=True, required=False)
+    members = MemberInputSerializer(many=True, required=False)
+
+    class Meta(ProjectSettingsSerializer.Meta):
+        fields = ["name", "task_type", *PROJECT_SETTING_FIELDS, "label_classes", "members"]

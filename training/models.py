@@ -1,0 +1,164 @@
+"""The model side of VISION: model versions, training runs, predictions.
+
+Data and constraints only; writes go through services.py.
+"""
+from django.db import models
+from django.db.models import Q
+
+from labeling.models import ACTIVE_JOB_STATUSES, Job
+
+
+class Backend(models.TextChoices):
+    YOLO = "yolo", "YOLOv8 detector"
+    CLASSIFIER = "classifier", "PyTorch classifier"
+
+
+class VersionStatus(models.TextChoices):
+    CANDIDATE = "candidate", "Candidate (evaluated, not decided)"
+    DEPLOYED = "deployed", "Deployed"
+    REJECTED = "rejected", "Rejected by the promotion gate"
+    RETIRED = "retired", "Previously deployed"
+
+
+def weights_upload_to(instance: "ModelVersion", filename: str) -> str:
+    return f"projects/{instance.project_id}/models/v{instance.number}/{filename}"
+
+
+class ModelVersion(models.Model):
+    """A trained model. `is_deployed` is changed only by the deploy service, in one
+    transaction; the partial unique constraint guarantees one deployed version a project."""
+
+    project = models.ForeignKey(
+        "labeling.Project", on_delete=models.CASCADE, related_name="model_versions"
+    )
+    number = models.PositiveIntegerField()
+    backend = models.CharField(max_length=20, choices=Backend.choices)
+    architecture = models.CharField(max_length=100, blank=True)
+    weights = models.FileField(upload_to=weights_upload_to, max_length=500, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    training_run = models.OneToOneField(
+        "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version"
+    )
+    class_ids = models.JSONField(default=list, help_text="LabelClass ids in model output order.")
+    dataset_size = models.PositiveIntegerField(default=0)
+    validation_size = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    primary_metric = models.FloatField(null=True, blank=True)
+    comparison = models.JSONField(
+        default=dict, blank=True, help_text="The promotion gate's decision and its numbers."
+    )
+    status = models.CharField(
+        max_length=10, choices=VersionStatus.choices, default=VersionStatus.CANDIDATE
+    )
+    is_deployed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="modelversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_deployed=True), name="modelversion_one_deployed"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} v{self.number}"
+
+
+class TrainingTrigger(models.TextChoices):
+    MANUAL = "manual", "Admin request"
+    AUTO = "auto", "New labels threshold"
+    COMMAND = "command", "Management command"
+
+
+class TrainingRun(Job):
+    project = models.ForeignKey(
+        "labeling.Project", on_delete=models.CASCADE, related_name="training_runs"
+    )
+    trigger = models.CharField(
+        max_length=10, choices=TrainingTrigger.choices, default=TrainingTrigger.MANUAL
+    )
+    params = models.JSONField(default=dict, blank=True)
+    epoch = models.PositiveIntegerField(default=0)
+    total_epochs = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    live_metric = models.FloatField(null=True, blank=True)
+    labels_at_start = models.PositiveIntegerField(
+        default=0, help_text="Verified labels in the project when the run was requested."
+    )
+    celery_task_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One active run per project, enforced by the database so two racing
+            # requests cannot both start one.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=ACTIVE_JOB_STATUSES),
+                name="trainingrun_one_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
+
+class PrelabelRun(Job):
+    project = models.ForeignKey(
+        "labeling.Project", on_delete=models.CASCADE, related_name="prelabel_runs"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="prelabel_runs"
+    )
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version"],
+                condition=Q(status__in=ACTIVE_JOB_STATUSES),
+                name="prelabelrun_one_active",
+            ),
+        ]
+
+
+class Prediction(models.Model):
+    """One model version's prediction for one image; keyed by version, so re-running
+    prelabel skips images that already have one.
+
+    Payload schema:
+      detection:       {"boxes": [{"x1", "y1", "x2", "y2", "label", "score",
+                                   "probs": [per class, model order]}]}
+      classification:  {"labels": [top class id], "probs": [per class, model order]}
+    Class ids in model order are `model_version.class_ids`.
+    """
+
+    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="predictions"
+    )
+    payload = models.JSONField(default=dict)
+    uncertainty = models.FloatField(default=0.0)
+    embedding = models.BinaryField(
+        null=True, blank=True, help_text="float32 vector, for diversity sampling."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "model_version"], name="prediction_unique_image_version"
+            )
+        ]
+        indexes = [models.Index(fields=["model_version", "-uncertainty"], name="prediction_version_unc")]
+
+    def __str__(self) -> str:
+        return f"prediction {self.pk}"

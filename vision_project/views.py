@@ -1,0 +1,38 @@
+"""Site-level views: health check and access-checked media."""
+import mimetypes
+import re
+
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.http import FileResponse, Http404, JsonResponse
+
+from labeling.models import Project, Role
+from labeling.permissions import role_in_project
+
+_PROJECT_MEDIA = re.compile(r"^projects/(\d+)/")
+
+
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+def protected_media(request, path: str):
+    """Media files belong to a project; only its members may read them."""
+    match = _PROJECT_MEDIA.match(path)
+    if match is None or ".." in path.split("/"):
+        raise Http404("No such file.")
+    project = Project.objects.filter(pk=int(match.group(1))).first()
+    if project is None or role_in_project(request.user, project) is None:
+        raise Http404("No such file.")
+    if path.startswith(f"projects/{project.pk}/models/") and role_in_project(request.user, project) != Role.ADMIN:
+        raise Http404("No such file.")
+    if not default_storage.exists(path):
+        raise Http404("No such file.")
+    content_type, _ = mimetypes.guess_type(path)
+    response = FileResponse(default_storage.open(path, "rb"), content_type=content_type or "application/octet-stream")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
