@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from .models import Image, Project, Task
+from .models import Image, Project, Split, Task
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
 # Our own pixel check runs first; PIL's guard stays on as a second line.
@@ -100,7 +100,8 @@ def _ingest(*, project: Project, name: str, stream: BinaryIO, size: int | None) 
         stored_bytes, suffix = _encode(upright, fmt)
     display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)), width, height)
 
-    image = Image(project=project, original_name=name[:500], sha256=sha256, width=width, height=height)
+    image = Image(project=project, original_name=name[:500], sha256=sha256, width=width, height=height,
+                  split=split_for_new_image(project=project, sha256=sha256))
     saved: list[str] = []
     try:
         image.file.save(f"{sha256}{suffix}", ContentFile(stored_bytes), save=False)
@@ -183,6 +184,14 @@ def _display_version(image: PILImage.Image, width: int, height: int) -> bytes | 
     out = io.BytesIO()
     display.save(out, "JPEG", quality=85)
     return out.getvalue()
+
+
+def split_for_new_image(*, project: Project, sha256: str) -> str:
+    """The held-out split is drawn at random when an image arrives, from its content hash:
+    fixed for ever, independent of any model, so versions stay comparable. The queue serves
+    validation images in random order, never by uncertainty, so their labels are unbiased."""
+    draw = int(hashlib.sha256(f"{project.pk}:{sha256}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return Split.VALIDATION if draw < project.validation_share else Split.TRAIN
 
 
 def tasks_create_for_image(*, image: Image) -> list[Task]:

@@ -143,6 +143,9 @@ class Membership(models.Model):
 
 
 class Split(models.TextChoices):
+    """Drawn at random on arrival (see ingest.split_for_new_image); UNASSIGNED is left
+    for images a lead takes out of both (e.g. decided unclear)."""
+
     UNASSIGNED = "unassigned", "Unassigned"
     TRAIN = "train", "Train"
     VALIDATION = "validation", "Validation"

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from labeling import demo
 from labeling.ingest import image_ingest
-from labeling.models import Image, Project, Role, Split, TaskType
+from labeling.models import Image, Project, Role, TaskType
 from labeling.services import annotation_import_create, label_class_create, membership_set, project_create
 
 DEMO_USERS = [("admin", Role.ADMIN), ("lead", Role.LEAD), ("annotator", Role.ANNOTATOR)]
@@ -83,5 +83,3 @@ class Command(BaseCommand):
         else:
             payload = {"labels": [classes[item.label]]}
         annotation_import_create(image=image, payload=payload)
-        image.split = Split.VALIDATION if rng.random() < project.validation_share else Split.TRAIN
-        image.save(update_fields=["split"])
