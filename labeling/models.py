@@ -234,6 +234,12 @@ class Task(models.Model):
                 name="task_queue_order",
             ),
             models.Index(fields=["lease_holder", "lease_expires_at"], name="task_lease_holder"),
+            # Counts live leases for the stats endpoint without scanning the open pool.
+            models.Index(
+                fields=["project", "lease_expires_at"],
+                condition=Q(status="open", lease_expires_at__isnull=False),
+                name="task_open_leases",
+            ),
         ]
 
     def __str__(self) -> str:
