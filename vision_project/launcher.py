@@ -62,9 +62,10 @@ def main() -> int:
                 break
         time.sleep(0.5)
 
+    # Each main process shuts its own workers down; the group is killed only on timeout.
     for child in children.values():
         if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
+            child.terminate()
     deadline = time.monotonic() + 15
     for child in children.values():
         try:
