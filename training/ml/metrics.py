@@ -1,0 +1,406 @@
+"""Evaluation and agreement metrics for classification and detection.
+
+Django-free and numpy-only. Boxes are (x1, y1, x2, y2) in pixels. Areas and IoU follow
+pycocotools' bbox convention: width = x2 - x1 with no +1, so detection mAP equals COCOeval's.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+# The exact expressions COCOeval uses, so threshold values match bit for bit.
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+
+
+# --- classification -------------------------------------------------------------------
+
+
+def _as_labels(labels: ArrayLike, num_classes: int, name: str) -> np.ndarray:
+    y = np.asarray(labels, dtype=np.int64).ravel()
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"{name} holds labels outside [0, {num_classes})")
+    return y
+
+
+def _confusion(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> np.ndarray:
+    t = _as_labels(y_true, num_classes, "y_true")
+    p = _as_labels(y_pred, num_classes, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError("y_true and y_pred must have the same length")
+    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+
+
+def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den == 0 (scikit-learn's zero_division=0)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> list[list[int]]:
+    """num_classes x num_classes counts; rows are true classes, columns predicted."""
+    return _confusion(y_true, y_pred, num_classes).tolist()
+
+
+def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Integer labels in [0, num_classes). A ratio with a zero denominator is 0. Macro-F1
+    averages over the classes present in y_true or y_pred (as scikit-learn does when no
+    labels are given): a class absent from both has no F1, not an F1 of 0. Empty input
+    gives accuracy 0 and macro-F1 0. JSON-serialisable.
+    """
+    cm = _confusion(y_true, y_pred, num_classes)
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = _safe_ratio(tp, predicted)
+    recall = _safe_ratio(tp, support)
+    f1 = _safe_ratio(2 * precision * recall, precision + recall)
+    present = (support + predicted) > 0
+    return {
+        "accuracy": float(_safe_ratio(tp.sum(), cm.sum())),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": [
+            {
+                "class_index": c,
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "support": int(support[c]),
+            }
+            for c in range(num_classes)
+        ],
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+# --- boxes ----------------------------------------------------------------------------
+
+
+def _as_boxes(boxes: ArrayLike) -> np.ndarray:
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.size == 0:
+        return np.zeros((0, 4))
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"expected boxes of shape (n, 4), got {b.shape}")
+    return b
+
+
+def box_iou(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """IoU of every box in a (n, 4) with every box in b (m, 4), xyxy. -> (n, m).
+
+    Area = (x2 - x1) * (y2 - y1), as pycocotools; a pair with zero union has IoU 0.
+    """
+    a = _as_boxes(a)
+    b = _as_boxes(b)
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0.0, None) * np.clip(height, 0.0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return _safe_ratio(inter, area_a[:, None] + area_b[None, :] - inter)
+
+
+def _greedy_match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """COCOeval's matching, for every threshold at once.
+
+    ious: (D, G) with predictions already in serving order (highest score first).
+    Each prediction in turn takes the still-unmatched ground truth with the highest IoU,
+    if that IoU >= the threshold; equal IoUs go to the later ground truth, as in
+    pycocotools. Returns (T, D) matched ground-truth indices, -1 where unmatched.
+    """
+    num_t = len(thresholds)
+    num_d, num_g = ious.shape
+    matched = np.full((num_t, num_d), -1, dtype=np.int64)
+    if num_d == 0 or num_g == 0:
+        return matched
+    # COCOeval caps thresholds just below 1 so that IoU == 1 always matches.
+    thr = np.minimum(thresholds, 1 - 1e-10)[:, None]
+    taken = np.zeros((num_t, num_g), dtype=bool)
+    rows = np.arange(num_t)
+    for d in range(num_d):
+        valid = ~taken & (ious[d][None, :] >= thr)
+        candidates = np.where(valid, ious[d][None, :], -np.inf)
+        best = num_g - 1 - np.argmax(candidates[:, ::-1], axis=1)
+        ok = valid[rows, best]
+        matched[ok, d] = best[ok]
+        taken[rows[ok], best[ok]] = True
+    return matched
+
+
+@dataclass(frozen=True)
+class BoxMatch:
+    """Result of match_boxes; indices refer to the caller's arrays."""
+
+    matches: list[tuple[int, int, float]]  # (pred index, gt index, IoU)
+    unmatched_pred: list[int]
+    unmatched_gt: list[int]
+
+
+def match_boxes(
+    pred_boxes: ArrayLike,
+    gt_boxes: ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
+    pred_scores: ArrayLike | None = None,
+    pred_classes: ArrayLike | None = None,
+    gt_classes: ArrayLike | None = None,
+) -> BoxMatch:
+    """Greedy one-to-one matching of predictions to ground truth, the rule COCOeval uses.
+
+    Predictions are taken in descending score order (input order without scores); each takes
+    the unmatched ground-truth box with the highest IoU >= iou_threshold. Pass both
+    pred_classes and gt_classes for class-aware matching (a box matches only its own class);
+    omit both for class-agnostic matching.
+    """
+    pred = _as_boxes(pred_boxes)
+    gt = _as_boxes(gt_boxes)
+    if (pred_classes is None) != (gt_classes is None):
+        raise ValueError("give both pred_classes and gt_classes, or neither")
+    order = np.arange(len(pred))
+    if pred_scores is not None:
+        order = np.argsort(-np.asarray(pred_scores, dtype=np.float64), kind="mergesort")
+    ious = box_iou(pred[order], gt)
+    if pred_classes is not None:
+        pc = np.asarray(pred_classes).ravel()[order]
+        gc = np.asarray(gt_classes).ravel()
+        ious[pc[:, None] != gc[None, :]] = -1.0
+    matched = _greedy_match(ious, np.array([iou_threshold]))[0]
+    hit = matched >= 0
+    matches = [(int(order[d]), int(matched[d]), float(ious[d, matched[d]])) for d in np.flatnonzero(hit)]
+    gt_hit = np.zeros(len(gt), dtype=bool)
+    gt_hit[matched[hit]] = True
+    return BoxMatch(
+        matches=matches,
+        unmatched_pred=sorted(int(i) for i in order[~hit]),
+        unmatched_gt=[int(i) for i in np.flatnonzero(~gt_hit)],
+    )
+
+
+# --- detection ------------------------------------------------------------------------
+
+
+class ImagePredictions(TypedDict):
+    boxes: ArrayLike  # (k, 4) xyxy pixels
+    classes: ArrayLike  # (k,) class index
+    scores: ArrayLike  # (k,) confidence
+
+
+class ImageGroundTruth(TypedDict):
+    boxes: ArrayLike  # (g, 4) xyxy pixels
+    classes: ArrayLike  # (g,) class index
+
+
+def _coco_ap(tp: np.ndarray, num_gt: int) -> np.ndarray:
+    """101-point interpolated AP per IoU threshold, as COCOeval.accumulate.
+
+    tp: (T, D) true-positive flags of one class's predictions in descending score order.
+    """
+    num_t, num_d = tp.shape
+    if num_d == 0:
+        return np.zeros(num_t)
+    tp_sum = np.cumsum(tp, axis=1, dtype=np.float64)
+    fp_sum = np.cumsum(~tp, axis=1, dtype=np.float64)
+    recall = tp_sum / num_gt
+    precision = tp_sum / (tp_sum + fp_sum + np.spacing(1))
+    # Precision envelope: the best precision at any recall to the right.
+    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    ap = np.zeros(num_t)
+    for t in range(num_t):
+        idx = np.searchsorted(recall[t], COCO_RECALL_THRESHOLDS, side="left")
+        sampled = np.zeros(len(COCO_RECALL_THRESHOLDS))
+        reached = idx < num_d
+        sampled[reached] = precision[t, idx[reached]]
+        ap[t] = sampled.mean()
+    return ap
+
+
+def detection_metrics(
+    predictions: Sequence[ImagePredictions],
+    ground_truths: Sequence[ImageGroundTruth],
+    num_classes: int,
+    *,
+    score_threshold: float = 0.25,
+    max_dets: int = 100,
+) -> dict[str, Any]:
+    """COCO-style detection metrics over a list of images (predictions[i] <-> ground_truths[i]).
+
+    - map50_95, map50 and per-class ap50_95 / ap50: COCOeval bbox, area "all",
+      maxDets = max_dets per image and class, 101-point interpolation, no crowd regions.
+      Equal to pycocotools on the same data. A class without ground truth has AP None and is
+      left out of the means (its predictions count nowhere), as in COCOeval; with no ground
+      truth at all the means are None.
+    - precision, recall, f1: micro-averaged over classes at IoU 0.5, counting predictions with
+      score >= score_threshold (0.25, ultralytics' default predict confidence: the boxes
+      a labeler sees as pre-labels), class-aware matching as match_boxes. 0 where undefined.
+    Per-class entries also carry num_gt and precision/recall at the same operating point.
+    JSON-serialisable.
+    """
+    if len(predictions) != len(ground_truths):
+        raise ValueError("predictions and ground_truths must list the same images")
+    images = []
+    for pred, gt in zip(predictions, ground_truths):
+        images.append(
+            (
+                _as_boxes(pred["boxes"]),
+                _as_labels(pred["classes"], num_classes, "predicted classes"),
+                np.asarray(pred["scores"], dtype=np.float64).ravel(),
+                _as_boxes(gt["boxes"]),
+                _as_labels(gt["classes"], num_classes, "ground-truth classes"),
+            )
+        )
+
+    ap = np.full((num_classes, len(COCO_IOU_THRESHOLDS)), np.nan)
+    num_gt = np.zeros(num_classes, dtype=np.int64)
+    for c in range(num_classes):
+        scores, flags = [], []
+        for p_boxes, p_classes, p_scores, g_boxes, g_classes in images:
+            g = g_boxes[g_classes == c]
+            num_gt[c] += len(g)
+            mine = np.flatnonzero(p_classes == c)
+            mine = mine[np.argsort(-p_scores[mine], kind="mergesort")][:max_dets]
+            if mine.size == 0:
+                continue
+            matched = _greedy_match(box_iou(p_boxes[mine], g), COCO_IOU_THRESHOLDS)
+            scores.append(p_scores[mine])
+            flags.append(matched >= 0)
+        if num_gt[c] == 0:
+            continue
+        if scores:
+            # Stable sort over images in list order: score ties break as in COCOeval.
+            order = np.argsort(-np.concatenate(scores), kind="mergesort")
+            tp = np.concatenate(flags, axis=1)[:, order]
+        else:
+            tp = np.zeros((len(COCO_IOU_THRESHOLDS), 0), dtype=bool)
+        ap[c] = _coco_ap(tp, int(num_gt[c]))
+
+    tp_c = np.zeros(num_classes, dtype=np.int64)
+    fp_c = np.zeros(num_classes, dtype=np.int64)
+    fn_c = np.zeros(num_classes, dtype=np.int64)
+    for p_boxes, p_classes, p_scores, g_boxes, g_classes in images:
+        keep = p_scores >= score_threshold
+        result = match_boxes(
+            p_boxes[keep],
+            g_boxes,
+            pred_scores=p_scores[keep],
+            pred_classes=p_classes[keep],
+            gt_classes=g_classes,
+            iou_threshold=0.5,
+        )
+        kept_classes = p_classes[keep]
+        np.add.at(tp_c, kept_classes[[m[0] for m in result.matches]], 1)
+        np.add.at(fp_c, kept_classes[result.unmatched_pred], 1)
+        np.add.at(fn_c, g_classes[result.unmatched_gt], 1)
+
+    tp, fp, fn = tp_c.sum(), fp_c.sum(), fn_c.sum()
+    precision = float(_safe_ratio(tp, tp + fp))
+    recall = float(_safe_ratio(tp, tp + fn))
+    class_precision = _safe_ratio(tp_c, tp_c + fp_c)
+    class_recall = _safe_ratio(tp_c, tp_c + fn_c)
+    has_gt = num_gt > 0
+    return {
+        "map50_95": float(ap[has_gt].mean()) if has_gt.any() else None,
+        "map50": float(ap[has_gt, 0].mean()) if has_gt.any() else None,
+        "precision": precision,
+        "recall": recall,
+        "f1": float(_safe_ratio(2 * precision * recall, precision + recall)),
+        "per_class": [
+            {
+                "class_index": c,
+                "ap50_95": float(ap[c].mean()) if has_gt[c] else None,
+                "ap50": float(ap[c, 0]) if has_gt[c] else None,
+                "num_gt": int(num_gt[c]),
+                "precision": float(class_precision[c]),
+                "recall": float(class_recall[c]),
+            }
+            for c in range(num_classes)
+        ],
+    }
+
+
+# --- inter-annotator agreement --------------------------------------------------------
+
+
+def cohen_kappa(a: ArrayLike, b: ArrayLike, num_classes: int | None = None) -> float:
+    """Cohen's kappa of two annotators' integer labels on the same items.
+
+    kappa = (p_o - p_e) / (1 - p_e). When p_e == 1 both annotators gave every item the same
+    single label: agreement is complete and the result is 1.0.
+    """
+    x = np.asarray(a, dtype=np.int64).ravel()
+    y = np.asarray(b, dtype=np.int64).ravel()
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError("cohen_kappa needs two equally long, non-empty label lists")
+    k = num_classes if num_classes is not None else int(max(x.max(), y.max())) + 1
+    cm = _confusion(x, y, k).astype(np.float64) / x.size
+    observed = np.trace(cm)
+    expected = float(cm.sum(axis=1) @ cm.sum(axis=0))
+    if expected >= 1.0:
+        return 1.0
+    return float((observed - expected) / (1.0 - expected))
+
+
+def fleiss_kappa(ratings: ArrayLike) -> float:
+    """Fleiss' kappa from an (n_items, n_categories) matrix of rater counts.
+
+    Every row must sum to the same number of raters (>= 2). When all ratings fall in one
+    category chance agreement is 1 and the result is 1.0 (complete agreement).
+    """
+    counts = np.asarray(ratings, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] == 0:
+        raise ValueError("expected an (n_items, n_categories) count matrix")
+    raters = counts.sum(axis=1)
+    if not np.allclose(raters, raters[0]) or raters[0] < 2:
+        raise ValueError("every item needs the same number of raters, at least 2")
+    n = raters[0]
+    per_item = ((counts**2).sum(axis=1) - n) / (n * (n - 1))
+    shares = counts.sum(axis=0) / counts.sum()
+    expected = float((shares**2).sum())
+    if expected >= 1.0:
+        return 1.0
+    return float((per_item.mean() - expected) / (1.0 - expected))
+
+
+def box_f1(
+    boxes_a: ArrayLike,
+    boxes_b: ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
+    classes_a: ArrayLike | None = None,
+    classes_b: ArrayLike | None = None,
+) -> float:
+    """Agreement of two annotators' boxes on one image: F1 = 2 * matched / (n_a + n_b).
+
+    Symmetric in a and b: pairs are matched one-to-one greedily by descending IoU, counting
+    pairs with IoU >= iou_threshold (and the same class when both class lists are given).
+    Two empty annotations agree completely (1.0).
+    """
+    a = _as_boxes(boxes_a)
+    b = _as_boxes(boxes_b)
+    if len(a) + len(b) == 0:
+        return 1.0
+    if (classes_a is None) != (classes_b is None):
+        raise ValueError("give both classes_a and classes_b, or neither")
+    ious = box_iou(a, b)
+    if classes_a is not None:
+        ca = np.asarray(classes_a).ravel()
+        cb = np.asarray(classes_b).ravel()
+        ious[ca[:, None] != cb[None, :]] = -1.0
+    rows, cols = np.nonzero(ious >= iou_threshold)
+    used_a = np.zeros(len(a), dtype=bool)
+    used_b = np.zeros(len(b), dtype=bool)
+    matched = 0
+    for i in np.argsort(-ious[rows, cols], kind="stable"):
+        r, c = rows[i], cols[i]
+        if not used_a[r] and not used_b[c]:
+            used_a[r] = used_b[c] = True
+            matched += 1
+    return 2.0 * matched / (len(a) + len(b))
