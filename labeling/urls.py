@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, io_api, queue_api
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateApi.as_view(), name="project-list"),
@@ -10,4 +10,21 @@ urlpatterns = [
     path("projects/<int:project_id>/label-classes/<int:class_id>/", api.LabelClassDetailApi.as_view(),
          name="labelclass-detail"),
     path("projects/<int:project_id>/members/", api.MemberListSetApi.as_view(), name="member-list"),
+    # Queue and review.
+    path("projects/<int:project_id>/tasks/next/", queue_api.TaskNextApi.as_view(), name="task-next"),
+    path("projects/<int:project_id>/stats/", queue_api.ProjectStatsApi.as_view(), name="project-stats"),
+    path("projects/<int:project_id>/annotations/", queue_api.AnnotationReviewListApi.as_view(),
+         name="annotation-review-list"),
+    path("tasks/<int:task_id>/heartbeat/", queue_api.TaskHeartbeatApi.as_view(), name="task-heartbeat"),
+    path("tasks/<int:task_id>/release/", queue_api.TaskReleaseApi.as_view(), name="task-release"),
+    path("tasks/<int:task_id>/annotations/", queue_api.AnnotationSubmitApi.as_view(), name="annotation-submit"),
+    path("annotations/<int:annotation_id>/review/", queue_api.AnnotationReviewApi.as_view(),
+         name="annotation-review"),
+    # Import and export.
+    path("projects/<int:project_id>/images/", io_api.ImageImportApi.as_view(), name="image-import"),
+    path("projects/<int:project_id>/import-jobs/", io_api.ImportJobListApi.as_view(), name="import-job-list"),
+    path("import-jobs/<int:job_id>/", io_api.ImportJobDetailApi.as_view(), name="import-job-detail"),
+    path("projects/<int:project_id>/export/", io_api.ExportApi.as_view(), name="export"),
+    path("export-jobs/<int:job_id>/", io_api.ExportJobDetailApi.as_view(), name="export-job-detail"),
+    path("projects/<int:project_id>/reports/<slug:name>/", reports_api.ReportApi.as_view(), name="report"),
 ]

@@ -1,0 +1,169 @@
+"""Queue and review API: thin views that check the caller's role in the task's project,
+then call one service or selector."""
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .api import get_project_for
+from .models import Annotation, AnnotationKind, ReviewStatus, Role, Task
+from .permissions import require_role
+from .queue_selectors import image_urls, project_queue_stats, task_work_item
+from .queue_services import (
+    annotation_submit,
+    extra_opinion_explanation,
+    task_claim_next,
+    task_lease_release,
+    task_lease_renew,
+)
+from .review import ACCEPT, REJECT, annotation_review, annotations_for_review
+
+
+def _task_for(request, task_id: int) -> Task:
+    task = get_object_or_404(Task.objects.select_related("project"), pk=task_id)
+    require_role(request.user, task.project, Role.ANNOTATOR)
+    return task
+
+
+def _id_list(raw: str, name: str) -> list[int]:
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ValidationError({name: f"expected comma-separated task ids, got {raw!r}"}) from None
+
+
+class TaskNextApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("exclude", str, description="task ids the caller already works on")],
+        responses={200: dict, 204: None},
+    )
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ANNOTATOR)
+        exclude = _id_list(request.query_params.get("exclude", ""), "exclude")
+        task = task_claim_next(project=project, user=request.user, exclude=exclude)
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(task_work_item(task=task, project=project))
+
+
+class TaskHeartbeatApi(APIView):
+    @extend_schema(request=None, responses=dict)
+    def post(self, request, task_id: int):
+        task = task_lease_renew(task=_task_for(request, task_id), user=request.user)
+        return Response({"lease_expires_at": task.lease_expires_at})
+
+
+class TaskReleaseApi(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, task_id: int):
+        task_lease_release(task=_task_for(request, task_id), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnnotationSubmitApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=AnnotationKind.choices)
+        payload = serializers.JSONField(required=False, allow_null=True)
+        prediction_id = serializers.IntegerField(required=False, allow_null=True)
+        flag_reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+        time_spent_ms = serializers.IntegerField(min_value=0, required=False, default=0)
+
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Annotation
+            fields = ["id", "task_id", "image_id", "kind", "state", "payload", "prediction_id",
+                      "flag_reason", "time_spent_ms", "created_at"]
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        responses={201: OutputSerializer, 200: OutputSerializer},
+    )
+    def post(self, request, task_id: int):
+        task = _task_for(request, task_id)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            return Response({"detail": "The Idempotency-Key header is required (a client-generated UUID "
+                                       "per submit, reused on retries)."}, status=status.HTTP_400_BAD_REQUEST)
+        if len(key) > 100:
+            return Response({"detail": "The Idempotency-Key header is longer than 100 characters."},
+                            status=status.HTTP_400_BAD_REQUEST)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = annotation_submit(task_id=task.pk, user=request.user, idempotency_key=key,
+                                   **serializer.validated_data)
+        body = self.OutputSerializer(result.annotation).data
+        if result.is_extra_opinion:
+            return Response({"detail": extra_opinion_explanation(result.annotation),
+                             "annotation_id": result.annotation.pk, **body}, status=status.HTTP_409_CONFLICT)
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class ProjectStatsApi(APIView):
+    @extend_schema(responses=dict)
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ANNOTATOR)
+        return Response(project_queue_stats(project=project))
+
+
+class ReviewAnnotationSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None, read_only=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
+    image = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "task_id", "image", "author", "kind", "source", "state", "payload", "prediction",
+                  "flag_reason", "time_spent_ms", "created_at", "review_status", "reviewed_by",
+                  "review_comment", "reviewed_at"]
+
+    def get_image(self, annotation) -> dict:
+        image = annotation.image
+        return {"id": image.pk, "name": image.original_name, **image_urls(image),
+                "width": image.width, "height": image.height, "split": image.split}
+
+    def get_prediction(self, annotation) -> dict | None:
+        prediction = annotation.prediction
+        if prediction is None:
+            return None
+        return {"id": prediction.pk, "model_version": prediction.model_version.number,
+                "payload": prediction.payload, "class_ids": prediction.model_version.class_ids}
+
+
+class AnnotationReviewListApi(APIView):
+    class FilterSerializer(serializers.Serializer):
+        author = serializers.CharField(required=False)
+        label = serializers.IntegerField(required=False)
+        kind = serializers.ChoiceField(choices=AnnotationKind.choices, required=False)
+        review_status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
+        disagreement = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses=ReviewAnnotationSerializer(many=True))
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.LEAD)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        annotations = annotations_for_review(project=project, **filters.validated_data)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(annotations, request, view=self)
+        return paginator.get_paginated_response(ReviewAnnotationSerializer(page, many=True).data)
+
+
+class AnnotationReviewApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        decision = serializers.ChoiceField(choices=[ACCEPT, REJECT])
+        comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(request=InputSerializer, responses=ReviewAnnotationSerializer)
+    def post(self, request, annotation_id: int):
+        annotation = get_object_or_404(Annotation.objects.select_related("project"), pk=annotation_id)
+        require_role(request.user, annotation.project, Role.LEAD)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        annotation_review(annotation_id=annotation.pk, reviewer=request.user, **serializer.validated_data)
+        reviewed = annotations_for_review(project=annotation.project).get(pk=annotation.pk)
+        return Response(ReviewAnnotationSerializer(reviewed).data)

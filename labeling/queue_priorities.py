@@ -1,0 +1,221 @@
+"""Queue order: turn the deployed model's predictions into Task.priority (higher first).
+
+The numbers come from training/ml/sampling.py; this module reads predictions, applies the
+project's strategy and random share, and writes priorities back in chunks, each chunk its
+own short transaction, so claims are never blocked for long.
+
+Validation images (drawn at random on arrival) get uniform random priorities: they are
+interleaved through the queue and never ranked by the model, so the labeled validation
+set stays an unbiased sample. Their tasks are not marked is_random_pick, which marks the
+random control arm among training images (compare arms with split = train).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from PIL import Image as PILImage
+
+from training.ml import sampling
+from training.models import ModelVersion, Prediction
+
+from .models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
+from .payloads import DETECTION
+
+logger = logging.getLogger(__name__)
+
+UPDATE_CHUNK = 5000
+# Measure used where the strategy names none (hybrid).
+DEFAULT_MEASURE = SamplingStrategy.ENTROPY
+_EMBEDDING_STRATEGIES = (SamplingStrategy.DIVERSITY, SamplingStrategy.HYBRID)
+
+
+@dataclass
+class RefreshSummary:
+    ranked: int = 0  # training images ordered by the strategy (or cold start)
+    validation: int = 0  # validation images given random priorities
+    unscored: int = 0  # training images without a prediction; priorities left as they were
+    updated_tasks: int = 0
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def queue_priorities_refresh(*, project: Project) -> RefreshSummary:
+    """Recompute priorities of the project's open tasks from the deployed model's
+    predictions (call after writing predictions, deploying, or changing the strategy).
+
+    Without a deployed model (cold start) training images are ordered at random, or by
+    k-center greedy on simple image features for the diversity and hybrid strategies.
+    With one, images it has not scored yet keep their priority until the next prelabel.
+    All slots of an image share its priority.
+    """
+    deployed = ModelVersion.objects.filter(project=project, is_deployed=True).first()
+    seed = project.pk * 100_003 + (deployed.number if deployed else 0)
+    open_images: dict[int, str] = dict(
+        Task.objects.filter(project=project, status=TaskStatus.OPEN).values_list("image_id", "image__split")
+    )
+    validation = np.array([i for i, split in open_images.items() if split == Split.VALIDATION], dtype=np.int64)
+    train = [i for i, split in open_images.items() if split != Split.VALIDATION]
+    summary = RefreshSummary(validation=len(validation))
+
+    priority_of: dict[int, tuple[float, bool]] = {}
+    rng = np.random.default_rng(seed)
+    for image_id, priority in zip(validation.tolist(), rng.random(len(validation)).tolist()):
+        priority_of[image_id] = (priority, False)
+
+    if deployed is None:
+        ranked_ids, uncertainty, embeddings, labeled = _cold_start_inputs(project, train)
+    else:
+        ranked_ids, uncertainty, embeddings, labeled = _prediction_inputs(project, deployed, set(train))
+    summary.ranked = len(ranked_ids)
+    summary.unscored = len(train) - len(ranked_ids)
+    if ranked_ids:
+        strategy = project.sampling_strategy
+        if deployed is None and strategy not in _EMBEDDING_STRATEGIES:
+            strategy = SamplingStrategy.RANDOM
+        priorities, is_random = sampling.queue_priorities(
+            strategy=strategy,
+            uncertainty=uncertainty,
+            embeddings=embeddings,
+            labeled_embeddings=labeled,
+            random_share=project.random_share,
+            seed=seed,
+            selection_size=min(1000, len(ranked_ids)),
+            num_items=len(ranked_ids),
+        )
+        for image_id, priority, random_pick in zip(ranked_ids, priorities.tolist(), is_random.tolist()):
+            priority_of[image_id] = (priority, random_pick)
+    summary.updated_tasks = _write_priorities(project, priority_of)
+    logger.info("queue priorities refreshed for project %s: %s", project.pk, summary.as_dict())
+    return summary
+
+
+def _prediction_inputs(project: Project, deployed: ModelVersion, train: set[int]):
+    """(image ids, uncertainty or None, embeddings or None, labeled embeddings or None)."""
+    strategy = project.sampling_strategy
+    wants_embeddings = strategy in _EMBEDDING_STRATEGIES
+    wants_uncertainty = strategy != SamplingStrategy.DIVERSITY and strategy != SamplingStrategy.RANDOM
+    measure = strategy if strategy in sampling.MEASURES else DEFAULT_MEASURE
+    fields = ["image_id"] + (["payload", "uncertainty"] if wants_uncertainty else []) + (
+        ["embedding"] if wants_embeddings else []
+    )
+    labeled_ids: set[int] = set()
+    if wants_embeddings:
+        labeled_ids = set(
+            Task.objects.filter(project=project, status=TaskStatus.DONE).values_list("image_id", flat=True)
+        )
+    ids, scores, vectors, labeled = [], [], [], []
+    rows = Prediction.objects.filter(model_version=deployed).values(*fields).iterator(chunk_size=2000)
+    for row in rows:
+        image_id = row["image_id"]
+        vector = _embedding(row.get("embedding")) if wants_embeddings else None
+        if image_id in labeled_ids and vector is not None:
+            labeled.append(vector)
+        if image_id not in train or (wants_embeddings and vector is None):
+            continue
+        ids.append(image_id)
+        if wants_uncertainty:
+            scores.append(_uncertainty(row["payload"], row["uncertainty"], project, measure))
+        if wants_embeddings:
+            vectors.append(vector)
+    return (
+        ids,
+        np.asarray(scores, dtype=np.float64) if wants_uncertainty else None,
+        np.stack(vectors) if vectors else None,
+        np.stack(labeled) if labeled else None,
+    )
+
+
+def _uncertainty(payload: dict, stored: float, project: Project, measure: str) -> float:
+    """The strategy's measure over the full class scores kept in the payload; the
+    prelabel job's stored value when the payload has none."""
+    try:
+        if project.task_type == DETECTION:
+            boxes = [box["probs"] for box in payload["boxes"]]
+            return sampling.detection_image_uncertainty(
+                boxes,
+                measure=measure,
+                aggregation=project.detection_aggregation or DetectionAggregation.MAX,
+            )
+        return float(sampling.classification_uncertainty(payload["probs"], measure)[0])
+    except (KeyError, TypeError, ValueError):
+        return float(stored)
+
+
+def _embedding(raw) -> np.ndarray | None:
+    if not raw:
+        return None
+    return np.frombuffer(bytes(raw), dtype=np.float32)
+
+
+def _cold_start_inputs(project: Project, train: list[int]):
+    """Before any model: simple image features for the embedding strategies, else nothing
+    (random order). Images whose file cannot be read keep their priority."""
+    if project.sampling_strategy not in _EMBEDDING_STRATEGIES or not train:
+        return train, None, None, None
+    ids, vectors = [], []
+    for image in Image.objects.filter(pk__in=train).only("pk", "file").iterator(chunk_size=500):
+        features = _simple_features(image)
+        if features is not None:
+            ids.append(image.pk)
+            vectors.append(features)
+    return ids, None, (np.stack(vectors) if vectors else None), None
+
+
+def _simple_features(image: Image) -> np.ndarray | None:
+    try:
+        with default_storage.open(image.file.name, "rb") as stream:
+            picture = PILImage.open(stream)
+            picture.draft("RGB", (256, 256))  # JPEG decodes at reduced scale: fast on big photos
+            picture = picture.convert("RGB")
+            picture.thumbnail((256, 256))
+            return sampling.simple_image_features(np.asarray(picture))
+    except (OSError, ValueError) as exc:
+        logger.warning("cold-start features: cannot read image %s: %s", image.pk, exc)
+        return None
+
+
+def _write_priorities(project: Project, priority_of: dict[int, tuple[float, bool]]) -> int:
+    """Write per-image priorities to all open slots of each image; returns rows changed."""
+    items = list(priority_of.items())
+    changed = 0
+    for start in range(0, len(items), UPDATE_CHUNK):
+        chunk = items[start:start + UPDATE_CHUNK]
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                changed += _write_chunk_postgres(project, chunk)
+            else:
+                changed += _write_chunk_portable(project, chunk)
+    return changed
+
+
+def _write_chunk_postgres(project: Project, chunk) -> int:
+    from psycopg2.extras import execute_values
+
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor,
+            "UPDATE labeling_task AS t SET priority = v.priority, is_random_pick = v.random_pick "
+            "FROM (VALUES %s) AS v(image_id, priority, random_pick) "
+            "WHERE t.image_id = v.image_id AND t.project_id = " + str(int(project.pk)) + " "
+            "AND t.status = 'open' "
+            "AND (t.priority <> v.priority OR t.is_random_pick <> v.random_pick)",
+            [(image_id, priority, random_pick) for image_id, (priority, random_pick) in chunk],
+            template="(%s::bigint, %s::double precision, %s::boolean)",
+            page_size=len(chunk),
+        )
+        return cursor.rowcount
+
+
+def _write_chunk_portable(project: Project, chunk) -> int:
+    tasks = list(Task.objects.filter(project=project, status=TaskStatus.OPEN,
+                                     image_id__in=[image_id for image_id, _ in chunk]))
+    values = dict(chunk)
+    for task in tasks:
+        task.priority, task.is_random_pick = values[task.image_id]
+    Task.objects.bulk_update(tasks, ["priority", "is_random_pick"], batch_size=500)
+    return len(tasks)

@@ -1,0 +1,287 @@
+"""Queue writes: claiming a task under a lease, renewing and returning leases, submitting
+work. Every write is one short transaction; nothing slow happens while a row is locked.
+
+Guarantees (tested against PostgreSQL with concurrent clients):
+- a claim takes one row with SELECT ... FOR UPDATE SKIP LOCKED on the queue index, so two
+  callers never hold the same task; an annotator never gets two tasks of one image;
+- a submit with an Idempotency-Key already seen returns the first annotation, creates nothing;
+- a submit that lost its task to someone else is stored as an extra opinion, never dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from training.models import Prediction
+from vision_project.api_errors import Conflict
+
+from .models import (
+    Annotation,
+    AnnotationKind,
+    AnnotationState,
+    Image,
+    Project,
+    Task,
+    TaskStatus,
+)
+from .payloads import DETECTION, PayloadError, validate_payload
+from .services import project_class_ids
+
+# The current task and the one the editor prefetches while the person works.
+MAX_LEASES_PER_USER = 2
+
+_STATUS_AFTER = {
+    AnnotationKind.ACCEPT: TaskStatus.DONE,
+    AnnotationKind.CORRECT: TaskStatus.DONE,
+    AnnotationKind.SKIP: TaskStatus.SKIPPED,
+    AnnotationKind.FLAG: TaskStatus.FLAGGED,
+}
+
+
+# --- leases ---------------------------------------------------------------------------
+
+
+def _claimable_tasks(*, project: Project, user, exclude: list[int], now) -> QuerySet[Task]:
+    """Open tasks of the project nobody holds, in queue order (the task_queue_order index),
+    without images the user already annotated or holds another slot of."""
+    annotated_by_user = Annotation.objects.filter(image_id=OuterRef("image_id"), author=user)
+    other_slot_held = Task.objects.filter(
+        image_id=OuterRef("image_id"), status=TaskStatus.OPEN, lease_holder=user, lease_expires_at__gte=now
+    ).exclude(pk=OuterRef("pk"))
+    return (
+        Task.objects.filter(project=project, status=TaskStatus.OPEN)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .exclude(pk__in=exclude)
+        .filter(~Exists(annotated_by_user), ~Exists(other_slot_held))
+        .order_by("-priority", "id")
+    )
+
+
+def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task | None:
+    """The caller's own live lease (outside `exclude`) if any, else the highest-priority
+    claimable task, leased to the caller for the project's TTL; None when nothing is left.
+
+    Raises Conflict when the caller already holds MAX_LEASES_PER_USER leases, all excluded.
+    """
+    exclude = list(exclude)
+    now = timezone.now()
+    own = list(
+        Task.objects.filter(
+            project=project, lease_holder=user, status=TaskStatus.OPEN, lease_expires_at__gt=now
+        ).order_by("lease_expires_at", "id")
+    )
+    for task in own:
+        if task.pk not in exclude:
+            return task
+    if len(own) >= MAX_LEASES_PER_USER:
+        held = [task.pk for task in own]
+        raise Conflict(
+            f"You already hold {len(own)} tasks ({', '.join(map(str, held))}); submit or release "
+            "one before asking for another.",
+            task_ids=held,
+        )
+    expires = now + timedelta(seconds=project.lease_ttl_seconds)
+    with transaction.atomic():
+        # SKIP LOCKED: concurrent claimers pass over each other's candidate instead of
+        # queueing behind it. SQLite ignores it; its writers are serialized anyway.
+        candidate = (
+            _claimable_tasks(project=project, user=user, exclude=exclude, now=now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if candidate is None:
+            return None
+        Task.objects.filter(pk=candidate).update(lease_holder=user, lease_expires_at=expires)
+    return Task.objects.select_related("image").get(pk=candidate)
+
+
+def task_lease_renew(*, task: Task, user) -> Task:
+    """Extend the caller's lease by the project's TTL. A lease that expired is still the
+    caller's while nobody else took the task. Raises Conflict when it is not."""
+    expires = timezone.now() + timedelta(seconds=task.project.lease_ttl_seconds)
+    renewed = Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN, lease_holder=user).update(
+        lease_expires_at=expires
+    )
+    if not renewed:
+        raise Conflict(
+            f"Task {task.pk} is no longer leased to you (completed, released or taken by another "
+            "annotator after your lease expired). Ask for the next task."
+        )
+    task.lease_expires_at = expires
+    return task
+
+
+def task_lease_release(*, task: Task, user) -> bool:
+    """Give the caller's lease back so the task returns to the pool; False if not held."""
+    return bool(
+        Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN, lease_holder=user).update(
+            lease_holder=None, lease_expires_at=None
+        )
+    )
+
+
+def task_reopen_for_image(*, image: Image, like: Task | None = None) -> Task:
+    """A fresh open task for an image (skipped, rejected or sent back by a lead), keeping the
+    queue position of `like`. Whoever annotated the image before will not be served it."""
+    next_slot = (Task.objects.filter(image=image).aggregate(m=Max("slot"))["m"] or 0) + 1
+    return Task.objects.create(
+        project_id=image.project_id,
+        image=image,
+        slot=next_slot,
+        priority=like.priority if like else 0.0,
+        is_random_pick=like.is_random_pick if like else False,
+    )
+
+
+# --- submit ---------------------------------------------------------------------------
+
+
+@dataclass
+class SubmitResult:
+    annotation: Annotation
+    created: bool  # False when the Idempotency-Key was seen before (a replay)
+
+    @property
+    def is_extra_opinion(self) -> bool:
+        return self.annotation.state == AnnotationState.EXTRA_OPINION
+
+
+def extra_opinion_explanation(annotation: Annotation) -> str:
+    return (
+        f"Task {annotation.task_id} was no longer yours: after your lease expired another "
+        f"annotator took or completed it. Your work is kept as an extra opinion (annotation "
+        f"{annotation.pk}) and does not replace theirs."
+    )
+
+
+def annotation_submit(
+    *,
+    task_id: int,
+    user,
+    kind: str,
+    idempotency_key: str,
+    payload: dict | None = None,
+    prediction_id: int | None = None,
+    flag_reason: str = "",
+    time_spent_ms: int = 0,
+) -> SubmitResult:
+    """Record one outcome for a task. Raises PayloadError for a bad payload or a missing
+    prediction to accept, Conflict when the key was used for another task."""
+    replay = _replay(user=user, key=idempotency_key, task_id=task_id)
+    if replay is not None:
+        return replay
+    task = Task.objects.select_related("project", "image").get(pk=task_id)
+    prediction, clean = _clean_payload(task=task, kind=kind, payload=payload, prediction_id=prediction_id,
+                                       flag_reason=flag_reason)
+    try:
+        with transaction.atomic():
+            locked = Task.objects.select_for_update().get(pk=task_id)
+            # A concurrent retry waited on the row lock above; it now sees the first commit.
+            replay = _replay(user=user, key=idempotency_key, task_id=task_id)
+            if replay is not None:
+                return replay
+            now = timezone.now()
+            annotation = Annotation.objects.create(
+                project_id=locked.project_id,
+                image_id=locked.image_id,
+                task=locked,
+                author=user,
+                kind=kind,
+                state=AnnotationState.EXTRA_OPINION if _lost(locked, user, now) else AnnotationState.SUBMITTED,
+                payload=clean,
+                prediction=prediction,
+                flag_reason=flag_reason if kind == AnnotationKind.FLAG else "",
+                time_spent_ms=time_spent_ms,
+                idempotency_key=idempotency_key,
+            )
+            if annotation.state == AnnotationState.SUBMITTED:
+                Task.objects.filter(pk=locked.pk).update(
+                    status=_STATUS_AFTER[kind], completed_by=user, completed_at=now,
+                    lease_holder=None, lease_expires_at=None,
+                )
+                if kind == AnnotationKind.SKIP:
+                    task_reopen_for_image(image=task.image, like=locked)
+    except IntegrityError:
+        # The same key raced in through another task's row lock.
+        replay = _replay(user=user, key=idempotency_key, task_id=task_id)
+        if replay is None:
+            raise
+        return replay
+    return SubmitResult(annotation=annotation, created=True)
+
+
+def _lost(task: Task, user, now) -> bool:
+    """Someone else now holds or has completed the task. A lease that merely expired, with
+    nobody taking the task since, is still the caller's to complete."""
+    if task.status != TaskStatus.OPEN:
+        return True
+    return (
+        task.lease_holder_id not in (None, user.pk)
+        and task.lease_expires_at is not None
+        and task.lease_expires_at > now
+    )
+
+
+def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
+    first = Annotation.objects.filter(author=user, idempotency_key=key).first()
+    if first is None:
+        return None
+    if first.task_id != task_id:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used for task {first.task_id}; use a new key "
+            "for every new submit.",
+            annotation_id=first.pk,
+        )
+    return SubmitResult(annotation=first, created=False)
+
+
+def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason: str):
+    project, image = task.project, task.image
+    prediction = None
+    if prediction_id is not None:
+        prediction = Prediction.objects.filter(pk=prediction_id, image_id=image.pk).first()
+        if prediction is None:
+            raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
+    if kind == AnnotationKind.CORRECT:
+        if payload is None:
+            raise PayloadError("a correction needs a payload")
+        return prediction, _validate(payload, project, image)
+    if kind == AnnotationKind.ACCEPT:
+        if prediction is None:
+            prediction = Prediction.objects.filter(
+                image_id=image.pk, model_version__is_deployed=True, model_version__project_id=project.pk
+            ).first()
+        if prediction is None:
+            raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
+        return prediction, _validate(_labels_of_prediction(prediction.payload, project.task_type, image),
+                                     project, image)
+    if kind == AnnotationKind.FLAG and not flag_reason.strip():
+        raise PayloadError("flagging an image as unclear needs a flag_reason")
+    return prediction, {}
+
+
+def _validate(payload, project: Project, image: Image) -> dict:
+    return validate_payload(payload, task_type=project.task_type, class_ids=project_class_ids(project),
+                            width=image.width, height=image.height)
+
+
+def _labels_of_prediction(payload: dict, task_type: str, image: Image) -> dict:
+    """What accepting a pre-label means: its boxes clipped to the image (model output can
+    overshoot by a fraction of a pixel) without scores, or its top class."""
+    if task_type == DETECTION:
+        boxes = []
+        for box in payload.get("boxes", []):
+            clipped = {
+                "x1": min(max(box["x1"], 0), image.width), "y1": min(max(box["y1"], 0), image.height),
+                "x2": min(max(box["x2"], 0), image.width), "y2": min(max(box["y2"], 0), image.height),
+                "label": box["label"],
+            }
+            if clipped["x2"] > clipped["x1"] and clipped["y2"] > clipped["y1"]:
+                boxes.append(clipped)
+        return {"boxes": boxes}
+    return {"labels": list(payload.get("labels", []))[:1]}

@@ -1,0 +1,243 @@
+"""Next-task API: queue order, leases, prefetch, overlap, heartbeat, release, stats."""
+import itertools
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from labeling.models import Image, Role, Split, Task, TaskStatus, TaskType
+from labeling.queue_services import task_claim_next
+from tests.factories import LabelClassFactory, MembershipFactory, ProjectFactory
+from training.models import Backend, ModelVersion, Prediction
+
+pytestmark = pytest.mark.django_db
+
+
+# --- helpers shared by the queue, submit and review tests -----------------------------
+
+_user_numbers = itertools.count()
+
+
+def make_project(task_type=TaskType.DETECTION, classes=("car", "tree"), **settings):
+    project = ProjectFactory(task_type=task_type, **settings)
+    for name in classes:
+        LabelClassFactory(project=project, name=name)
+    return project
+
+
+def make_user(username=None):
+    # No password: hashing one costs a second of CPU per user here.
+    return get_user_model().objects.create(username=username or f"annotator{next(_user_numbers)}")
+
+
+def member(project, role=Role.ANNOTATOR, username=None):
+    user = make_user(username)
+    MembershipFactory(project=project, user=user, role=role)
+    return user
+
+
+def add_images(project, priorities, split=Split.TRAIN, width=100, height=80):
+    """One image per priority with `annotations_per_image` open tasks each (no stored file:
+    the queue never reads it). Returns the images in the given order."""
+    start = Image.objects.count()
+    images = Image.objects.bulk_create(
+        Image(project=project, file=f"projects/{project.pk}/images/{start + n}.png",
+              original_name=f"img{start + n}.png", sha256=f"{project.pk}-{start + n}".ljust(64, "0"),
+              width=width, height=height, split=split)
+        for n in range(len(priorities))
+    )
+    Task.objects.bulk_create(
+        Task(project=project, image=image, slot=slot, priority=priority)
+        for image, priority in zip(images, priorities)
+        for slot in range(project.annotations_per_image)
+    )
+    return images
+
+
+def deploy_model(project, number=1):
+    return ModelVersion.objects.create(
+        project=project, number=number, backend=Backend.YOLO, is_deployed=True,
+        class_ids=list(project.label_classes.values_list("id", flat=True)),
+    )
+
+
+def next_task(client, project, exclude=()):
+    query = f"?exclude={','.join(map(str, exclude))}" if exclude else ""
+    return client.get(f"/api/projects/{project.pk}/tasks/next/{query}")
+
+
+def as_user(api_client, user):
+    api_client.force_authenticate(user)
+    return api_client
+
+
+# --- tests ----------------------------------------------------------------------------
+
+
+def test_next_returns_the_highest_priority_task_with_image_prelabel_and_classes(api_client):
+    project = make_project()
+    _low, high = add_images(project, [0.2, 0.9])
+    version = deploy_model(project)
+    car = project.label_classes.get(name="car")
+    prediction = Prediction.objects.create(
+        image=high, model_version=version,
+        payload={"boxes": [{"x1": 1, "y1": 2, "x2": 30, "y2": 40, "label": car.pk, "score": 0.6,
+                            "probs": [0.6, 0.3]}]},
+    )
+    response = next_task(as_user(api_client, member(project)), project)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["task"]["id"] == high.tasks.get().pk
+    assert body["image"]["url"] == f"/media/{high.file.name}"
+    assert body["image"]["display_url"] == body["image"]["url"]
+    assert (body["image"]["width"], body["image"]["height"], body["image"]["split"]) == (100, 80, "train")
+    assert body["prediction"]["id"] == prediction.pk
+    assert body["prediction"]["model_version"] == 1
+    assert body["prediction"]["payload"]["boxes"][0]["probs"] == [0.6, 0.3]
+    assert body["prediction"]["class_ids"] == version.class_ids
+    assert [c["name"] for c in body["label_classes"]] == ["car", "tree"]
+    assert set(body["label_classes"][0]) >= {"id", "name", "color", "hotkey", "parent"}
+    assert body["task_type"] == "detection" and body["project_id"] == project.pk
+    task = Task.objects.get(pk=body["task"]["id"])
+    assert task.lease_expires_at > timezone.now() + timedelta(seconds=project.lease_ttl_seconds - 5)
+
+
+def test_callers_own_lease_comes_back_first(api_client):
+    project = make_project()
+    add_images(project, [0.9, 0.5])
+    client = as_user(api_client, member(project))
+    first = next_task(client, project).json()["task"]["id"]
+    assert next_task(client, project).json()["task"]["id"] == first
+
+
+def test_prefetch_with_exclude_leases_a_second_task_and_a_third_is_refused(api_client):
+    project = make_project()
+    add_images(project, [0.9, 0.5, 0.1])
+    client = as_user(api_client, member(project))
+    current = next_task(client, project).json()["task"]["id"]
+    prefetched = next_task(client, project, exclude=[current]).json()["task"]["id"]
+    assert prefetched != current
+    third = next_task(client, project, exclude=[current, prefetched])
+    assert third.status_code == 409
+    assert sorted(third.json()["task_ids"]) == sorted([current, prefetched])
+    # The UI asking for "the other one" gets the prefetched task back, not a new lease.
+    assert next_task(client, project, exclude=[current]).json()["task"]["id"] == prefetched
+
+
+def test_two_annotators_get_different_tasks_and_204_when_nothing_is_left(api_client):
+    project = make_project()
+    add_images(project, [0.9])
+    one, two = member(project), member(project)
+    assert next_task(as_user(api_client, one), project).status_code == 200
+    response = next_task(as_user(api_client, two), project)
+    assert response.status_code == 204
+
+
+def test_expired_lease_returns_to_the_pool(api_client):
+    project = make_project()
+    add_images(project, [0.9])
+    one, two = member(project), member(project)
+    task_id = next_task(as_user(api_client, one), project).json()["task"]["id"]
+    Task.objects.filter(pk=task_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    response = next_task(as_user(api_client, two), project)
+    assert response.json()["task"]["id"] == task_id
+    assert Task.objects.get(pk=task_id).lease_holder == two
+
+
+def test_overlap_gives_each_image_to_n_different_annotators_never_twice_to_one(api_client):
+    project = make_project(annotations_per_image=2)
+    add_images(project, [0.9, 0.1])
+    one, two = member(project), member(project)
+    a = next_task(as_user(api_client, one), project).json()
+    b = next_task(as_user(api_client, one), project, exclude=[a["task"]["id"]]).json()
+    assert a["image"]["id"] != b["image"]["id"], "one annotator held two slots of one image"
+    c = next_task(as_user(api_client, two), project).json()
+    assert c["image"]["id"] == a["image"]["id"] and c["task"]["slot"] != a["task"]["slot"]
+
+
+def test_an_annotator_is_not_served_an_image_they_already_annotated(api_client):
+    project = make_project(annotations_per_image=2)
+    (image,) = add_images(project, [0.9])
+    user = member(project)
+    client = as_user(api_client, user)
+    task_id = next_task(client, project).json()["task"]["id"]
+    response = client.post(f"/api/tasks/{task_id}/annotations/", {"kind": "skip"}, format="json",
+                           HTTP_IDEMPOTENCY_KEY="k1")
+    assert response.status_code == 201
+    assert next_task(client, project).status_code == 204
+    assert next_task(as_user(api_client, member(project)), project).json()["image"]["id"] == image.pk
+
+
+def test_heartbeat_renews_the_holders_lease_and_409s_for_anyone_else(api_client):
+    project = make_project(lease_ttl_seconds=60)
+    add_images(project, [0.9])
+    one, two = member(project), member(project)
+    task_id = next_task(as_user(api_client, one), project).json()["task"]["id"]
+    Task.objects.filter(pk=task_id).update(lease_expires_at=timezone.now() + timedelta(seconds=5))
+    response = as_user(api_client, one).post(f"/api/tasks/{task_id}/heartbeat/")
+    assert response.status_code == 200
+    assert Task.objects.get(pk=task_id).lease_expires_at > timezone.now() + timedelta(seconds=50)
+    response = as_user(api_client, two).post(f"/api/tasks/{task_id}/heartbeat/")
+    assert response.status_code == 409 and "no longer leased to you" in response.json()["detail"]
+
+
+def test_heartbeat_after_takeover_is_refused(api_client):
+    project = make_project()
+    add_images(project, [0.9])
+    one, two = member(project), member(project)
+    task_id = next_task(as_user(api_client, one), project).json()["task"]["id"]
+    Task.objects.filter(pk=task_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    next_task(as_user(api_client, two), project)
+    assert as_user(api_client, one).post(f"/api/tasks/{task_id}/heartbeat/").status_code == 409
+
+
+def test_release_puts_the_task_back(api_client):
+    project = make_project()
+    add_images(project, [0.9])
+    one, two = member(project), member(project)
+    task_id = next_task(as_user(api_client, one), project).json()["task"]["id"]
+    assert as_user(api_client, one).post(f"/api/tasks/{task_id}/release/").status_code == 204
+    assert next_task(as_user(api_client, two), project).json()["task"]["id"] == task_id
+    # Releasing someone else's lease does nothing.
+    assert as_user(api_client, one).post(f"/api/tasks/{task_id}/release/").status_code == 204
+    assert Task.objects.get(pk=task_id).lease_holder == two
+
+
+def test_strangers_get_404_on_every_queue_endpoint(api_client):
+    project = make_project()
+    add_images(project, [0.9])
+    task = Task.objects.get(project=project)
+    as_user(api_client, make_user())
+    assert next_task(api_client, project).status_code == 404
+    assert api_client.get(f"/api/projects/{project.pk}/stats/").status_code == 404
+    for action in ("heartbeat", "release", "annotations"):
+        assert api_client.post(f"/api/tasks/{task.pk}/{action}/", {}, format="json").status_code == 404
+
+
+def test_bad_exclude_is_a_400_naming_the_parameter(api_client):
+    project = make_project()
+    response = next_task(as_user(api_client, member(project)), project, exclude=["x"])
+    assert response.status_code == 400 and "exclude" in response.json()["detail"]
+
+
+def test_done_tasks_leave_the_queue(api_client):
+    project = make_project()
+    add_images(project, [0.9, 0.5])
+    Task.objects.filter(priority=0.9).update(status=TaskStatus.DONE)
+    user = member(project)
+    assert task_claim_next(project=project, user=user).priority == 0.5
+
+
+def test_stats_count_images_tasks_leases_and_deployed_version(api_client):
+    project = make_project()
+    add_images(project, [0.9, 0.5, 0.1])
+    Task.objects.filter(priority=0.1).update(status=TaskStatus.DONE)
+    version = deploy_model(project)
+    client = as_user(api_client, member(project))
+    next_task(client, project)
+    body = client.get(f"/api/projects/{project.pk}/stats/").json()
+    assert body["images"] == 3
+    assert (body["open_tasks"], body["leased_tasks"], body["done_tasks"]) == (1, 1, 1)
+    assert body["labeled_images"] == 0 and body["flagged"] == 0
+    assert body["deployed_version"]["id"] == version.pk and body["deployed_version"]["number"] == 1
