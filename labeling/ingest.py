@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import posixpath
 import random
+import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -22,6 +25,8 @@ from PIL import ImageOps, UnidentifiedImageError
 from .models import Image, Project, Split, Task
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+# Browsers show these as they are; the others get a JPEG display version at any size.
+BROWSER_FORMATS = {"JPEG", "PNG", "WEBP", "GIF"}
 # Our own pixel check runs first; PIL's guard stays on as a second line.
 PILImage.MAX_IMAGE_PIXELS = settings.VISION_MAX_IMAGE_PIXELS
 _READ_CHUNK = 1024 * 1024
@@ -48,7 +53,10 @@ class IngestResult:
 
 
 def image_ingest(*, project: Project, name: str, stream: BinaryIO, size: int | None = None) -> IngestResult:
-    """Ingest one file; never raises for bad input, reports it in the result instead."""
+    """Ingest one file; never raises for bad input, reports it in the result instead.
+
+    `name` is how the report names the file (it may be a path inside an archive); the
+    Image keeps its base name as `original_name`, which label files are matched against."""
     try:
         image = _ingest(project=project, name=name, stream=stream, size=size)
     except IngestError as exc:
@@ -73,19 +81,31 @@ def _read_limited(stream: BinaryIO, limit: int) -> tuple[bytes, str]:
     digest = hashlib.sha256()
     buffer = io.BytesIO()
     total = 0
-    while chunk := stream.read(_READ_CHUNK):
+    while chunk := _read_chunk(stream):
         total += len(chunk)
         if total > limit:
-            raise IngestError(f"file is larger than the upload limit of {limit // (1024 * 1024)} MiB")
+            raise IngestError(_too_large_message(limit))
         digest.update(chunk)
         buffer.write(chunk)
     return buffer.getvalue(), digest.hexdigest()
 
 
+def _too_large_message(limit: int) -> str:
+    shown = f"{limit / 1024**2:g} MiB" if limit >= 1024**2 else f"{limit:,} bytes"
+    return f"file is larger than the upload limit of {shown}"
+
+
+def _read_chunk(stream: BinaryIO) -> bytes:
+    try:
+        return stream.read(_READ_CHUNK)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise IngestError(f"archive entry is corrupt ({exc})") from None
+
+
 def _ingest(*, project: Project, name: str, stream: BinaryIO, size: int | None) -> Image:
     limit = settings.VISION_MAX_UPLOAD_BYTES
     if size is not None and size > limit:
-        raise IngestError(f"file is larger than the upload limit of {limit // (1024 * 1024)} MiB")
+        raise IngestError(_too_large_message(limit))
     data, sha256 = _read_limited(stream, limit)
     if not data:
         raise IngestError("file is empty (0 bytes)")
@@ -98,9 +118,10 @@ def _ingest(*, project: Project, name: str, stream: BinaryIO, size: int | None) 
     suffix = "." + ("jpg" if fmt == "JPEG" else fmt.lower())
     if upright is not None:
         stored_bytes, suffix = _encode(upright, fmt)
-    display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)), width, height)
+    display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)), fmt, width, height)
 
-    image = Image(project=project, original_name=name[:500], sha256=sha256, width=width, height=height,
+    original_name = posixpath.basename(name.replace("\\", "/"))[:500]
+    image = Image(project=project, original_name=original_name, sha256=sha256, width=width, height=height,
                   split=split_for_new_image(project=project, sha256=sha256))
     saved: list[str] = []
     try:
@@ -174,10 +195,11 @@ def _encode(image: PILImage.Image, fmt: str) -> tuple[bytes, str]:
     return out.getvalue(), ".png"
 
 
-def _display_version(image: PILImage.Image, width: int, height: int) -> bytes | None:
-    """A JPEG for the browser when the original is large; None when the original serves."""
+def _display_version(image: PILImage.Image, fmt: str, width: int, height: int) -> bytes | None:
+    """A JPEG for the browser when the original is large or in a format browsers do not
+    show (TIFF, BMP); None when the original serves."""
     max_side = settings.VISION_DISPLAY_MAX_SIDE
-    if max(width, height) <= max_side:
+    if max(width, height) <= max_side and fmt in BROWSER_FORMATS:
         return None
     display = image.convert("RGB")
     display.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)

@@ -138,6 +138,12 @@ VISION_MAX_IMAGE_PIXELS = env.int("VISION_MAX_IMAGE_PIXELS", default=100_000_000
 VISION_MAX_ARCHIVE_BYTES = env.int("VISION_MAX_ARCHIVE_BYTES", default=2 * 1024**3)
 VISION_MAX_ARCHIVE_ENTRIES = env.int("VISION_MAX_ARCHIVE_ENTRIES", default=100_000)
 VISION_DISPLAY_MAX_SIDE = env.int("VISION_DISPLAY_MAX_SIDE", default=1600)
+# Label files (COCO JSON, CSV, ...) are parsed whole, so they get their own cap.
+VISION_MAX_LABEL_FILE_BYTES = env.int("VISION_MAX_LABEL_FILE_BYTES", default=200 * 1024 * 1024)
+# Uploads of more files than this, or with a zip, run as a background job (202).
+VISION_IMPORT_SYNC_MAX_FILES = env.int("VISION_IMPORT_SYNC_MAX_FILES", default=20)
+# Exports of more labeled images than this run as a background job (202).
+VISION_EXPORT_SYNC_MAX_IMAGES = env.int("VISION_EXPORT_SYNC_MAX_IMAGES", default=200)
 
 # Model weights: an admin-configured folder of trusted start weights (never downloaded).
 VISION_WEIGHTS_DIR = Path(env.str("VISION_WEIGHTS_DIR", default=str(VAR_DIR / "weights")))

@@ -1,0 +1,154 @@
+"""One export of a project's current labels (see selectors.image_latest_labels).
+
+Small exports are written straight into the response; large ones run as an ExportJob that
+writes a zip to a local temporary file and saves it through the storage API under
+projects/<id>/exports/, where the media view serves it to project members.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from vision_project.api_errors import Conflict
+
+from ..importers.service import staging_dir
+from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, Project, TaskType
+from .coco import coco_write
+from .csv import csv_write
+from .items import export_classes, export_count, export_items
+from .sinks import ZipSink
+from .voc import voc_write
+from .yolo import yolo_classify_write, yolo_write
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("coco", "yolo", "voc", "csv")
+_DETECTION_ONLY = {"coco", "voc"}
+_PROGRESS_EVERY_S = 1.0
+
+
+class ExportRefused(ValueError):
+    pass
+
+
+def export_check_format(*, project: Project, export_format: str) -> None:
+    if export_format not in EXPORT_FORMATS:
+        raise ExportRefused(f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    if export_format in _DETECTION_ONLY and project.task_type != TaskType.DETECTION:
+        raise ExportRefused(f"{export_format} holds boxes; for a {project.task_type} project use csv or yolo")
+
+
+def export_write(
+    *, project: Project, export_format: str, sink, include_images: bool = True,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write the export into sink (a DirSink or ZipSink)."""
+    export_check_format(project=project, export_format=export_format)
+    done = 0
+
+    def on_item() -> None:
+        nonlocal done
+        done += 1
+        if on_progress:
+            on_progress(done)
+
+    detection = project.task_type == TaskType.DETECTION
+    items, classes = export_items(project), export_classes(project)
+    options = {"include_images": include_images, "on_item": on_item}
+    if export_format == "coco":
+        coco_write(items, classes, sink, **options)
+    elif export_format == "voc":
+        voc_write(items, classes, sink, **options)
+    elif export_format == "csv":
+        csv_write(items, classes, sink, detection=detection, **options)
+    elif detection:
+        yolo_write(items, classes, sink, **options)
+    else:
+        yolo_classify_write(items, classes, sink, **options)
+
+
+def export_zip(*, project: Project, export_format: str, include_images: bool = True, on_progress=None):
+    """The export as a zip in an anonymous temporary file, rewound; the caller closes it."""
+    fileobj = tempfile.TemporaryFile(dir=staging_dir())
+    try:
+        sink = ZipSink(fileobj)
+        export_write(project=project, export_format=export_format, sink=sink,
+                     include_images=include_images, on_progress=on_progress)
+        sink.close()
+    except BaseException:
+        fileobj.close()
+        raise
+    fileobj.seek(0)
+    return fileobj
+
+
+def export_size(*, project: Project) -> int:
+    """How many images an export would hold."""
+    return export_count(project)
+
+
+@transaction.atomic
+def export_job_create(*, project: Project, export_format: str, requested_by=None) -> ExportJob:
+    """Queue an export; raises Conflict (409) while one of the same format is under way."""
+    export_check_format(project=project, export_format=export_format)
+    Project.objects.select_for_update().filter(pk=project.pk).first()  # serialize duplicate requests
+    running = ExportJob.objects.filter(project=project, format=export_format, status__in=ACTIVE_JOB_STATUSES).first()
+    if running is not None:
+        raise Conflict(f"A {export_format} export of this project is already under way.", job_id=running.pk)
+    job = ExportJob.objects.create(project=project, format=export_format, requested_by=requested_by)
+    from ..tasks import export_execute
+
+    transaction.on_commit(lambda: export_execute.delay(job.pk))
+    return job
+
+
+def export_job_execute(*, job_id: int) -> None:
+    now = timezone.now()
+    if not ExportJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
+    ):
+        return
+    job = ExportJob.objects.select_related("project").get(pk=job_id)
+    running = ExportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
+    saved = ""
+    try:
+        total = export_size(project=job.project)
+        with export_zip(project=job.project, export_format=job.format,
+                        on_progress=_progress_writer(job_id, total)) as fileobj:
+            name = f"projects/{job.project_id}/exports/{job.pk}-{job.format}.zip"
+            saved = default_storage.save(name, File(fileobj, name=name))
+        finished = running.update(
+            status=JobStatus.SUCCEEDED, progress=1.0, result_file=saved, finished_at=timezone.now(),
+            message=f"{total} labeled images exported as {job.format}",
+        )
+        if not finished:  # failed or cancelled meanwhile: keep no orphan file
+            default_storage.delete(saved)
+    except Exception as exc:
+        logger.exception("export job %s failed", job_id)
+        if saved:
+            default_storage.delete(saved)
+        running.update(status=JobStatus.FAILED, error=f"export failed: {exc}", traceback=traceback.format_exc(),
+                       finished_at=timezone.now())
+
+
+def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:
+    last = 0.0
+
+    def write(done: int) -> None:
+        nonlocal last
+        if time.monotonic() - last < _PROGRESS_EVERY_S:
+            return
+        last = time.monotonic()
+        ExportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+            progress=min(done / total, 0.99) if total else 0.0, heartbeat_at=timezone.now()
+        )
+
+    return write

@@ -1,0 +1,48 @@
+"""YOLO datasets that `yolo train data=<folder>/data.yaml` accepts as they are.
+
+Detection: data.yaml, images/<split>/ and labels/<split>/<stem>.txt with normalized
+`class cx cy w h` lines. Classification: <split>/<class>/<image> folders (ultralytics'
+classify layout). data.yaml has no `path`, so ultralytics resolves the split folders
+next to it; with no validation images, val points at train.
+"""
+from __future__ import annotations
+
+import yaml
+
+
+def yolo_write(items, classes, sink, *, include_images: bool, on_item) -> None:
+    index = {c.pk: n for n, c in enumerate(classes)}
+    splits = set()
+    for item in items:
+        image = item.image
+        lines = []
+        for box in item.payload.get("boxes", []):
+            if box["label"] not in index:
+                continue
+            cx = (box["x1"] + box["x2"]) / 2 / image.width
+            cy = (box["y1"] + box["y2"]) / 2 / image.height
+            w = (box["x2"] - box["x1"]) / image.width
+            h = (box["y2"] - box["y1"]) / image.height
+            lines.append(f"{index[box['label']]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
+        sink.write_text(f"labels/{item.split}/{item.stem}.txt", "".join(lines))
+        if include_images:
+            sink.write_stored(f"images/{item.split}/{item.file_name}", image.file.name)
+        splits.add(item.split)
+        on_item()
+    data = {
+        "train": "images/train",
+        "val": "images/val" if "val" in splits else "images/train",
+        "nc": len(classes),
+        "names": {n: c.name for n, c in enumerate(classes)},
+    }
+    sink.write_text("data.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def yolo_classify_write(items, classes, sink, *, include_images: bool, on_item) -> None:
+    """The folder names are the labels, so the images are always written."""
+    names = {c.pk: c.name for c in classes}
+    for item in items:
+        labels = [names[label] for label in item.payload.get("labels", []) if label in names]
+        if labels:  # single-label layout: an image sits in the folder of its first class
+            sink.write_stored(f"{item.split}/{labels[0]}/{item.file_name}", item.image.file.name)
+        on_item()

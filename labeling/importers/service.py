@@ -1,0 +1,289 @@
+"""One import: images first (streamed item by item), then the labels that came with them.
+
+import_run does the work and returns the report; import_job_create / import_job_execute
+wrap it in an ImportJob row (claimed with a conditional update, heart-beating, terminal
+writes conditional on RUNNING) for the API's background uploads and the command.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ..ingest import image_ingest
+from ..models import ImportJob, JobStatus, Project, TaskType
+from .classification import csv_records, folder_records
+from .coco import coco_records
+from .records import LabelError, labels_apply
+from .sources import SourceItem, folder_files, source_count, source_items
+from .voc import voc_records
+from .yolo import yolo_records
+
+logger = logging.getLogger(__name__)
+
+LABEL_FORMATS = ("coco", "yolo", "voc", "folder", "csv")
+_FORMAT_TASK_TYPES = {
+    "coco": {TaskType.DETECTION},
+    "yolo": {TaskType.DETECTION},
+    "voc": {TaskType.DETECTION},
+    "folder": {TaskType.CLASSIFICATION},
+    "csv": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+}
+# With a label format, files with these suffixes are labels, not images.
+LABEL_SUFFIXES = (".json", ".txt", ".yaml", ".yml", ".xml", ".csv")
+# The report lists every problem item up to this many; counts are always complete.
+REPORT_MAX_ITEMS = 1000
+_PROGRESS_EVERY_S = 1.0
+
+
+class ImportRefused(ValueError):
+    """The import as a whole cannot run (wrong format for the project, ...)."""
+
+
+class _Stopped(Exception):
+    """The job was cancelled or marked failed while it ran."""
+
+
+def staging_dir() -> Path:
+    """Uploads wait here for their job; web and worker processes must share this folder."""
+    path = Path(settings.MEDIA_ROOT) / "staging"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def import_check_format(*, project: Project, label_format: str) -> None:
+    if not label_format:
+        return
+    if label_format not in _FORMAT_TASK_TYPES:
+        raise ImportRefused(f"unknown label format {label_format!r}; use one of {', '.join(LABEL_FORMATS)}")
+    if project.task_type not in _FORMAT_TASK_TYPES[label_format]:
+        raise ImportRefused(f"{label_format} labels do not fit a {project.task_type} project")
+
+
+class _Report:
+    def __init__(self, keep_created: bool):
+        self.keep_created = keep_created
+        self.counts = {"created": 0, "duplicate": 0, "error": 0}
+        self.items: list[dict] = []
+        self.left_out = 0
+
+    def add(self, item: dict) -> None:
+        if item["status"] == "created" and not self.keep_created:
+            return
+        if len(self.items) < REPORT_MAX_ITEMS:
+            self.items.append(item)
+        else:
+            self.left_out += 1
+
+
+def import_run(
+    *,
+    project: Project,
+    files: list[tuple[str, str]],
+    label_format: str = "",
+    label_path: str = "",
+    class_map: dict[str, str] | None = None,
+    create_classes: bool = False,
+    author=None,
+    keep_created: bool = True,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Import (relative name, path) files, zips expanded, then their labels.
+
+    With a label format and no label_path, label files found among the items are the
+    labels. Every item gets a result; bad items never stop the rest."""
+    import_check_format(project=project, label_format=label_format)
+    report = _Report(keep_created)
+    imported: list[tuple[str, int]] = []
+    with tempfile.TemporaryDirectory(dir=staging_dir(), prefix="labels-") as collected:
+        label_files_found = 0
+        for done, item in enumerate(source_items(files), start=1):
+            if label_format and item.relpath.lower().endswith(LABEL_SUFFIXES) and not item.error:
+                problem = None if label_path else _collect_label_file(item, collected)
+                if problem:
+                    report.add(problem)
+                label_files_found += 1
+            else:
+                result = _ingest_item(project, item)
+                report.counts[result["status"]] += 1
+                report.add(result)
+                if "image_id" in result:
+                    imported.append((item.relpath, result["image_id"]))
+            if on_progress:
+                on_progress(done)
+
+        labels = None
+        if label_format:
+            records = _label_records(
+                project, label_format, label_path or collected, imported, label_files_found
+            )
+            outcome = labels_apply(
+                project=project,
+                records=records,
+                class_map=class_map,
+                create_classes=create_classes,
+                author=author,
+                preferred_image_ids=[image_id for _, image_id in imported],
+            )
+            labels = {"format": label_format, "created": outcome.created, "error": len(outcome.errors)}
+            for error in outcome.errors:
+                report.add(error.as_item())
+    summary = {"images": report.counts, "labels": labels, "items": report.items}
+    if report.left_out:
+        summary["items_left_out"] = report.left_out
+    return summary
+
+
+def _ingest_item(project: Project, item: SourceItem) -> dict:
+    if item.error:
+        return {"name": item.name, "status": "error", "error": item.error}
+    try:
+        with item.open() as stream:
+            return image_ingest(project=project, name=item.name, stream=stream, size=item.size).as_dict()
+    except Exception as exc:  # one broken item (storage, I/O) must not stop the batch
+        logger.exception("import of %s failed", item.name)
+        return {"name": item.name, "status": "error", "error": f"could not be stored ({exc})"}
+
+
+def _collect_label_file(item: SourceItem, folder: str) -> dict | None:
+    """Copy a label file out of the upload; an error item when it is too large."""
+    limit = settings.VISION_MAX_LABEL_FILE_BYTES
+    if item.size is not None and item.size > limit:
+        return {"name": item.name, "status": "error", "error": f"label file is over the limit of {limit:,} bytes"}
+    target = Path(folder) / item.relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with item.open() as source, open(target, "wb") as out:
+            shutil.copyfileobj(source, out)
+    except Exception as exc:  # a corrupt archive entry
+        target.unlink(missing_ok=True)
+        return {"name": item.name, "status": "error", "error": f"label file could not be read ({exc})"}
+    return None
+
+
+def _label_records(project, label_format, path, imported, label_files_found):
+    if label_format == "folder":
+        return folder_records(imported)
+    if label_files_found == 0 and not os.path.isfile(path) and not any(folder_files(path)):
+        return [LabelError(label_format, f"no {label_format} label files were found in the import")]
+    if label_format == "coco":
+        return coco_records(path)
+    if label_format == "yolo":
+        return yolo_records(path)
+    if label_format == "voc":
+        return voc_records(path)
+    return csv_records(path, detection=project.task_type == TaskType.DETECTION)
+
+
+def import_job_create(
+    *,
+    project: Project,
+    source_path: str,
+    requested_by=None,
+    label_format: str = "",
+    label_path: str = "",
+    class_map: dict[str, str] | None = None,
+    create_classes: bool = False,
+    staged: bool = False,
+    enqueue: bool = True,
+) -> ImportJob:
+    """A queued import of a folder or file on this machine. `staged` sources are deleted
+    when the job ends. With enqueue, the job starts on a worker once the row commits."""
+    import_check_format(project=project, label_format=label_format)
+    job = ImportJob.objects.create(
+        project=project,
+        source_path=source_path,
+        label_format=label_format,
+        label_path=label_path,
+        requested_by=requested_by,
+        report={"options": {"class_map": class_map or {}, "create_classes": create_classes, "staged": staged}},
+    )
+    if enqueue:
+        from ..tasks import import_execute
+
+        transaction.on_commit(lambda: import_execute.delay(job.pk))
+    return job
+
+
+def import_job_execute(*, job_id: int) -> None:
+    """Run a queued import job; does nothing unless this call claims it."""
+    now = timezone.now()
+    claimed = ImportJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if not claimed:
+        return
+    job = ImportJob.objects.select_related("project", "requested_by").get(pk=job_id)
+    options = job.report.get("options", {})
+    source = job.source_path
+    running = ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
+    try:
+        if os.path.isdir(source):
+            files = list(folder_files(source))
+        elif os.path.isfile(source):
+            files = [(os.path.basename(source), source)]
+        else:
+            raise ImportRefused(f"nothing to import at {source}")
+        total = source_count(files)
+        running.update(total=total)
+        report = import_run(
+            project=job.project,
+            files=files,
+            label_format=job.label_format,
+            label_path=job.label_path,
+            class_map=options.get("class_map"),
+            create_classes=options.get("create_classes", False),
+            author=job.requested_by,
+            keep_created=False,
+            on_progress=_progress_writer(job_id, total),
+        )
+    except _Stopped:
+        running.filter(cancel_requested=True).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
+    except ImportRefused as exc:
+        running.update(status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now())
+    except Exception as exc:
+        logger.exception("import job %s failed", job_id)
+        running.update(
+            status=JobStatus.FAILED, error=f"import failed: {exc}", traceback=traceback.format_exc(),
+            finished_at=timezone.now(),
+        )
+    else:
+        counts = report["images"]
+        message = f"{counts['created']} images added, {counts['duplicate']} duplicates, {counts['error']} errors"
+        if report["labels"]:
+            message += f"; {report['labels']['created']} labels imported, {report['labels']['error']} label errors"
+        running.update(
+            status=JobStatus.SUCCEEDED, progress=1.0, processed=total, message=message[:500],
+            report={"options": options, **report}, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+        )
+    finally:
+        if options.get("staged"):
+            shutil.rmtree(source, ignore_errors=True)
+
+
+def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:
+    """Writes progress and the heartbeat at most once a second; stops the run when the
+    row is no longer RUNNING or a cancel was asked for."""
+    last = 0.0
+
+    def write(done: int) -> None:
+        nonlocal last
+        if time.monotonic() - last < _PROGRESS_EVERY_S and done < total:
+            return
+        last = time.monotonic()
+        alive = ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, cancel_requested=False).update(
+            processed=done, progress=min(done / total, 1.0) if total else 0.0, heartbeat_at=timezone.now()
+        )
+        if not alive:
+            raise _Stopped()
+
+    return write

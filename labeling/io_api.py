@@ -1,0 +1,195 @@
+"""Import and export API: thin views over importers.service and exporters.service.
+
+POST /api/projects/{id}/images/    lead; multipart `files` (repeatable; images and .zip),
+                                   optional label_format, class_map (JSON), create_classes.
+    A few plain files are imported at once: 201 with the per-file report, 207 when some
+    items failed. A zip, or more than VISION_IMPORT_SYNC_MAX_FILES files, is staged and
+    imported by a worker: 202 {"job_id", "status_url"}.
+GET  /api/import-jobs/{id}/        lead; progress and, when done, the report
+GET  /api/projects/{id}/import-jobs/   lead; recent import jobs
+GET  /api/projects/{id}/export/?format=coco|yolo|voc|csv[&async=1]
+                                   lead; a zip at once for small projects, else 202 {"job_id"}
+                                   (409 with job_id while the same export is under way)
+GET  /api/export-jobs/{id}/        lead; progress and download_url when done
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from django.conf import settings
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .api import get_project_for
+from .exporters.service import EXPORT_FORMATS, ExportRefused, export_check_format, export_job_create, \
+    export_size, export_zip
+from .importers.service import LABEL_FORMATS, ImportRefused, import_check_format, import_job_create, import_run, \
+    staging_dir
+from .models import ExportJob, ImportJob, Role
+from .permissions import require_role
+
+
+class ImportInputSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
+    label_format = serializers.ChoiceField(choices=LABEL_FORMATS, required=False, allow_blank=True)
+    class_map = serializers.JSONField(required=False, help_text='{"their category": "our class name"}')
+    create_classes = serializers.BooleanField(required=False, default=False)
+
+    def validate_class_map(self, value):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise serializers.ValidationError(f"not valid JSON: {exc}") from None
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise serializers.ValidationError('must be an object of names: {"their category": "our class name"}')
+        return value
+
+
+class ImportReportSerializer(serializers.Serializer):
+    images = serializers.DictField(child=serializers.IntegerField())
+    labels = serializers.DictField(allow_null=True)
+    items = serializers.ListField(child=serializers.DictField())
+
+
+class JobAcceptedSerializer(serializers.Serializer):
+    job_id = serializers.IntegerField()
+    status_url = serializers.CharField()
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportJob
+        fields = ["id", "project", "status", "progress", "total", "processed", "message", "error",
+                  "label_format", "report", "created_at", "started_at", "finished_at"]
+
+
+class ExportJobSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = ["id", "project", "format", "status", "progress", "message", "error", "download_url",
+                  "created_at", "started_at", "finished_at"]
+
+    def get_download_url(self, job) -> str | None:
+        return f"{settings.MEDIA_URL}{job.result_file.name}" if job.result_file else None
+
+
+def _stage_uploads(uploads) -> str:
+    """Copy the uploads into a new staging folder (unique names); return the folder."""
+    folder = tempfile.mkdtemp(dir=staging_dir(), prefix="upload-")
+    taken = set()
+    for upload in uploads:
+        name = os.path.basename(upload.name.replace("\\", "/")) or "upload"
+        stem, suffix = os.path.splitext(name)
+        copy = 2
+        while name.lower() in taken or name.startswith("."):
+            name = f"{stem.lstrip('.') or 'upload'} ({copy}){suffix}"
+            copy += 1
+        taken.add(name.lower())
+        with open(os.path.join(folder, name), "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+    return folder
+
+
+class ImageImportApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImportInputSerializer},
+        responses={201: ImportReportSerializer, 207: ImportReportSerializer, 202: JobAcceptedSerializer},
+    )
+    def post(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.LEAD)
+        serializer = ImportInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        uploads = data["files"]
+        label_format = data.get("label_format") or ""
+        try:
+            import_check_format(project=project, label_format=label_format)
+        except ImportRefused as exc:
+            raise ValidationError({"label_format": str(exc)}) from None
+        options = {"label_format": label_format, "class_map": data.get("class_map") or {},
+                   "create_classes": data["create_classes"]}
+        folder = _stage_uploads(uploads)
+        run_as_job = len(uploads) > settings.VISION_IMPORT_SYNC_MAX_FILES or any(
+            u.name.lower().endswith(".zip") for u in uploads
+        )
+        if run_as_job:
+            job = import_job_create(project=project, source_path=folder, requested_by=request.user,
+                                    staged=True, **options)
+            return Response(
+                {"job_id": job.pk, "status_url": reverse("import-job-detail", args=[job.pk])},
+                status=status.HTTP_202_ACCEPTED,
+            )
+        try:
+            files = [(name, os.path.join(folder, name)) for name in sorted(os.listdir(folder))]
+            report = import_run(project=project, files=files, author=request.user, **options)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        failed = report["images"]["error"] or (report["labels"] or {}).get("error")
+        return Response(report, status=207 if failed else status.HTTP_201_CREATED)
+
+
+def _job_for(request, model, job_id: int):
+    """A job, after checking the caller is a lead of its project (strangers get 404)."""
+    job = get_object_or_404(model.objects.select_related("project"), pk=job_id)
+    require_role(request.user, job.project, Role.LEAD)
+    return job
+
+
+class ImportJobDetailApi(APIView):
+    @extend_schema(responses=ImportJobSerializer)
+    def get(self, request, job_id: int):
+        return Response(ImportJobSerializer(_job_for(request, ImportJob, job_id)).data)
+
+
+class ImportJobListApi(APIView):
+    @extend_schema(responses=ImportJobSerializer(many=True))
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.LEAD)
+        return Response(ImportJobSerializer(project.import_jobs.all()[:50], many=True).data)
+
+
+class ExportApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", enum=list(EXPORT_FORMATS), required=True),
+            OpenApiParameter("async", bool, description="Always run as a job, whatever the size."),
+        ],
+        responses={(200, "application/zip"): bytes, 202: JobAcceptedSerializer},
+    )
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.LEAD)
+        export_format = request.query_params.get("format", "")
+        try:
+            export_check_format(project=project, export_format=export_format)
+        except ExportRefused as exc:
+            raise ValidationError({"format": str(exc)}) from None
+        as_job = request.query_params.get("async") in ("1", "true", "yes")
+        if not as_job and export_size(project=project) <= settings.VISION_EXPORT_SYNC_MAX_IMAGES:
+            fileobj = export_zip(project=project, export_format=export_format)
+            return FileResponse(fileobj, as_attachment=True, content_type="application/zip",
+                                filename=f"project-{project.pk}-{export_format}.zip")
+        job = export_job_create(project=project, export_format=export_format, requested_by=request.user)
+        return Response({"job_id": job.pk, "status_url": reverse("export-job-detail", args=[job.pk])},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class ExportJobDetailApi(APIView):
+    @extend_schema(responses=ExportJobSerializer)
+    def get(self, request, job_id: int):
+        return Response(ExportJobSerializer(_job_for(request, ExportJob, job_id)).data)

@@ -1,0 +1,31 @@
+"""Reads on the human side."""
+from __future__ import annotations
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from .models import Annotation, AnnotationKind, AnnotationState, Project, ReviewStatus
+
+# An annotation that counts as an image's label: a submitted accept or correction
+# (imports included) that a reviewer has not rejected.
+ACCEPTED_LABEL = (
+    Q(kind__in=[AnnotationKind.ACCEPT, AnnotationKind.CORRECT])
+    & Q(state=AnnotationState.SUBMITTED)
+    & ~Q(review_status=ReviewStatus.REJECTED)
+)
+
+
+def image_latest_labels(project: Project) -> QuerySet[Annotation]:
+    """Each image's current label: its most recent accepted annotation (by created_at,
+    then id), one row per labeled image, ordered by image id. Images without one are
+    absent. Read the labels from `.payload` (see labeling/payloads.py); for kind=accept it
+    holds the accepted pre-labels. Chain `.select_related("image")` as needed."""
+    latest = (
+        Annotation.objects.filter(ACCEPTED_LABEL, image=OuterRef("image"))
+        .order_by("-created_at", "-id")
+        .values("id")[:1]
+    )
+    return (
+        Annotation.objects.filter(ACCEPTED_LABEL, project=project)
+        .filter(id=Subquery(latest))
+        .order_by("image_id")
+    )

@@ -1,0 +1,16 @@
+"""Celery entry points for imports and exports (queue "default"): take ids, call a service."""
+from celery import shared_task
+
+
+@shared_task(name="labeling.tasks.import_execute")
+def import_execute(job_id: int) -> None:
+    from .importers.service import import_job_execute
+
+    import_job_execute(job_id=job_id)
+
+
+@shared_task(name="labeling.tasks.export_execute")
+def export_execute(job_id: int) -> None:
+    from .exporters.service import export_job_execute
+
+    export_job_execute(job_id=job_id)

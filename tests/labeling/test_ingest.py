@@ -1,0 +1,119 @@
+"""One file into a project: every bad file is refused with a message naming the problem."""
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from PIL import Image as PILImage
+
+from labeling.ingest import image_ingest
+from labeling.models import Image, Task
+from labeling.services import project_create
+
+
+def image_bytes(width=40, height=30, fmt="JPEG", color=(10, 120, 200), noise=False, exif_orientation=None) -> bytes:
+    image = PILImage.effect_noise((width, height), 60).convert("RGB") if noise else \
+        PILImage.new("RGB", (width, height), color)
+    out = io.BytesIO()
+    options = {}
+    if exif_orientation:
+        exif = PILImage.Exif()
+        exif[0x0112] = exif_orientation
+        options["exif"] = exif.tobytes()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def make_user(username: str):
+    """A user without a password: hashing one costs seconds on a small machine."""
+    return get_user_model().objects.create(username=username)
+
+
+def make_project(task_type="detection", classes=("tree", "car"), **fields):
+    owner = make_user("owner")
+    return project_create(name="p", task_type=task_type, created_by=owner,
+                          label_classes=[{"name": c} for c in classes], **fields)
+
+
+def ingest(project, name, data):
+    return image_ingest(project=project, name=name, stream=io.BytesIO(data), size=len(data))
+
+
+@pytest.fixture
+def project(db):
+    return make_project()
+
+
+def test_good_image_lands_with_size_and_queue_rows(project):
+    result = ingest(project, "a.jpg", image_bytes(40, 30))
+    assert result.status == "created"
+    image = Image.objects.get(pk=result.image_id)
+    assert (image.width, image.height, image.original_name) == (40, 30, "a.jpg")
+    assert image.file.storage.exists(image.file.name)
+    assert Task.objects.filter(image=image).count() == 1
+
+
+def test_same_content_is_a_duplicate_of_the_first(project):
+    first = ingest(project, "a.jpg", image_bytes())
+    second = ingest(project, "copy.jpg", image_bytes())
+    assert (second.status, second.image_id) == ("duplicate", first.image_id)
+    assert Image.objects.count() == 1
+
+
+def test_exif_orientation_is_applied_and_size_recorded_upright(project):
+    result = ingest(project, "turned.jpg", image_bytes(40, 30, exif_orientation=6))
+    image = Image.objects.get(pk=result.image_id)
+    assert (image.width, image.height) == (30, 40)
+    with image.file.open("rb") as f:
+        assert PILImage.open(f).size == (30, 40)
+
+
+def test_path_inside_an_archive_keeps_the_base_name(project):
+    result = ingest(project, "photos.zip/trees/a.png", image_bytes(fmt="PNG"))
+    assert Image.objects.get(pk=result.image_id).original_name == "a.png"
+
+
+def test_large_and_tiff_images_get_a_display_version(project, settings):
+    settings.VISION_DISPLAY_MAX_SIDE = 32
+    big = Image.objects.get(pk=ingest(project, "big.jpg", image_bytes(64, 40)).image_id)
+    tiff = Image.objects.get(pk=ingest(project, "t.tif", image_bytes(20, 10, fmt="TIFF", color=(1, 2, 3))).image_id)
+    small = Image.objects.get(pk=ingest(project, "s.png", image_bytes(20, 10, fmt="PNG")).image_id)
+    with big.display_file.open("rb") as f:
+        assert max(PILImage.open(f).size) == 32
+    assert tiff.display_file.name.endswith(".jpg")
+    assert not small.display_file
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.jpg", b"", "file is empty (0 bytes)"),
+        ("notes.jpg", b"just some text, not a picture\n" * 5, "not an image file"),
+        ("half.jpg", image_bytes(200, 200, noise=True)[:3000], "broken or truncated"),
+        ("half.png", image_bytes(200, 200, fmt="PNG", noise=True)[:5000], "broken or truncated"),
+        ("icon.ico", image_bytes(32, 32, fmt="ICO"), "unsupported image format ICO"),
+    ],
+)
+def test_bad_file_is_refused_with_a_clear_message_and_leaves_nothing(project, settings, name, data, message):
+    result = ingest(project, name, data)
+    assert result.status == "error"
+    assert message in result.error
+    assert not Image.objects.exists()
+    assert not [p for p in (settings.MEDIA_ROOT / "projects").rglob("*") if p.is_file()]
+
+
+def test_decompression_bomb_is_refused_not_warned(project, settings):
+    settings.VISION_MAX_IMAGE_PIXELS = 50 * 50
+    result = ingest(project, "bomb.png", image_bytes(60, 60, fmt="PNG"))
+    assert result.status == "error"
+    assert "too many pixels (60x60)" in result.error
+    assert not Image.objects.exists()
+
+
+def test_file_over_the_size_limit_is_refused(project, settings):
+    settings.VISION_MAX_UPLOAD_BYTES = 1000
+    data = image_bytes(100, 100, noise=True)
+    assert len(data) > 1000
+    result = image_ingest(project=project, name="big.jpg", stream=io.BytesIO(data), size=None)
+    assert result.status == "error"
+    assert "larger than the upload limit" in result.error
+    assert not Image.objects.exists()
