@@ -1,12 +1,39 @@
-"""Writes on the model side. Named <entity>_<action>, keyword-only, atomic."""
+"""Writes on the model side. Named <entity>_<action>, keyword-only, atomic.
+
+Training, evaluation and deployment close the loop: verified labels -> dataset snapshot ->
+backend.train -> evaluation on the fixed validation split -> ModelVersion -> promotion
+gate -> deploy -> prelabel re-scores the pool. Job rows are claimed with a conditional
+update and ended with conditional writes, so a late write never clobbers a recorded
+failure or cancel.
+"""
 from __future__ import annotations
 
+import importlib
+import logging
+import math
+import threading
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from labeling.models import ImportJob, ExportJob, JobStatus
+from labeling.models import ExportJob, ImportJob, JobStatus, LabelClass, Project, TaskType
+from training.ml.base import TrainingCancelled, TrainParams, backend_class, load_backend
+from vision_project.api_errors import Conflict
 
-from .models import PrelabelRun, TrainingRun
+from . import selectors
+from .datasets import Snapshot, SnapshotError, dataset_snapshot
+from .models import Backend, ModelVersion, PrelabelRun, TrainingRun, TrainingTrigger, VersionStatus
+
+logger = logging.getLogger(__name__)
 
 JOB_MODELS = (TrainingRun, PrelabelRun, ImportJob, ExportJob)
 
@@ -28,3 +55,473 @@ def stale_jobs_fail(*, now=None) -> int:
             finished_at=now,
         )
     return failed
+
+
+# --- job plumbing -----------------------------------------------------------------------
+
+
+def job_claim(model, pk: int, *, message: str = "") -> bool:
+    """QUEUED -> RUNNING, once: a redelivered task message finds nothing to claim."""
+    now = timezone.now()
+    return bool(
+        model.objects.filter(pk=pk, status=JobStatus.QUEUED, cancel_requested=False).update(
+            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, message=message
+        )
+    )
+
+
+def job_finish(model, pk: int, status: str, **fields) -> bool:
+    """A terminal write, only from RUNNING (a stale sweep or a cancel recorded first wins)."""
+    now = timezone.now()
+    return bool(
+        model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(
+            status=status, finished_at=now, heartbeat_at=now, **fields
+        )
+    )
+
+
+def job_fail(model, pk: int, exc: BaseException) -> None:
+    logger.exception("%s %s failed", model.__name__, pk)
+    job_finish(
+        model, pk, JobStatus.FAILED,
+        error=f"{type(exc).__name__}: {exc}"[:5000], traceback=traceback.format_exc()[-20000:],
+    )
+
+
+class JobPulse:
+    """Beats a running job's heartbeat from a side thread and watches for a cancel request or
+    an outside failure, so a slow training step neither looks dead nor misses a cancel.
+
+    ``should_stop()`` is cheap (no query), so backends may poll it every batch.
+    """
+
+    def __init__(self, model, pk: int) -> None:
+        self.model, self.pk = model, pk
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"pulse-{model.__name__}-{pk}", daemon=True)
+
+    def __enter__(self) -> JobPulse:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=30)
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def beat(self) -> None:
+        """Refresh the heartbeat; flag a stop when the row was cancelled or ended elsewhere."""
+        alive = self.model.objects.filter(pk=self.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+        if not alive or self.model.objects.filter(pk=self.pk, cancel_requested=True).exists():
+            self._stop.set()
+
+    def _loop(self) -> None:
+        try:
+            while not self._done.wait(settings.VISION_JOB_HEARTBEAT_SECONDS):
+                try:
+                    self.beat()
+                except Exception:  # a lost database connection must not kill the job itself
+                    logger.exception("heartbeat of %s %s failed", self.model.__name__, self.pk)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+def backend_kind_for(project: Project) -> str:
+    return Backend.CLASSIFIER if project.task_type == TaskType.CLASSIFICATION else Backend.YOLO
+
+
+@transaction.atomic
+def training_run_start(
+    *,
+    project: Project,
+    requested_by=None,
+    trigger: str = TrainingTrigger.MANUAL,
+    epochs: int | None = None,
+    image_size: int | None = None,
+    enqueue: bool = True,
+) -> TrainingRun:
+    """Queue a training run; raise Conflict (409) with the active run's id when the project
+    already has one. The partial unique index settles a race between two requests."""
+    active = selectors.training_run_active(project)
+    if active is not None:
+        raise Conflict(f"Training run {active.pk} is already {active.status} for this project.", run_id=active.pk)
+    params: dict[str, Any] = {}
+    if epochs is not None:
+        params["epochs"] = epochs
+    if image_size is not None:
+        params["image_size"] = image_size
+    task_id = str(uuid.uuid4()) if enqueue else ""
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project, requested_by=requested_by, trigger=trigger, params=params,
+                labels_at_start=selectors.verified_label_count(project), celery_task_id=task_id,
+                total_epochs=epochs or project.train_epochs,
+            )
+    except IntegrityError:
+        active = selectors.training_run_active(project)
+        raise Conflict("A training run is already active for this project.",
+                       run_id=active.pk if active else None) from None
+    if enqueue:
+        from .tasks import training_run_execute
+
+        transaction.on_commit(lambda: training_run_execute.apply_async((run.pk,), task_id=task_id))
+    return run
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Ask a run to stop. A queued run is cancelled at once; a running one stops at its next
+    batch or epoch boundary and records CANCELLED itself. Finished runs are left as they are."""
+    now = timezone.now()
+    TrainingRun.objects.filter(pk=run.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now, message="Cancelled before it started"
+    )
+    TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def _training_progress(run_id: int):
+    def report(epoch: int, total: int, loss: float, metric: float | None) -> None:
+        TrainingRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(
+            epoch=epoch, total_epochs=total, progress=0.9 * epoch / max(total, 1),
+            loss=loss if math.isfinite(loss) else None,
+            live_metric=metric if metric is not None and math.isfinite(metric) else None,
+            message=f"Epoch {epoch}/{total}", heartbeat_at=timezone.now(),
+        )
+
+    return report
+
+
+@dataclass
+class StartPoint:
+    weights: str | None  # a trusted .pt: our storage or the admin's weights folder
+    arch: str | None  # a model config or architecture name, for a random init
+    description: str
+
+
+def start_point_for(project: Project, snapshot: Snapshot, deployed: ModelVersion | None) -> StartPoint:
+    """Where training starts: the project's configured start weights (a file in the trusted
+    weights folder, or a model config name), else the deployed version when its classes are
+    the same, else the backend's default config (random init). Nothing is downloaded."""
+    name = project.start_weights.strip()
+    if name:
+        folder = Path(settings.VISION_WEIGHTS_DIR).resolve()
+        candidate = (folder / name).resolve()
+        if candidate.is_relative_to(folder) and candidate.is_file():
+            return StartPoint(str(candidate), None, candidate.name)
+        if name.endswith(".pt") or "/" in name or not candidate.is_relative_to(folder):
+            raise SnapshotError(f"start weights {name!r} not found in the weights folder {folder}")
+        return StartPoint(None, name, name)  # a config (yolov8n.yaml) or architecture name
+    if deployed is not None and deployed.weights and deployed.class_ids == snapshot.class_ids:
+        return StartPoint(deployed.weights.path, None, deployed.architecture or f"v{deployed.number}")
+    return StartPoint(None, None, "")
+
+
+def _train_params(run: TrainingRun, start: StartPoint) -> TrainParams:
+    project = run.project
+    return TrainParams(
+        epochs=int(run.params.get("epochs") or project.train_epochs),
+        imgsz=int(run.params.get("image_size") or project.train_image_size),
+        batch=project.train_batch_size,
+        seed=int(run.params.get("seed", 0)),
+        start_weights=start.weights,
+        arch=start.arch,
+        patience=int(run.params.get("patience", 10)),
+        workers=int(run.params.get("workers", 2)),
+    )
+
+
+def training_run_execute(*, run_id: int) -> TrainingRun | None:
+    """Run a queued training run to its end; returns None when there was nothing to claim
+    (a redelivered message, or a run cancelled while queued)."""
+    if not job_claim(TrainingRun, run_id, message="Preparing the dataset"):
+        return None
+    run = TrainingRun.objects.select_related("project").get(pk=run_id)
+    try:
+        with JobPulse(TrainingRun, run_id) as pulse:
+            _training_run_body(run, pulse)
+    except TrainingCancelled:
+        job_finish(TrainingRun, run_id, JobStatus.CANCELLED, message="Cancelled on request; no version was made")
+    except SnapshotError as exc:
+        job_finish(TrainingRun, run_id, JobStatus.FAILED, error=str(exc), message="Nothing to train on")
+    except Exception as exc:  # includes the soft time limit: record it on the row
+        job_fail(TrainingRun, run_id, exc)
+    run.refresh_from_db()
+    return run
+
+
+def _training_run_body(run: TrainingRun, pulse: JobPulse) -> None:
+    project = run.project
+    snapshot = dataset_snapshot(project=project)
+    deployed = selectors.model_version_deployed(project)
+    start = start_point_for(project, snapshot, deployed)
+    params = _train_params(run, start)
+    kind = backend_kind_for(project)
+    workdir = Path(settings.VISION_RUNS_DIR) / f"project-{project.pk}" / f"run-{run.pk}"
+    TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+        total_epochs=params.epochs,
+        message=f"Training on {len(snapshot.spec.train)} images, validating on {len(snapshot.spec.val)}",
+    )
+    backend = load_backend(kind, None, snapshot.spec.class_names)
+    result = backend.train(snapshot.spec, params, workdir, _training_progress(run.pk), pulse.should_stop)
+    if pulse.should_stop():
+        raise TrainingCancelled()
+    TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+        progress=0.95, message="Evaluating the deployed version on the same validation split"
+    )
+    baseline = _deployed_baseline(deployed, snapshot)
+    version = model_version_register(
+        run=run, snapshot=snapshot, weights_path=result.weights_path, metrics=result.metrics,
+        architecture=start.description or _default_arch(kind), parent=deployed, baseline=baseline,
+    )
+    if version is None:  # the run was cancelled or failed meanwhile
+        raise TrainingCancelled()
+
+
+def _default_arch(kind: str) -> str:
+    """What a backend builds when given no start point (its module's DEFAULT_ARCH)."""
+    module = importlib.import_module(backend_class(kind).__module__)
+    return str(getattr(module, "DEFAULT_ARCH", kind))
+
+
+@dataclass
+class Baseline:
+    version: ModelVersion
+    primary: float | None
+    source: str  # "re-evaluated" on today's validation labels, or "stored" metrics
+
+
+def _deployed_baseline(deployed: ModelVersion | None, snapshot: Snapshot) -> Baseline | None:
+    """The deployed version's primary metric on the same validation snapshot as the candidate,
+    so the gate compares like with like as the validation labels grow. A version trained on
+    other classes cannot be re-evaluated; its stored metric stands in."""
+    if deployed is None:
+        return None
+    if deployed.weights and deployed.class_ids == snapshot.class_ids:
+        backend = load_backend(deployed.backend, deployed.weights.path, snapshot.spec.class_names)
+        metrics = backend.evaluate(snapshot.spec)
+        return Baseline(deployed, float(metrics["primary"]), "re-evaluated")
+    return Baseline(deployed, deployed.primary_metric, "stored")
+
+
+def promotion_compare(*, candidate: float, baseline: Baseline | None, tolerance: float, metric: str) -> dict:
+    """The gate: deploy when the candidate beats the deployed version on the primary metric,
+    or trails it by at most ``tolerance``; the returned dict is kept on the version."""
+    if baseline is None or baseline.primary is None:
+        return {"primary_metric": metric, "candidate": candidate, "deployed": None, "tolerance": tolerance,
+                "decision": "deploy", "reason": "no deployed version to compare with"}
+    delta = candidate - baseline.primary
+    deploy = delta >= -tolerance
+    reason = (f"{metric} {candidate:.4f} vs deployed v{baseline.version.number} {baseline.primary:.4f} "
+              f"({delta:+.4f}, tolerance {tolerance})")
+    return {
+        "primary_metric": metric, "candidate": candidate, "deployed": baseline.primary,
+        "deployed_version": baseline.version.number, "deployed_version_id": baseline.version.pk,
+        "deployed_metric_source": baseline.source, "delta": delta, "tolerance": tolerance,
+        "decision": "deploy" if deploy else "reject", "reason": reason,
+    }
+
+
+@transaction.atomic
+def model_version_register(
+    *,
+    run: TrainingRun,
+    snapshot: Snapshot,
+    weights_path: str,
+    metrics: dict,
+    architecture: str,
+    parent: ModelVersion | None,
+    baseline: Baseline | None,
+) -> ModelVersion | None:
+    """Store a trained model as the next version, apply the promotion gate and end the run.
+
+    One transaction with the run row locked: if the run was cancelled or marked failed
+    meanwhile, nothing is written and None is returned; the deployed model changes only
+    through model_version_deploy.
+    """
+    locked = TrainingRun.objects.select_for_update().filter(pk=run.pk).first()
+    if locked is None or locked.status != JobStatus.RUNNING or locked.cancel_requested:
+        return None
+    project = Project.objects.select_for_update().get(pk=run.project_id)
+    number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+    primary = float(metrics["primary"])
+    comparison = promotion_compare(
+        candidate=primary, baseline=baseline, tolerance=project.promotion_tolerance,
+        metric=str(metrics.get("primary_metric", "primary")),
+    )
+    version = ModelVersion(
+        project=project, number=number, backend=backend_kind_for(project), architecture=architecture[:100],
+        parent=parent, training_run=locked, class_ids=snapshot.class_ids,
+        dataset_size=len(snapshot.spec.train), validation_size=len(snapshot.spec.val),
+        metrics=_finite(metrics), primary_metric=primary, comparison=comparison,
+        status=VersionStatus.CANDIDATE,
+    )
+    with open(weights_path, "rb") as handle:
+        version.weights.save(Path(weights_path).name, File(handle), save=False)
+    try:
+        version.save()
+        if comparison["decision"] == "deploy":
+            model_version_deploy(version=version)
+        else:
+            ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.REJECTED)
+    except BaseException:
+        version.weights.delete(save=False)  # the transaction rolls back: leave no orphan file
+        raise
+    job_finish(
+        TrainingRun, run.pk, JobStatus.SUCCEEDED, progress=1.0,
+        message=f"v{number} {'deployed' if comparison['decision'] == 'deploy' else 'rejected'}: "
+        f"{comparison['reason']}"[:500],
+    )
+    version.refresh_from_db()
+    return version
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: metrics of an absent class become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# --- deployment ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def model_version_deploy(*, version: ModelVersion, requested_by=None) -> ModelVersion:
+    """Make ``version`` the deployed one (deploy and rollback are this same operation) and
+    queue a prelabel run so the pool is re-scored by it. One transaction: the previous
+    version is retired and this one deployed together, or neither."""
+    Project.objects.select_for_update().get(pk=version.project_id)  # serialises deploys of a project
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if not version.weights:
+        raise ValidationError(f"Model version {version.number} has no weights to deploy.")
+    if not version.is_deployed:
+        ModelVersion.objects.filter(project_id=version.project_id, is_deployed=True).update(
+            is_deployed=False, status=VersionStatus.RETIRED
+        )
+        version.is_deployed = True
+        version.status = VersionStatus.DEPLOYED
+        version.deployed_at = timezone.now()
+        version.save(update_fields=["is_deployed", "status", "deployed_at"])
+    prelabel_run_start(project=version.project, model_version=version, requested_by=requested_by,
+                       reuse_active=True)
+    return version
+
+
+# --- prelabel -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def prelabel_run_start(
+    *,
+    project: Project,
+    model_version: ModelVersion | None = None,
+    requested_by=None,
+    reuse_active: bool = False,
+) -> PrelabelRun:
+    """Queue prediction of the pool by ``model_version`` (default: the deployed one).
+
+    An active run of the same version raises Conflict with its id, or is returned as is with
+    ``reuse_active`` (a deploy that finds its re-scoring already under way)."""
+    version = model_version or selectors.model_version_deployed(project)
+    if version is None:
+        raise ValidationError("The project has no deployed model version; train or deploy one first.")
+    active = selectors.prelabel_run_active(version)
+    if active is not None:
+        if reuse_active:
+            return active
+        raise Conflict(f"Prelabel run {active.pk} is already {active.status} for v{version.number}.",
+                       run_id=active.pk)
+    try:
+        with transaction.atomic():
+            run = PrelabelRun.objects.create(project=project, model_version=version, requested_by=requested_by)
+    except IntegrityError:
+        active = selectors.prelabel_run_active(version)
+        if reuse_active and active is not None:
+            return active
+        raise Conflict("A prelabel run is already active for this version.",
+                       run_id=active.pk if active else None) from None
+    from .tasks import prelabel_execute
+
+    transaction.on_commit(lambda: prelabel_execute.delay(run.pk))
+    return run
+
+
+def prelabel_run_cancel(*, run: PrelabelRun) -> PrelabelRun:
+    PrelabelRun.objects.filter(pk=run.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    )
+    PrelabelRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def prelabel_run_execute(*, run_id: int) -> PrelabelRun | None:
+    """Predict every pool image the run's version has not scored yet, writing Predictions in
+    bulk as batches finish, then refresh queue priorities. Safe to re-run: finished images are
+    skipped, and a Prediction is unique per image and version."""
+    from .prelabel import prelabel_pool
+
+    if not job_claim(PrelabelRun, run_id, message="Loading the model"):
+        return None
+    run = PrelabelRun.objects.select_related("project", "model_version").get(pk=run_id)
+    try:
+        with JobPulse(PrelabelRun, run_id) as pulse:
+            stats = prelabel_pool(run=run, should_stop=pulse.should_stop)
+            if pulse.should_stop():
+                raise TrainingCancelled()
+        _queue_refresh(run.project)
+        job_finish(PrelabelRun, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats,
+                   message=f"{stats['written']} predictions written, {stats['errors']} images unreadable")
+    except TrainingCancelled:
+        job_finish(PrelabelRun, run_id, JobStatus.CANCELLED, message="Cancelled on request")
+    except Exception as exc:
+        job_fail(PrelabelRun, run_id, exc)
+    run.refresh_from_db()
+    return run
+
+
+def _queue_refresh(project: Project) -> None:
+    """Re-order the queue from the deployed version's predictions (the queue's own service)."""
+    from labeling.queue_priorities import queue_priorities_refresh
+
+    queue_priorities_refresh(project=project)
+
+
+# --- triggers -----------------------------------------------------------------------------
+
+
+def auto_retrain_check() -> list[int]:
+    """Start a run in every project whose verified labels grew by ``retrain_every_n_labels``
+    since its last run (or since the start); return the new runs' ids."""
+    started = []
+    for project in Project.objects.filter(retrain_every_n_labels__gt=0):
+        if selectors.training_run_active(project) is not None:
+            continue
+        last = selectors.training_run_latest(project)
+        since = last.labels_at_start if last is not None else 0
+        if selectors.verified_label_count(project) - since < project.retrain_every_n_labels:
+            continue
+        try:
+            run = training_run_start(project=project, trigger=TrainingTrigger.AUTO)
+        except Conflict:
+            continue  # a run started between the check and the insert
+        started.append(run.pk)
+    return started
+
+
+def version_class_names(version: ModelVersion) -> list[str]:
+    """Class names in the version's output order; a class deleted since keeps a placeholder."""
+    names = dict(LabelClass.objects.filter(pk__in=version.class_ids).values_list("id", "name"))
+    return [names.get(class_id, f"deleted class {class_id}") for class_id in version.class_ids]

@@ -1,5 +1,12 @@
-"""Celery entry points: take ids, call a service, return."""
+"""Celery entry points: take ids, call a service, return.
+
+Training and prelabel run on the "gpu" queue (see CELERY_TASK_ROUTES). Both are safe to
+deliver twice: the service claims its row with a conditional update, so a redelivered
+message finds nothing to claim. That is what makes acks_late safe here; the time limits stay
+under the broker's visibility timeout, so a long run is never handed out twice while alive.
+"""
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
@@ -7,3 +14,28 @@ from . import services
 @shared_task(name="training.tasks.stale_jobs_fail")
 def stale_jobs_fail() -> int:
     return services.stale_jobs_fail()
+
+
+@shared_task(
+    name="training.tasks.training_run_execute",
+    acks_late=True,
+    soft_time_limit=settings.VISION_TRAIN_SOFT_TIME_LIMIT,
+    time_limit=settings.VISION_TRAIN_SOFT_TIME_LIMIT + 600,
+)
+def training_run_execute(run_id: int) -> None:
+    services.training_run_execute(run_id=run_id)
+
+
+@shared_task(
+    name="training.tasks.prelabel_execute",
+    acks_late=True,
+    soft_time_limit=settings.VISION_PRELABEL_SOFT_TIME_LIMIT,
+    time_limit=settings.VISION_PRELABEL_SOFT_TIME_LIMIT + 300,
+)
+def prelabel_execute(run_id: int) -> None:
+    services.prelabel_run_execute(run_id=run_id)
+
+
+@shared_task(name="training.tasks.auto_retrain_check")
+def auto_retrain_check() -> list[int]:
+    return services.auto_retrain_check()

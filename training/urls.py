@@ -1,3 +1,16 @@
 from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns = [
+    path("projects/<int:project_id>/training-runs/", api.TrainingRunListStartApi.as_view(),
+         name="trainingrun-list"),
+    path("training-runs/<int:run_id>/", api.TrainingRunDetailApi.as_view(), name="trainingrun-detail"),
+    path("training-runs/<int:run_id>/cancel/", api.TrainingRunCancelApi.as_view(), name="trainingrun-cancel"),
+    path("projects/<int:project_id>/model-versions/", api.ModelVersionListApi.as_view(),
+         name="modelversion-list"),
+    path("model-versions/<int:version_id>/deploy/", api.ModelVersionDeployApi.as_view(),
+         name="modelversion-deploy"),
+    path("projects/<int:project_id>/prelabel/", api.PrelabelStartApi.as_view(), name="prelabel-start"),
+    path("prelabel-runs/<int:run_id>/", api.PrelabelRunDetailApi.as_view(), name="prelabelrun-detail"),
+]

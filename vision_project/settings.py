@@ -211,12 +211,28 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.stale_jobs_fail",
         "schedule": timedelta(minutes=1),
     },
+    # Starts training where enough new labels arrived (Project.retrain_every_n_labels).
+    "auto-retrain-check": {
+        "task": "training.tasks.auto_retrain_check",
+        "schedule": timedelta(minutes=5),
+    },
 }
 # Embedded mode runs tasks in a worker like production; set to True only in unit tests.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # A job whose heartbeat is older than this is taken for dead and marked failed.
 VISION_JOB_STALE_AFTER = timedelta(seconds=env.int("VISION_JOB_STALE_AFTER_SECONDS", default=180))
+# Running jobs refresh their heartbeat this often (well under the stale limit above).
+VISION_JOB_HEARTBEAT_SECONDS = env.float("VISION_JOB_HEARTBEAT_SECONDS", default=15.0)
+# Training and prelabel time limits; both stay under the broker's visibility timeout.
+VISION_TRAIN_SOFT_TIME_LIMIT = env.int("VISION_TRAIN_SOFT_TIME_LIMIT", default=5 * 3600)
+VISION_PRELABEL_SOFT_TIME_LIMIT = env.int("VISION_PRELABEL_SOFT_TIME_LIMIT", default=2 * 3600)
+# Prelabel: images per model batch, predictions per bulk write, detector score floor (low, so
+# the uncertainty score sees the boxes the model half-believes).
+VISION_PRELABEL_BATCH_SIZE = env.int("VISION_PRELABEL_BATCH_SIZE", default=32)
+VISION_PRELABEL_WRITE_EVERY = env.int("VISION_PRELABEL_WRITE_EVERY", default=256)
+VISION_PRELABEL_MIN_SCORE = env.float("VISION_PRELABEL_MIN_SCORE", default=0.05)
+VISION_PRELABEL_MAX_BOXES = env.int("VISION_PRELABEL_MAX_BOXES", default=100)
 
 # ultralytics: never reach the network, never pip-install at run time, keep config local.
 ULTRALYTICS_CONFIG_DIR = Path(env.str("YOLO_CONFIG_DIR", default=str(VAR_DIR / "ultralytics")))

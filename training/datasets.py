@@ -1,0 +1,85 @@
+"""Dataset snapshots: the project's verified labels, frozen into the backends' DatasetSpec."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labeling.models import Image, Project, Split, TaskType
+from training.ml.base import DatasetSpec, Item
+
+from . import selectors
+
+
+@dataclass
+class Snapshot:
+    """A DatasetSpec plus what maps it back to rows: class ids in model output order."""
+
+    spec: DatasetSpec
+    class_ids: list[int]
+    train_image_ids: list[int]
+    val_image_ids: list[int]
+
+
+class SnapshotError(ValueError):
+    """The project's labels cannot make a training set; the message says what is missing."""
+
+
+def image_local_path(image: Image) -> str:
+    """The stored file on local disk; backends read files, not storage objects."""
+    try:
+        return image.file.path
+    except NotImplementedError:
+        raise SnapshotError(
+            "training reads images from local disk; this storage backend has no local paths"
+        ) from None
+
+
+def _item(image: Image, payload: dict, index_of: dict[int, int], task_type: str) -> Item | None:
+    path = image_local_path(image)
+    if task_type == TaskType.CLASSIFICATION:
+        labels = [index_of[c] for c in payload.get("labels", []) if c in index_of]
+        if not labels:
+            return None  # its only class was deleted since: nothing to learn
+        return Item(path=path, width=image.width, height=image.height, label=labels[0])
+    boxes = tuple(
+        (float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"]), index_of[b["label"]])
+        for b in payload.get("boxes", [])
+        if b.get("label") in index_of
+    )
+    return Item(path=path, width=image.width, height=image.height, boxes=boxes)
+
+
+def dataset_snapshot(*, project: Project, require_train: bool = True) -> Snapshot:
+    """The latest verified label of every image, split by the image's fixed split.
+
+    Images out of both splits (UNASSIGNED) are left out. An empty detection payload is kept:
+    "nothing here" is a label too (a background image). Raises SnapshotError when a split
+    the training needs is empty.
+    """
+    classes = list(project.label_classes.values_list("id", "name"))
+    if not classes:
+        raise SnapshotError(f"project {project.pk} has no label classes")
+    class_ids = [c[0] for c in classes]
+    index_of = {class_id: i for i, class_id in enumerate(class_ids)}
+    labels = selectors.image_latest_labels(project)
+    images = Image.objects.filter(pk__in=labels.keys(), split__in=(Split.TRAIN, Split.VALIDATION)).order_by("id")
+    train, val, train_ids, val_ids = [], [], [], []
+    for image in images.iterator(chunk_size=2000):
+        item = _item(image, labels[image.pk], index_of, project.task_type)
+        if item is None:
+            continue
+        if image.split == Split.TRAIN:
+            train.append(item)
+            train_ids.append(image.pk)
+        else:
+            val.append(item)
+            val_ids.append(image.pk)
+    if require_train and not train:
+        raise SnapshotError("no verified labels in the train split yet")
+    if not val:
+        raise SnapshotError(
+            "no verified labels in the validation split yet; versions are compared on it, "
+            "so label some validation images first"
+        )
+    task = "classification" if project.task_type == TaskType.CLASSIFICATION else "detection"
+    spec = DatasetSpec(task=task, class_names=[c[1] for c in classes], train=train, val=val)
+    return Snapshot(spec, class_ids, train_ids, val_ids)

@@ -1,0 +1,54 @@
+from rest_framework import serializers
+
+from .models import ModelVersion, PrelabelRun, TrainingRun
+
+JOB_FIELDS = ["id", "project", "status", "progress", "message", "error", "cancel_requested",
+              "created_at", "started_at", "finished_at", "heartbeat_at"]
+
+
+class TrainingRunOutputSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+    model_version_number = serializers.SerializerMethodField()
+    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [*JOB_FIELDS, "trigger", "params", "epoch", "total_epochs", "loss", "live_metric",
+                  "labels_at_start", "requested_by", "model_version", "model_version_number"]
+
+    def _version(self, run):
+        try:
+            return run.model_version
+        except ModelVersion.DoesNotExist:
+            return None
+
+    def get_model_version(self, run) -> int | None:
+        version = self._version(run)
+        return version.pk if version else None
+
+    def get_model_version_number(self, run) -> int | None:
+        version = self._version(run)
+        return version.number if version else None
+
+
+class TrainingRunInputSerializer(serializers.Serializer):
+    epochs = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    image_size = serializers.IntegerField(min_value=32, max_value=4096, required=False)
+
+
+class ModelVersionOutputSerializer(serializers.ModelSerializer):
+    parent_number = serializers.IntegerField(source="parent.number", default=None, read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "project", "number", "backend", "architecture", "status", "is_deployed", "metrics",
+                  "primary_metric", "comparison", "dataset_size", "validation_size", "class_ids",
+                  "parent", "parent_number", "training_run", "created_at", "deployed_at"]
+
+
+class PrelabelRunOutputSerializer(serializers.ModelSerializer):
+    model_version_number = serializers.IntegerField(source="model_version.number", read_only=True)
+
+    class Meta:
+        model = PrelabelRun
+        fields = [*JOB_FIELDS, "model_version", "model_version_number", "total", "processed", "stats"]
