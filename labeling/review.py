@@ -65,7 +65,9 @@ def _with_label(annotations: QuerySet[Annotation], label: int) -> QuerySet[Annot
 def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: str = "") -> Annotation:
     """Record a lead's decision on a pending annotation. Raises Conflict when it was
     reviewed already (the first decision stands; reviews are not silently overwritten)."""
-    annotation = Annotation.objects.select_for_update().select_related("image", "task").get(pk=annotation_id)
+    annotation = (
+        Annotation.objects.select_for_update(of=("self",)).select_related("image", "task").get(pk=annotation_id)
+    )
     if annotation.review_status != ReviewStatus.PENDING:
         raise Conflict(
             f"Annotation {annotation.pk} was already reviewed ({annotation.review_status}).",

@@ -1,4 +1,5 @@
 """Next-task API: queue order, leases, prefetch, overlap, heartbeat, release, stats."""
+import hashlib
 import itertools
 from datetime import timedelta
 
@@ -43,7 +44,7 @@ def add_images(project, priorities, split=Split.TRAIN, width=100, height=80):
     start = Image.objects.count()
     images = Image.objects.bulk_create(
         Image(project=project, file=f"projects/{project.pk}/images/{start + n}.png",
-              original_name=f"img{start + n}.png", sha256=f"{project.pk}-{start + n}".ljust(64, "0"),
+              original_name=f"img{start + n}.png", sha256=hashlib.sha256(f"{project.pk}-{start + n}".encode()).hexdigest(),
               width=width, height=height, split=split)
         for n in range(len(priorities))
     )
