@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import api, io_api, queue_api
+from .reports import api as reports_api
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateApi.as_view(), name="project-list"),

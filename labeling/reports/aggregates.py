@@ -1,0 +1,302 @@
+"""Report aggregates, updated as annotations land.
+
+`report_aggregates_record(annotation_id=...)` adds one annotation to the counters; it is
+idempotent (a ReportAnnotationMark row per counted annotation) and runs in one
+transaction, so an annotation is counted completely or not at all.
+`report_aggregates_rebuild(project=...)` recomputes a project's aggregates from the
+annotations (backfills, bulk imports that bypass signals, repairs).
+
+Hook: labeling.apps registers a post_save receiver on Annotation that, for new rows, calls
+`report_aggregates_record` on commit of the submitting transaction. It runs synchronously
+(a handful of upserts) so reports are current the moment a submit returns, but outside the
+submit's transaction: a failure is logged and never undoes or fails the submit; the rebuild
+command repairs.
+
+What is counted (see prelabel_quality for the pre-label definitions):
+- human annotations: one submission each (kind accept/correct = labeled; skip; flag with
+  its reason), time spent, and pre-label quality when they started from a prediction;
+- the first label (accept/correct, human or import) of an image: the burn-down;
+- agreement: an author's first label of an image against the other authors' first labels
+  of it (detection: box F1 at IoU 0.5, class-aware; classification: the label pair for
+  Cohen's kappa, from single-label annotations).
+"""
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+
+from labeling.models import (
+    Annotation,
+    AnnotationKind,
+    AnnotationSource,
+    ReportAgreementPair,
+    ReportAnnotationMark,
+    ReportDailyCounts,
+    ReportFlagReason,
+    ReportLabeledImage,
+    TaskType,
+)
+from training.ml.metrics import box_f1
+
+from .prelabel_quality import PrelabelDiff, classification_diff, detection_diff
+
+logger = logging.getLogger(__name__)
+
+LABEL_KINDS = (AnnotationKind.ACCEPT, AnnotationKind.CORRECT)
+NO_REASON = "(no reason given)"
+
+
+def _get_or_create_row(model, **key):
+    """get_or_create that survives a concurrent insert of the same key."""
+    try:
+        with transaction.atomic():
+            return model.objects.get_or_create(**key)
+    except IntegrityError:
+        return model.objects.get(**{k: v for k, v in key.items() if k != "defaults"}), False
+
+
+class _DatabaseStore:
+    """Applies one annotation's counts straight to the tables (the live path)."""
+
+    def is_first_label_by_author(self, image_id: int, author_id: int) -> bool:
+        return not ReportAnnotationMark.objects.filter(
+            image_id=image_id, author_id=author_id, first_label_by_author=True
+        ).exists()
+
+    def mark(self, annotation: Annotation, first_label_by_author: bool) -> bool:
+        _, created = _get_or_create_row(
+            ReportAnnotationMark, annotation_id=annotation.pk,
+            defaults={"project_id": annotation.project_id, "image_id": annotation.image_id,
+                      "author_id": annotation.author_id or 0,
+                      "first_label_by_author": first_label_by_author},
+        )
+        return created
+
+    def label_image(self, annotation: Annotation, day) -> bool:
+        _, created = _get_or_create_row(
+            ReportLabeledImage, image_id=annotation.image_id,
+            defaults={"project_id": annotation.project_id, "day": day},
+        )
+        return created
+
+    def bump(self, model, key: dict, deltas: dict) -> None:
+        row, _ = _get_or_create_row(model, **key)
+        deltas = {k: v for k, v in deltas.items() if v}
+        if deltas:
+            model.objects.filter(pk=row.pk).update(**{k: F(k) + v for k, v in deltas.items()})
+
+    def agreement_partners(self, annotation: Annotation) -> list[tuple[int, dict]]:
+        # Lock the image's row so two authors' labels landing together still meet.
+        ReportLabeledImage.objects.select_for_update().filter(image_id=annotation.image_id).first()
+        other_ids = list(
+            ReportAnnotationMark.objects.filter(image_id=annotation.image_id, first_label_by_author=True)
+            .exclude(annotation_id=annotation.pk)
+            .exclude(author_id=annotation.author_id)
+            .values_list("annotation_id", flat=True)
+        )
+        return list(Annotation.objects.filter(pk__in=other_ids).values_list("author_id", "payload"))
+
+
+class _MemoryStore:
+    """Collects a whole project's counts in memory, then writes them in bulk (rebuild)."""
+
+    def __init__(self):
+        self.marks: list[ReportAnnotationMark] = []
+        self.first_labels: dict[int, list[tuple[int, dict]]] = {}  # image -> (author, payload)
+        self.labeled_images: dict[int, ReportLabeledImage] = {}
+        self.rows: dict[tuple, dict] = {}
+
+    def is_first_label_by_author(self, image_id: int, author_id: int) -> bool:
+        return all(author != author_id for author, _ in self.first_labels.get(image_id, []))
+
+    def mark(self, annotation: Annotation, first_label_by_author: bool) -> bool:
+        self.marks.append(ReportAnnotationMark(
+            annotation_id=annotation.pk, project_id=annotation.project_id, image_id=annotation.image_id,
+            author_id=annotation.author_id or 0, first_label_by_author=first_label_by_author))
+        if first_label_by_author:
+            self.first_labels.setdefault(annotation.image_id, []).append(
+                (annotation.author_id, annotation.payload))
+        return True
+
+    def label_image(self, annotation: Annotation, day) -> bool:
+        if annotation.image_id in self.labeled_images:
+            return False
+        self.labeled_images[annotation.image_id] = ReportLabeledImage(
+            image_id=annotation.image_id, project_id=annotation.project_id, day=day)
+        return True
+
+    def bump(self, model, key: dict, deltas: dict) -> None:
+        row = self.rows.setdefault((model, *sorted(key.items())), {})
+        for field, value in deltas.items():
+            row[field] = row.get(field, 0) + value
+
+    def agreement_partners(self, annotation: Annotation) -> list[tuple[int, dict]]:
+        return [(author, payload) for author, payload in self.first_labels.get(annotation.image_id, [])
+                if author != annotation.author_id]
+
+    def flush(self) -> None:
+        ReportAnnotationMark.objects.bulk_create(self.marks, batch_size=5000)
+        ReportLabeledImage.objects.bulk_create(self.labeled_images.values(), batch_size=5000)
+        by_model: dict = {}
+        for (model, *key), deltas in self.rows.items():
+            by_model.setdefault(model, []).append(model(**dict(key), **deltas))
+        for model, rows in by_model.items():
+            model.objects.bulk_create(rows, batch_size=5000)
+
+
+def _prelabel_diff(annotation: Annotation, task_type: str) -> PrelabelDiff | None:
+    prediction = annotation.prediction
+    if prediction is None or annotation.kind not in LABEL_KINDS:
+        return None
+    accepted = annotation.kind == AnnotationKind.ACCEPT
+    if task_type == TaskType.DETECTION:
+        return detection_diff(
+            prediction.payload.get("boxes", []), annotation.payload.get("boxes", []), accepted=accepted
+        )
+    return classification_diff(
+        prediction.payload.get("labels", []), annotation.payload.get("labels", []), accepted=accepted
+    )
+
+
+def _record(annotation: Annotation, task_type: str, store) -> bool:
+    """Count one annotation into `store`; False when it was counted before."""
+    project_id = annotation.project_id
+    author_id = annotation.author_id or 0
+    is_label = annotation.kind in LABEL_KINDS
+    day = annotation.created_at.date()
+    first_by_author = (
+        is_label
+        and annotation.source == AnnotationSource.HUMAN
+        and author_id != 0
+        and store.is_first_label_by_author(annotation.image_id, author_id)
+    )
+    if not store.mark(annotation, first_by_author):
+        return False
+    # After label_image: its row exists then, and the partners query locks it.
+    first_label_of_image = is_label and store.label_image(annotation, day)
+    partners = store.agreement_partners(annotation) if first_by_author else []
+
+    if annotation.source == AnnotationSource.IMPORT:
+        if first_label_of_image:
+            store.bump(ReportDailyCounts, {"project_id": project_id, "day": day, "annotator_id": 0,
+                                           "model_version_id": 0, "arm": "none"}, {"images_imported": 1})
+        return True
+
+    diff = _prelabel_diff(annotation, task_type)
+    task = annotation.task
+    arm = "none" if task is None else ("random" if task.is_random_pick else "strategy")
+    deltas = {
+        "submissions": 1,
+        "labeled": int(is_label),
+        "skipped": int(annotation.kind == AnnotationKind.SKIP),
+        "flagged": int(annotation.kind == AnnotationKind.FLAG),
+        "time_spent_ms": annotation.time_spent_ms,
+        "images_labeled": int(first_label_of_image),
+    }
+    if diff is not None:
+        deltas.update(
+            prelabeled=1,
+            accepted_unchanged=int(diff.accepted_unchanged),
+            boxes_predicted=diff.boxes_predicted,
+            boxes_final=diff.boxes_final,
+            boxes_added=diff.added,
+            boxes_deleted=diff.deleted,
+            boxes_moved=diff.moved,
+            boxes_matched=diff.matched,
+            iou_shift_sum=diff.iou_shift_sum,
+            class_flips=diff.class_flips,
+        )
+    version_id = annotation.prediction.model_version_id if diff is not None else 0
+    store.bump(ReportDailyCounts, {"project_id": project_id, "day": day, "annotator_id": author_id,
+                                   "model_version_id": version_id, "arm": arm}, deltas)
+    if annotation.kind == AnnotationKind.FLAG:
+        reason = " ".join(annotation.flag_reason.split())[:500] or NO_REASON
+        store.bump(ReportFlagReason, {"project_id": project_id, "reason": reason}, {"count": 1})
+    for partner_id, partner_payload in partners:
+        _record_agreement(annotation, partner_id, partner_payload, task_type, store)
+    return True
+
+
+def _single_label(payload: dict) -> int | None:
+    labels = payload.get("labels", [])
+    return int(labels[0]) if len(labels) == 1 else None
+
+
+def _boxes(payload: dict) -> tuple[list[list[float]], list[int]]:
+    boxes = payload.get("boxes", [])
+    return [[b["x1"], b["y1"], b["x2"], b["y2"]] for b in boxes], [int(b["label"]) for b in boxes]
+
+
+def _record_agreement(annotation: Annotation, partner_id: int, partner_payload: dict, task_type: str,
+                      store) -> None:
+    (a_id, a_payload), (b_id, b_payload) = sorted(
+        [(annotation.author_id, annotation.payload), (partner_id, partner_payload)], key=lambda p: p[0]
+    )
+    key = {"project_id": annotation.project_id, "annotator_a": a_id, "annotator_b": b_id}
+    if task_type == TaskType.DETECTION:
+        boxes_a, classes_a = _boxes(a_payload)
+        boxes_b, classes_b = _boxes(b_payload)
+        score = box_f1(boxes_a, boxes_b, iou_threshold=0.5, classes_a=classes_a, classes_b=classes_b)
+        store.bump(ReportAgreementPair, {**key, "label_a": 0, "label_b": 0},
+                   {"comparisons": 1, "score_sum": score})
+        return
+    label_a, label_b = _single_label(a_payload), _single_label(b_payload)
+    if label_a is not None and label_b is not None:
+        store.bump(ReportAgreementPair, {**key, "label_a": label_a, "label_b": label_b},
+                   {"comparisons": 1, "score_sum": float(label_a == label_b)})
+
+
+def _lock_project(project_id: int, *, exclusive: bool) -> None:
+    """Recording holds a shared lock on the project row and a rebuild an exclusive one, so
+    a rebuild never interleaves with live recording. (SQLite locks the whole database.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM labeling_project WHERE id = %s FOR {'UPDATE' if exclusive else 'SHARE'}",
+                [project_id],
+            )
+
+
+def _annotations_with_context():
+    return Annotation.objects.select_related("task", "prediction").defer(
+        "prediction__embedding", "review_comment")
+
+
+def report_aggregates_record(*, annotation_id: int) -> bool:
+    """Count one annotation into its project's report aggregates, once.
+
+    Returns True when it was counted now, False when it had been counted before.
+    """
+    with transaction.atomic():
+        annotation = _annotations_with_context().select_related("project").filter(pk=annotation_id).first()
+        if annotation is None:
+            raise ValueError(f"annotation {annotation_id} does not exist")
+        _lock_project(annotation.project_id, exclusive=False)
+        return _record(annotation, annotation.project.task_type, _DatabaseStore())
+
+
+def report_aggregates_record_safely(annotation_id: int) -> None:
+    """For the on-commit hook: a failure here must never reach the submitter."""
+    try:
+        report_aggregates_record(annotation_id=annotation_id)
+    except Exception:
+        logger.exception("report aggregates: could not record annotation %s; run "
+                         "rebuild_report_aggregates to repair", annotation_id)
+
+
+@transaction.atomic
+def report_aggregates_rebuild(*, project) -> int:
+    """Recompute a project's aggregates from its annotations, in id order, exactly as the
+    live path would have; returns how many annotations were counted."""
+    _lock_project(project.pk, exclusive=True)
+    for model in (ReportDailyCounts, ReportAgreementPair, ReportFlagReason, ReportLabeledImage,
+                  ReportAnnotationMark):
+        model.objects.filter(project=project).delete()
+    store = _MemoryStore()
+    count = 0
+    for annotation in _annotations_with_context().filter(project=project).order_by("pk").iterator(chunk_size=2000):
+        count += _record(annotation, project.task_type, store)
+    store.flush()
+    return count

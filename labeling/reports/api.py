@@ -1,0 +1,41 @@
+"""`GET /api/projects/{id}/reports/<name>/`: a report as JSON, or one of its tables as a
+CSV download with `?format=csv` (`&table=<name>` picks the table; the first by default).
+Leads and admins only."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api import get_project_for
+from labeling.models import Role
+
+from .csv_output import CSVRenderer
+from .selectors import REPORTS
+
+
+class ReportApi(APIView):
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["json", "csv"]),
+            OpenApiParameter("table", str, description="CSV: which table of the report"),
+        ],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request, project_id: int, name: str):
+        project = get_project_for(request, project_id, Role.LEAD)
+        selector = REPORTS.get(name)
+        if selector is None:
+            raise NotFound(f"No report named {name!r}; reports: {', '.join(REPORTS)}.")
+        report = selector(project=project)
+        if request.accepted_renderer.format != "csv":
+            return Response(report)
+        tables = report["tables"]
+        table = request.query_params.get("table") or next(iter(tables))
+        if table not in tables:
+            raise ValidationError({"table": f"{name} has no table {table!r}; tables: {', '.join(tables)}."})
+        filename = f"project-{project.pk}-{name}-{table}.csv"
+        return Response(tables[table], headers={"Content-Disposition": f'attachment; filename="{filename}"'})
