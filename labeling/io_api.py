@@ -26,6 +26,7 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -164,7 +165,16 @@ class ImportJobListApi(APIView):
         return Response(ImportJobSerializer(project.import_jobs.all()[:50], many=True).data)
 
 
+class _FormatIsNotARenderer(DefaultContentNegotiation):
+    """`?format=` names the export format here, not DRF's response renderer."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class ExportApi(APIView):
+    content_negotiation_class = _FormatIsNotARenderer
+
     @extend_schema(
         parameters=[
             OpenApiParameter("format", enum=list(EXPORT_FORMATS), required=True),

@@ -25,7 +25,7 @@ def image_bytes(width=40, height=30, fmt="JPEG", color=(10, 120, 200), noise=Fal
 
 def make_user(username: str):
     """A user without a password: hashing one costs seconds on a small machine."""
-    return get_user_model().objects.create(username=username)
+    return get_user_model().objects.get_or_create(username=username)[0]
 
 
 def make_project(task_type="detection", classes=("tree", "car"), **fields):

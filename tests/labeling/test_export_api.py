@@ -1,0 +1,97 @@
+"""The export API and command: a zip at once for small projects, a job for large ones."""
+import io
+import json
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling.exporters.service import export_job_create
+from labeling.importers.service import import_run
+from labeling.importers.sources import folder_files
+from labeling.models import ExportJob, JobStatus, Role
+from labeling.services import membership_set
+from tests.labeling.test_export_formats import write_coco_dataset
+from tests.labeling.test_import_api import wait_for
+from tests.labeling.test_ingest import make_project, make_user
+from vision_project.api_errors import Conflict
+
+
+def labeled_project(tmp_path, count=6):
+    source = tmp_path / "source"
+    source.mkdir()
+    write_coco_dataset(source, count=count)
+    project = make_project(classes=("tree", "car"))
+    import_run(project=project, files=list(folder_files(str(source))), label_format="coco")
+    lead = make_user("lead")
+    membership_set(project=project, user=lead, role=Role.LEAD)
+    return project, lead
+
+
+def test_small_export_is_a_zip_at_once(api_client, db, tmp_path):
+    project, lead = labeled_project(tmp_path)
+    api_client.force_authenticate(lead)
+    response = api_client.get(f"/api/projects/{project.pk}/export/?format=coco")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    document = json.loads(archive.read("annotations.json"))
+    assert len(document["images"]) == 6
+    assert sum(name.startswith("images/") for name in archive.namelist()) == 6
+
+
+def test_export_checks_format_and_role(api_client, db, tmp_path):
+    project, lead = labeled_project(tmp_path, count=1)
+    api_client.force_authenticate(lead)
+    response = api_client.get(f"/api/projects/{project.pk}/export/?format=kitti")
+    assert response.status_code == 400 and "unknown export format 'kitti'" in response.json()["detail"]
+    annotator = make_user("annotator")
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    for user, expected in ((annotator, 403), (make_user("stranger"), 404)):
+        api_client.force_authenticate(user)
+        assert api_client.get(f"/api/projects/{project.pk}/export/?format=coco").status_code == expected
+
+
+def test_a_second_export_of_the_same_format_while_one_runs_is_a_conflict(db, tmp_path, django_capture_on_commit_callbacks):
+    project, lead = labeled_project(tmp_path, count=1)
+    with django_capture_on_commit_callbacks(execute=False):
+        first = export_job_create(project=project, export_format="yolo", requested_by=lead)
+        with pytest.raises(Conflict) as conflict:
+            export_job_create(project=project, export_format="yolo", requested_by=lead)
+        assert conflict.value.extra == {"job_id": first.pk}
+        export_job_create(project=project, export_format="voc", requested_by=lead)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_large_export_runs_as_a_job_and_members_download_the_zip(api_client, celery_worker, tmp_path, settings):
+    settings.VISION_EXPORT_SYNC_MAX_IMAGES = 2
+    project, lead = labeled_project(tmp_path)
+    api_client.force_authenticate(lead)
+    response = api_client.get(f"/api/projects/{project.pk}/export/?format=yolo")
+    assert response.status_code == 202
+    job = wait_for(ExportJob, response.json()["job_id"])
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result_file.name == f"projects/{project.pk}/exports/{job.pk}-yolo.zip"
+
+    detail = api_client.get(response.json()["status_url"]).json()
+    assert detail["progress"] == 1.0
+    api_client.force_login(lead)
+    download = api_client.get(detail["download_url"])
+    assert download.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
+    assert "data.yaml" in archive.namelist()
+    assert sum(name.startswith("labels/") for name in archive.namelist()) == 6
+    api_client.force_login(make_user("stranger"))
+    assert api_client.get(detail["download_url"]).status_code == 404
+
+
+def test_export_command_writes_a_folder_or_a_zip(db, tmp_path):
+    project, _ = labeled_project(tmp_path, count=3)
+    call_command("export_labels", str(project.pk), str(tmp_path / "out"), "--format", "yolo")
+    assert (tmp_path / "out/data.yaml").is_file()
+    assert len(list((tmp_path / "out/labels").rglob("*.txt"))) == 3
+    call_command("export_labels", project.name, str(tmp_path / "out.zip"), "--format", "voc", "--no-images")
+    names = zipfile.ZipFile(tmp_path / "out.zip").namelist()
+    assert sum(n.startswith("Annotations/") for n in names) == 3 and not any(n.startswith("JPEGImages") for n in names)
+    with pytest.raises(CommandError, match="exists already"):
+        call_command("export_labels", str(project.pk), str(tmp_path / "out.zip"), "--format", "csv")
