@@ -4,6 +4,7 @@ With nothing set, VISION runs self-contained: a SQLite file and a file-system Ce
 broker under var/. Production deployments use `vision_project.settings_production`,
 which refuses weak defaults.
 """
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -234,8 +235,11 @@ VISION_PRELABEL_WRITE_EVERY = env.int("VISION_PRELABEL_WRITE_EVERY", default=256
 VISION_PRELABEL_MIN_SCORE = env.float("VISION_PRELABEL_MIN_SCORE", default=0.05)
 VISION_PRELABEL_MAX_BOXES = env.int("VISION_PRELABEL_MAX_BOXES", default=100)
 
-# ultralytics: never reach the network, never pip-install at run time, keep config local.
-ULTRALYTICS_CONFIG_DIR = Path(env.str("YOLO_CONFIG_DIR", default=str(VAR_DIR / "ultralytics")))
+# ultralytics reads these from the environment when first imported: never reach the
+# network, never pip-install at run time, keep its settings file in a folder of ours.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(VAR_DIR / "ultralytics"))
 
 LOGGING = {
     "version": 1,
