@@ -43,6 +43,7 @@ run: install frontend migrate demo
 
 # 2) Run the whole test suite (uses DATABASE_URL / REDIS_URL when set).
 test: install-test frontend
+	cd frontend && npm test
 	$(PY) -m pytest
 
 check: install

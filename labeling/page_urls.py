@@ -4,4 +4,10 @@ from . import pages
 
 urlpatterns = [
     path("", pages.project_list, name="home"),
+    path("projects/<int:project_id>/annotate/", pages.annotate, name="page-annotate"),
+    path("projects/<int:project_id>/review/", pages.review, name="page-review"),
+    path("projects/<int:project_id>/upload/", pages.upload, name="page-upload"),
+    path("projects/<int:project_id>/reports/", pages.reports, name="page-reports"),
+    path("projects/<int:project_id>/models/", pages.models, name="page-models"),
+    path("projects/<int:project_id>/settings/", pages.project_settings, name="page-settings"),
 ]

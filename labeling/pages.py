@@ -1,11 +1,71 @@
-"""Server-rendered pages around the editor."""
+"""Server-rendered pages around the editor. Each project page checks the caller's role
+like the API does: strangers get 404, members below the page's role get 403."""
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import render
 
-from .permissions import projects_visible_to
+from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy
+from .permissions import projects_visible_to, role_in_project
+from .queue_selectors import project_queue_stats
+
+# Which pages a role reaches; the navigation shows only those.
+PAGE_ROLES = {
+    "annotate": Role.ANNOTATOR,
+    "review": Role.LEAD,
+    "upload": Role.LEAD,
+    "reports": Role.LEAD,
+    "models": Role.ADMIN,
+    "settings": Role.ADMIN,
+}
+
+
+def _project_page(request, project_id: int, page: str, template: str, **context):
+    project = Project.objects.filter(pk=project_id).first()
+    role = role_in_project(request.user, project) if project else None
+    if role is None:
+        raise Http404("No such project.")
+    if ROLE_RANK[role] < ROLE_RANK[PAGE_ROLES[page]]:
+        raise PermissionDenied(f"This page needs the {PAGE_ROLES[page]} role; you are {role}.")
+    nav = [name for name, minimum in PAGE_ROLES.items() if ROLE_RANK[role] >= ROLE_RANK[minimum]]
+    return render(request, template, {"project": project, "role": role, "page": page, "nav": nav, **context})
+
+
+def _label_classes(project_id: int) -> list[dict]:
+    return list(LabelClass.objects.filter(project_id=project_id).values("id", "name", "color", "hotkey"))
 
 
 @login_required
 def project_list(request):
-    projects = projects_visible_to(request.user).order_by("id")
-    return render(request, "labeling/project_list.html", {"projects": projects})
+    projects = list(projects_visible_to(request.user).order_by("id"))
+    rows = []
+    for project in projects:
+        stats = project_queue_stats(project=project)
+        images = stats["images"]
+        rows.append({
+            "project": project,
+            "stats": stats,
+            "percent": round(100 * stats["labeled_images"] / images) if images else 0,
+        })
+    return render(request, "labeling/project_list.html", {"rows": rows})
+
+
+def _page(page: str, template: str, extra=lambda project_id: {}):
+    @login_required
+    def view(request, project_id: int):
+        return _project_page(request, project_id, page, template, **extra(project_id))
+
+    view.__name__ = page
+    return view
+
+
+annotate = _page("annotate", "labeling/annotate.html")
+review = _page("review", "labeling/review.html",
+               lambda project_id: {"label_classes": _label_classes(project_id)})
+upload = _page("upload", "labeling/upload.html")
+reports = _page("reports", "labeling/reports.html")
+models = _page("models", "labeling/models.html")
+project_settings = _page("settings", "labeling/settings.html", lambda project_id: {
+    "sampling_choices": SamplingStrategy.choices,
+    "aggregation_choices": DetectionAggregation.choices,
+})

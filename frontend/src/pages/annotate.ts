@@ -1,0 +1,464 @@
+/**
+ * The label stream: one image at a time with the deployed model's pre-labels, driven from
+ * the keyboard. The next task and its image are fetched while the person works, so a
+ * submit shows the next image at once; submits go through a persisted queue and are
+ * retried with their idempotency key until the server has them.
+ */
+import { type EditorBox, BoxEditor, type Labels, isTyping } from "../editor/boxEditor";
+import { clampBox } from "../editor/geometry";
+import { Stopwatch } from "../editor/stopwatch";
+import { type Outcome, type PendingSubmit, type SendResult, SubmitQueue } from "../editor/submitQueue";
+import { byId, el, request, toast, uuid4 } from "../lib/api";
+import type { LabelClass } from "../lib/types";
+
+
+interface PredictedBox {
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+  label: number;
+  score?: number;
+}
+
+interface NextTask {
+  task: { id: number; slot: number; lease_expires_at: string; is_random_pick: boolean };
+  image: { id: number; name: string; url: string; display_url: string; width: number; height: number; split: string };
+  prediction: null | {
+    id: number;
+    model_version: number;
+    payload: { boxes?: PredictedBox[]; labels?: number[]; probs?: number[] };
+    class_ids: number[];
+  };
+  label_classes: LabelClass[];
+  task_type: "detection" | "classification";
+  project_id: number;
+}
+
+interface Prepared {
+  next: NextTask;
+  image: HTMLImageElement;
+}
+
+const root = byId("annotate");
+const projectId = Number(root.dataset.projectId);
+const userId = root.dataset.userId ?? "anonymous";
+const stage = byId("stage");
+const statusNode = byId("save-state");
+const submitButton = byId<HTMLButtonElement>("submit");
+const classList = byId("class-list");
+const boxList = byId("box-list");
+const imageInfo = byId("image-info");
+const emptyNotice = byId("empty");
+const helpDialog = byId<HTMLDialogElement>("help");
+const flagDialog = byId<HTMLDialogElement>("flag-dialog");
+const flagReason = byId<HTMLTextAreaElement>("flag-reason");
+const toggleButton = byId<HTMLButtonElement>("toggle-prelabels");
+
+let classes: LabelClass[] = [];
+let classById = new Map<number, LabelClass>();
+let current: Prepared | null = null;
+let initial: Labels = { boxes: [], tags: [] };
+let prefetched: Prepared | null = null;
+let prefetching: Promise<void> | null = null;
+let waitingForTask = false;
+let leaseLost = false;
+const stopwatch = new Stopwatch();
+
+const editor = new BoxEditor(
+  stage,
+  {
+    name: (label) => classById.get(label)?.name ?? `class ${label}`,
+    color: (label) => classById.get(label)?.color ?? "#888888",
+  },
+  () => renderSidebar(),
+);
+
+const queue = new SubmitQueue(window.localStorage, `vision:submits:${userId}`, sendSubmit, reportOutcome);
+queue.onChange(() => {
+  renderSaveState();
+  if (queue.state === "saved") {
+    if (waitingForTask) void loadNext();
+    else void prefetch();
+  }
+});
+
+async function sendSubmit(item: PendingSubmit): Promise<SendResult> {
+  return request("POST", `/api/tasks/${item.taskId}/annotations/`, item.body, { "Idempotency-Key": item.key });
+}
+
+function reportOutcome(outcome: Outcome): void {
+  if (outcome.kind === "extra_opinion") {
+    toast("Someone else finished that image first. Your work was kept as an extra opinion.");
+  } else if (outcome.kind === "rejected") {
+    toast(`A submit was refused (HTTP ${outcome.status}): ${outcome.detail || "no reason given"}`, "error");
+  }
+}
+
+function renderSaveState(): void {
+  const count = queue.pending.length;
+  const state = navigator.onLine ? queue.state : count > 0 ? "offline" : "saved";
+  statusNode.dataset.state = state;
+  statusNode.textContent =
+    state === "saved"
+      ? "All work saved"
+      : state === "saving"
+        ? `Saving… (${count})`
+        : `Offline: ${count} submit${count === 1 ? "" : "s"} kept in this browser, retrying`;
+}
+
+async function fetchNext(exclude: number[]): Promise<NextTask | null> {
+  const query = exclude.length ? `?exclude=${exclude.join(",")}` : "";
+  const response = await request<NextTask>("GET", `/api/projects/${projectId}/tasks/next/${query}`);
+  if (response.status === 204) return null;
+  if (response.status !== 200 || !response.data) {
+    throw new Error((response.data as { detail?: string } | null)?.detail ?? `HTTP ${response.status}`);
+  }
+  return response.data;
+}
+
+async function prepare(next: NextTask): Promise<Prepared> {
+  const image = new Image();
+  image.src = next.image.display_url || next.image.url;
+  await image.decode();
+  return { next, image };
+}
+
+function busyTaskIds(): number[] {
+  const ids = queue.pendingTaskIds();
+  if (current) ids.push(current.next.task.id);
+  return ids;
+}
+
+/** Claim the following task and decode its image now, while the person is still working.
+ * Waits until queued submits have landed: a user holds at most two leases. */
+async function prefetch(): Promise<void> {
+  if (prefetched || prefetching || !current || queue.pending.length > 0) return;
+  prefetching = (async () => {
+    try {
+      const next = await fetchNext(busyTaskIds());
+      if (next && next.task.id !== current?.next.task.id) {
+        prefetched = await prepare(next);
+        root.dataset.prefetched = String(next.task.id);
+      }
+    } catch {
+      // Offline or the server is busy: the submit path fetches on demand instead.
+    } finally {
+      prefetching = null;
+    }
+  })();
+  return prefetching;
+}
+
+async function loadNext(): Promise<void> {
+  waitingForTask = false;
+  if (prefetching) await prefetching;
+  if (prefetched) {
+    const ready = prefetched;
+    prefetched = null;
+    delete root.dataset.prefetched;
+    show(ready);
+    return;
+  }
+  try {
+    const next = await fetchNext(busyTaskIds());
+    if (next === null) {
+      showEmpty("Nothing left to label in this project right now.");
+      return;
+    }
+    show(await prepare(next));
+  } catch {
+    waitingForTask = true;
+    showEmpty("Waiting for the connection… Your submits are kept in this browser.");
+  }
+}
+
+function showEmpty(message: string): void {
+  current = null;
+  emptyNotice.textContent = message;
+  emptyNotice.hidden = false;
+  root.dataset.taskId = "";
+}
+
+function startingLabels(next: NextTask): Labels {
+  const payload = next.prediction?.payload;
+  if (next.task_type === "classification") return { boxes: [], tags: [...(payload?.labels ?? [])] };
+  const boxes: EditorBox[] = (payload?.boxes ?? []).map((box) => ({
+    ...clampBox(box, next.image.width, next.image.height),
+    label: box.label,
+    score: typeof box.score === "number" ? box.score : null,
+    fromModel: true,
+  }));
+  return { boxes, tags: [] };
+}
+
+function show(prepared: Prepared): void {
+  const { next } = prepared;
+  current = prepared;
+  leaseLost = false;
+  emptyNotice.hidden = true;
+  classes = next.label_classes;
+  classById = new Map(classes.map((c) => [c.id, c]));
+  if (!classById.has(editor.drawLabel)) editor.drawLabel = classes[0]?.id ?? 0;
+  initial = startingLabels(next);
+  editor.load(prepared.image, next.image.width, next.image.height, next.image.url, initial, next.task_type === "detection");
+  root.dataset.taskId = String(next.task.id);
+  root.dataset.imageId = String(next.image.id);
+  imageInfo.textContent = `${next.image.name} · ${next.image.width}×${next.image.height}` +
+    (next.prediction ? ` · model v${next.prediction.model_version}` : " · no pre-labels") +
+    (next.task.is_random_pick ? " · random pick" : "");
+  renderSidebar();
+  stopwatch.start();
+  markPainted();
+  void prefetch();
+}
+
+/** Mark when the browser has painted the new image (two frames later), and measure from the submit. */
+function markPainted(): void {
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() => {
+      performance.mark("vision:painted");
+      if (performance.getEntriesByName("vision:submit", "mark").length > 0) {
+        performance.measure("vision:submit-to-paint", "vision:submit", "vision:painted");
+        performance.clearMarks("vision:submit");
+      }
+      root.dataset.painted = root.dataset.taskId ?? "";
+    }),
+  );
+}
+
+function labelsChanged(): boolean {
+  return JSON.stringify(editor.history.current) !== JSON.stringify(initial);
+}
+
+function payloadOf(next: NextTask): Record<string, unknown> {
+  const labels = editor.history.current;
+  if (next.task_type === "classification") return { labels: labels.tags };
+  return { boxes: labels.boxes.map(({ x1, y1, x2, y2, label }) => ({ x1, y1, x2, y2, label })) };
+}
+
+function submit(kind: "accept" | "correct" | "skip" | "flag", extra: Record<string, unknown> = {}): void {
+  if (!current) return;
+  const { next } = current;
+  performance.clearMeasures("vision:submit-to-paint");
+  performance.mark("vision:submit");
+  const body: Record<string, unknown> = {
+    kind,
+    prediction_id: next.prediction?.id ?? null,
+    time_spent_ms: stopwatch.elapsedMs(),
+    ...extra,
+  };
+  if (kind === "correct") body.payload = payloadOf(next);
+  queue.enqueue(next.task.id, body, uuid4());
+  current = null;
+  void loadNext();
+}
+
+function submitLabels(): void {
+  if (!current) return;
+  const unchanged = !labelsChanged() && current.next.prediction !== null;
+  submit(unchanged ? "accept" : "correct");
+}
+
+function applyClass(label: number, additive: boolean): void {
+  if (!current) return;
+  if (current.next.task_type === "classification") {
+    const tags = editor.history.current.tags;
+    const next = additive ? (tags.includes(label) ? tags.filter((t) => t !== label) : [...tags, label]) : [label];
+    editor.commit({ ...editor.history.current, tags: next });
+    return;
+  }
+  if (!editor.setLabelOfSelected(label)) {
+    editor.drawLabel = label;
+    renderSidebar();
+  }
+}
+
+function renderSidebar(): void {
+  const next = current?.next;
+  const labels = editor.labels;
+  const probs = new Map<number, number>();
+  if (next?.prediction?.payload.probs) {
+    next.prediction.class_ids.forEach((id, i) => probs.set(id, next.prediction!.payload.probs![i]));
+  }
+  const selectedLabel = labels.boxes[editor.selected]?.label;
+  classList.replaceChildren(
+    ...classes.map((c) => {
+      const active = next?.task_type === "classification" ? labels.tags.includes(c.id) : (selectedLabel ?? editor.drawLabel) === c.id;
+      const row = el(
+        "button",
+        { type: "button", class: `class-row${active ? " active" : ""}`, "data-class-id": String(c.id) },
+        el("span", { class: "swatch", style: `background:${c.color}` }),
+        el("kbd", {}, c.hotkey || "·"),
+        el("span", { class: "class-name" }, c.name),
+      );
+      const p = probs.get(c.id);
+      if (next?.task_type === "classification" && p !== undefined) row.append(el("span", { class: "prob" }, p.toFixed(2)));
+      row.addEventListener("click", (e) => applyClass(c.id, e.shiftKey));
+      return row;
+    }),
+  );
+  if (next?.task_type === "detection") {
+    boxList.replaceChildren(
+      ...labels.boxes.map((box, index) => {
+        const c = classById.get(box.label);
+        const row = el(
+          "li",
+          { class: `box-row${index === editor.selected ? " active" : ""}${box.fromModel && !editor.showModel ? " hidden-box" : ""}` },
+          el("span", { class: "swatch", style: `background:${c?.color ?? "#888"}` }),
+          el("span", { class: "class-name" }, c?.name ?? `class ${box.label}`),
+          el("span", { class: "prob" }, box.score === null ? "edited" : box.score.toFixed(2)),
+        );
+        const remove = el("button", { type: "button", class: "icon", title: "Delete (Del)" }, "×");
+        remove.addEventListener("click", (e) => {
+          e.stopPropagation();
+          editor.select(index);
+          editor.deleteSelected();
+        });
+        row.append(remove);
+        row.addEventListener("click", () => editor.select(index));
+        return row;
+      }),
+    );
+    if (labels.boxes.length === 0) boxList.replaceChildren(el("li", { class: "muted" }, "No boxes. Drag on the image to draw one."));
+  } else {
+    boxList.replaceChildren();
+  }
+  submitButton.textContent = current && !labelsChanged() && next?.prediction ? "Accept all (Enter)" : "Submit (Enter)";
+  toggleButton.textContent = editor.showModel ? "Hide pre-labels (H)" : "Show pre-labels (H)";
+  root.dataset.lease = leaseLost ? "lost" : "held";
+}
+
+function openFlag(): void {
+  if (!current) return;
+  flagReason.value = "";
+  stopwatch.pause();
+  flagDialog.showModal();
+  flagReason.focus();
+}
+
+byId<HTMLFormElement>("flag-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const reason = flagReason.value.trim();
+  if (!reason) {
+    flagReason.setCustomValidity("Say what is unclear.");
+    flagReason.reportValidity();
+    return;
+  }
+  flagDialog.close();
+  stopwatch.resume();
+  submit("flag", { flag_reason: reason });
+});
+flagReason.addEventListener("input", () => flagReason.setCustomValidity(""));
+flagReason.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) {
+    e.preventDefault();
+    byId<HTMLFormElement>("flag-form").requestSubmit();
+  }
+});
+flagDialog.addEventListener("close", () => stopwatch.resume());
+
+const actions: Record<string, () => void> = {
+  submit: submitLabels,
+  skip: () => submit("skip"),
+  flag: openFlag,
+  undo: () => editor.undo(),
+  redo: () => editor.redo(),
+  "toggle-prelabels": () => editor.toggleModelBoxes(),
+  help: () => helpDialog.showModal(),
+  fit: () => editor.fit(),
+};
+for (const button of root.querySelectorAll<HTMLButtonElement>("[data-action]")) {
+  button.addEventListener("click", () => actions[button.dataset.action!]?.());
+}
+
+window.addEventListener("keydown", (e) => {
+  if (isTyping(e) || helpDialog.open || flagDialog.open) return;
+  const ctrl = e.ctrlKey || e.metaKey;
+  const key = e.key;
+  if (ctrl && key.toLowerCase() === "z") {
+    e.preventDefault();
+    if (e.shiftKey) editor.redo();
+    else editor.undo();
+    return;
+  }
+  if (ctrl && key.toLowerCase() === "y") {
+    e.preventDefault();
+    editor.redo();
+    return;
+  }
+  if (ctrl || e.altKey) return;
+  const hotkeyClass = classes.find((c) => c.hotkey && c.hotkey === (e.code.startsWith("Digit") ? e.code.slice(5) : key));
+  if (hotkeyClass) {
+    e.preventDefault();
+    applyClass(hotkeyClass.id, e.shiftKey);
+    return;
+  }
+  const handlers: Record<string, () => void> = {
+    Enter: submitLabels,
+    Delete: () => editor.deleteSelected(),
+    Backspace: () => editor.deleteSelected(),
+    s: actions.skip,
+    f: openFlag,
+    h: actions["toggle-prelabels"],
+    "?": actions.help,
+    r: actions.fit,
+    "=": () => editor.zoomBy(1.25),
+    "+": () => editor.zoomBy(1.25),
+    "-": () => editor.zoomBy(0.8),
+    Escape: () => editor.select(-1),
+    Tab: () => editor.selectNext(e.shiftKey ? -1 : 1),
+  };
+  const handler = handlers[key] ?? handlers[key.toLowerCase()];
+  if (handler) {
+    e.preventDefault();
+    handler();
+  }
+});
+
+async function heartbeat(): Promise<void> {
+  for (const prepared of [current, prefetched]) {
+    if (!prepared) continue;
+    let status: number;
+    try {
+      status = (await request("POST", `/api/tasks/${prepared.next.task.id}/heartbeat/`)).status;
+    } catch {
+      continue; // offline: the next beat tries again
+    }
+    if (status !== 409) continue;
+    if (prepared === prefetched) {
+      prefetched = null;
+      delete root.dataset.prefetched;
+      void prefetch();
+    } else if (prepared === current) {
+      leaseLost = true;
+      toast("Your hold on this image lapsed; a submit will still be kept, as an extra opinion.");
+      renderSidebar();
+    }
+  }
+}
+
+function releaseUnfinished(): void {
+  for (const prepared of [current, prefetched]) {
+    if (!prepared) continue;
+    void fetch(`/api/tasks/${prepared.next.task.id}/release/`, {
+      method: "POST",
+      keepalive: true,
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": (document.cookie.match(/csrftoken=([^;]+)/) ?? [])[1] ?? "" },
+    }).catch(() => {});
+  }
+}
+
+document.addEventListener("visibilitychange", () => (document.hidden ? stopwatch.pause() : stopwatch.resume()));
+window.addEventListener("online", () => {
+  renderSaveState();
+  void queue.flush();
+});
+window.addEventListener("offline", renderSaveState);
+window.addEventListener("pagehide", releaseUnfinished);
+setInterval(() => void heartbeat(), Number(root.dataset.heartbeatMs) || 30_000);
+
+renderSaveState();
+void queue.flush();
+void loadNext();

@@ -1,0 +1,70 @@
+"""Browser tests: Debian's Chromium driven by Playwright against pytest-django's live
+server (real PostgreSQL, the real API, static files from the Vite build)."""
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# between browser steps are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+MANIFEST = Path(__file__).resolve().parents[2] / "frontend" / "dist" / ".vite" / "manifest.json"
+# What a deliberately cut connection logs; nothing else may reach the console as an error.
+NETWORK_CUT = re.compile(r"net::ERR_(INTERNET_DISCONNECTED|CONNECTION_RESET|FAILED|ABORTED)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not MANIFEST.exists():
+        pytest.fail("the frontend is not built: run `make frontend` (the test target does)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: run .ci/ensure-chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class ConsoleWatch:
+    """Console errors and uncaught exceptions of one page."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.allow_network_cut = False
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+    def unexpected(self) -> list[str]:
+        if self.allow_network_cut:
+            return [e for e in self.errors if not NETWORK_CUT.search(e)]
+        return list(self.errors)
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.console = ConsoleWatch(page)
+    yield page
+    context.close()
+    assert page.console.unexpected() == [], "console errors on the page"
+
+
+def sign_in(page, username: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw-" + username)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)

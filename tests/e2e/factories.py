@@ -1,0 +1,49 @@
+"""A detection project with a deployed model and pre-labeled images, made via the ORM."""
+from dataclasses import dataclass, field
+
+from labeling.models import Membership, Project, Role, Split
+from labeling.services import label_class_create
+from tests.factories import ImageFactory, TaskFactory
+from training.models import ModelVersion, Prediction
+
+IMAGE_W, IMAGE_H = 640, 480
+
+
+@dataclass
+class Scene:
+    project: Project
+    classes: dict  # name -> LabelClass
+    version: ModelVersion
+    predictions: dict = field(default_factory=dict)  # image id -> Prediction
+
+
+def detection_scene(*, members: dict, images: int = 3, width: int = IMAGE_W, height: int = IMAGE_H) -> Scene:
+    """`members`: {user: role}. Every image gets two pre-labelled boxes: a car at the top
+    left and a person at the bottom right; earlier images are more uncertain."""
+    project = Project.objects.create(name="Street scenes", task_type="detection")
+    for user, role in members.items():
+        Membership.objects.create(project=project, user=user, role=role)
+    classes = {
+        name: label_class_create(project=project, name=name, hotkey=hotkey)
+        for name, hotkey in (("car", "1"), ("person", "2"), ("tree", "3"))
+    }
+    class_ids = [c.pk for c in classes.values()]
+    version = ModelVersion.objects.create(
+        project=project, number=1, backend="yolo", is_deployed=True, status="deployed",
+        class_ids=class_ids, primary_metric=0.61,
+    )
+    scene = Scene(project=project, classes=classes, version=version)
+    for n in range(images):
+        image = ImageFactory(project=project, width=width, height=height, split=Split.TRAIN)
+        uncertainty = 1.0 - n / 10
+        payload = {"boxes": [
+            {"x1": 40.0, "y1": 40.0, "x2": 160.0, "y2": 120.0, "label": classes["car"].pk,
+             "score": 0.91, "probs": [0.91, 0.06, 0.03]},
+            {"x1": 380.0, "y1": 260.0, "x2": 500.0, "y2": 420.0, "label": classes["person"].pk,
+             "score": 0.55, "probs": [0.1, 0.55, 0.35]},
+        ]}
+        scene.predictions[image.pk] = Prediction.objects.create(
+            image=image, model_version=version, payload=payload, uncertainty=uncertainty
+        )
+        TaskFactory(image=image, priority=uncertainty)
+    return scene

@@ -1,0 +1,112 @@
+"""Pages around the editor: role checks, the manifest tag, and every page in Chromium
+without console errors."""
+import json
+
+import pytest
+from django.template import Context, Template
+
+from labeling.models import Annotation, Role, Task, TaskStatus
+from labeling.templatetags.vite import entry_files
+
+from .conftest import sign_in
+from .factories import detection_scene
+
+
+def test_entry_files_follow_shared_chunks_and_css():
+    manifest = {
+        "src/pages/a.ts": {"file": "assets/a-1.js", "imports": ["_api.js"], "css": ["assets/a-1.css"]},
+        "_api.js": {"file": "assets/api-2.js", "css": ["assets/api-2.css"]},
+    }
+    css, chunks, script = entry_files(manifest, "src/pages/a.ts")
+    assert css == ["assets/api-2.css", "assets/a-1.css"]  # shared chunks first
+    assert chunks == ["assets/api-2.js"]
+    assert script == "assets/a-1.js"
+    with pytest.raises(KeyError, match="src/pages/missing.ts"):
+        entry_files(manifest, "src/pages/missing.ts")
+
+
+def test_vite_entry_tag_emits_hashed_files_under_static(settings, tmp_path):
+    (tmp_path / ".vite").mkdir()
+    (tmp_path / ".vite" / "manifest.json").write_text(json.dumps({
+        "src/pages/base.ts": {"file": "assets/base-abc.js", "css": ["assets/base-abc.css"]},
+    }))
+    settings.FRONTEND_BUILD_DIR = tmp_path
+    html = Template('{% load vite %}{% vite_entry "src/pages/base.ts" %}').render(Context())
+    assert '<link rel="stylesheet" href="/static/assets/base-abc.css">' in html
+    assert '<script type="module" src="/static/assets/base-abc.js"></script>' in html
+
+
+@pytest.mark.django_db
+def test_project_pages_check_the_callers_role(client, make_user):
+    annotator, lead, stranger = make_user("ann"), make_user("lea"), make_user("str")
+    scene = detection_scene(members={annotator: Role.ANNOTATOR, lead: Role.LEAD}, images=1)
+    pid = scene.project.pk
+    client.force_login(annotator)
+    assert client.get(f"/projects/{pid}/annotate/").status_code == 200
+    assert client.get(f"/projects/{pid}/review/").status_code == 403
+    assert client.get(f"/projects/{pid}/settings/").status_code == 403
+    client.force_login(lead)
+    assert client.get(f"/projects/{pid}/review/").status_code == 200
+    assert client.get(f"/projects/{pid}/models/").status_code == 403
+    client.force_login(stranger)
+    assert client.get(f"/projects/{pid}/annotate/").status_code == 404
+    client.logout()
+    assert client.get(f"/projects/{pid}/annotate/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_project_list_shows_progress_and_the_deployed_model(client, make_user):
+    annotator = make_user("ann")
+    scene = detection_scene(members={annotator: Role.ANNOTATOR}, images=2)
+    client.force_login(annotator)
+    html = client.get("/").content.decode()
+    assert scene.project.name in html
+    assert "0 / 2" in html
+    assert "v1" in html and "0.610" in html
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_every_page_renders_without_console_errors(page, make_user):
+    admin = make_user("adm")
+    scene = detection_scene(members={admin: Role.ADMIN}, images=1)
+    pid = scene.project.pk
+    page.goto("/accounts/login/")
+    sign_in(page, "adm")
+    assert page.locator("#project-table tr[data-project-id]").count() == 1
+    for path, ready in [
+        (f"/projects/{pid}/annotate/", "#annotate[data-painted]"),
+        (f"/projects/{pid}/review/", "#review-count:not(:empty)"),
+        (f"/projects/{pid}/models/", "#versions-body tr[data-version='1']"),
+        (f"/projects/{pid}/settings/", "#classes-body tr"),
+        (f"/projects/{pid}/upload/", "#upload-form"),
+        (f"/projects/{pid}/reports/", "#reports .subnav a.current"),
+    ]:
+        page.goto(path)
+        page.wait_for_selector(ready, state="attached")
+    page.click("text=Sign out")
+    page.wait_for_url("**/accounts/login/")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_lead_rejects_an_annotation_and_its_image_returns_to_the_queue(page, make_user):
+    annotator, lead = make_user("ann"), make_user("lea")
+    scene = detection_scene(members={annotator: Role.ANNOTATOR, lead: Role.LEAD}, images=1)
+    task = Task.objects.get(project=scene.project)
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.DONE, completed_by=annotator)
+    annotation = Annotation.objects.create(
+        project=scene.project, image=task.image, task=task, author=annotator, kind="correct",
+        payload={"boxes": [{"x1": 1, "y1": 1, "x2": 50, "y2": 50, "label": scene.classes["tree"].pk}]},
+        idempotency_key="k1",
+    )
+    sign_in(page, "lea")
+    page.goto(f"/projects/{scene.project.pk}/review/")
+    card = page.locator(f'[data-annotation-id="{annotation.pk}"]')
+    card.locator("textarea").fill("the object is a car")
+    card.locator("button", has_text="Reject").click()
+    card.locator(".badge.bad").wait_for()
+
+    annotation.refresh_from_db()
+    assert (annotation.review_status, annotation.review_comment) == ("rejected", "the object is a car")
+    assert Task.objects.filter(image=task.image, status=TaskStatus.OPEN).exists()
