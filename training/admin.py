@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from .models import ModelVersion, Prediction, PrelabelRun, TrainingRun
+from .services import model_version_deploy
 
 
 @admin.register(ModelVersion)
@@ -8,6 +10,19 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "number", "backend", "status", "is_deployed", "primary_metric", "created_at"]
     list_filter = ["project", "status"]
     readonly_fields = ["is_deployed"]  # changed only by the deploy operation
+    actions = ["deploy"]
+
+    @admin.action(description="Deploy (or roll back to) the selected version")
+    def deploy(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to deploy.", level="error")
+            return
+        try:
+            version = model_version_deploy(version=queryset.get(), requested_by=request.user)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), level="error")
+            return
+        self.message_user(request, f"{version} deployed; the pool is being re-scored.")
 
 
 @admin.register(TrainingRun, PrelabelRun)

@@ -356,6 +356,12 @@ def model_version_register(
         candidate=primary, baseline=baseline, tolerance=project.promotion_tolerance,
         metric=str(metrics.get("primary_metric", "primary")),
     )
+    now_deployed = selectors.model_version_deployed(project)
+    if (now_deployed and now_deployed.pk) != (baseline.version.pk if baseline else None):
+        # someone deployed or rolled back during training: the comparison is stale, so an
+        # admin decides (the version stays a candidate)
+        comparison.update(decision="hold", reason=comparison["reason"] + "; the deployed version changed "
+                          "during training, deploy by hand if wanted")
     version = ModelVersion(
         project=project, number=number, backend=backend_kind_for(project), architecture=architecture[:100],
         parent=parent, training_run=locked, class_ids=snapshot.class_ids,
@@ -369,15 +375,15 @@ def model_version_register(
         version.save()
         if comparison["decision"] == "deploy":
             model_version_deploy(version=version)
-        else:
+        elif comparison["decision"] == "reject":
             ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.REJECTED)
     except BaseException:
         version.weights.delete(save=False)  # the transaction rolls back: leave no orphan file
         raise
+    outcome = {"deploy": "deployed", "reject": "rejected", "hold": "kept as a candidate"}[comparison["decision"]]
     job_finish(
         TrainingRun, run.pk, JobStatus.SUCCEEDED, progress=1.0,
-        message=f"v{number} {'deployed' if comparison['decision'] == 'deploy' else 'rejected'}: "
-        f"{comparison['reason']}"[:500],
+        message=f"v{number} {outcome}: {comparison['reason']}"[:500],
     )
     version.refresh_from_db()
     return version
