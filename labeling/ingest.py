@@ -1,13 +1,13 @@
-"""Bringing one image file into a project: validate, deduplicate, make upright, store.
+"""Bringing image files into a project: validate, deduplicate, make upright, store.
 
 Each file either lands completely (stored file + Image row + queue rows) or not at all,
-with a message that names what was wrong. Callers loop over batches and collect results.
+with a message that names what was wrong.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import os
+import logging
 import posixpath
 import random
 import zipfile
@@ -23,6 +23,8 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .models import Image, Project, Split, Task
+
+logger = logging.getLogger(__name__)
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
 # Browsers show these as they are; the others get a JPEG display version at any size.
@@ -56,25 +58,167 @@ def image_ingest(*, project: Project, name: str, stream: BinaryIO, size: int | N
     """Ingest one file; never raises for bad input, reports it in the result instead.
 
     `name` is how the report names the file (it may be a path inside an archive); the
-    Image keeps its base name as `original_name`, which label files are matched against."""
+    Image keeps its base name as `original_name`, which label files are matched against.
+    Many files: use IngestBatch, which writes them in groups."""
+    batch = IngestBatch(project)
+    batch.add(name=name, stream=stream, size=size)
+    return batch.flush()[0]
+
+
+@dataclass
+class _Prepared:
+    """A validated file, ready to store: its bytes, display bytes and unsaved row."""
+
+    name: str
+    image: Image
+    stored_bytes: bytes
+    suffix: str
+    display_bytes: bytes | None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.stored_bytes) + len(self.display_bytes or b"")
+
+
+class IngestBatch:
+    """Ingests files in groups: each file is read and validated as it is added (one file
+    in memory at a time), and a group of prepared files is written with one duplicate
+    query and one transaction for its Image and Task rows. Memory is bounded by
+    max_bytes of prepared files; results come back in the order the files were added.
+
+        batch = IngestBatch(project)
+        for ...: results += batch.add(name=..., stream=..., size=...)
+        results += batch.flush()
+    """
+
+    def __init__(self, project: Project, *, max_files: int = 200, max_bytes: int = 64 * 1024 * 1024):
+        self.project = project
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+        self._pending: list[IngestResult | _Prepared] = []
+        self._pending_bytes = 0
+
+    def add(self, *, name: str, stream: BinaryIO, size: int | None = None) -> list[IngestResult]:
+        """Queue one file; returns the results of a group when this file filled it."""
+        try:
+            prepared = _prepare(project=self.project, name=name, stream=stream, size=size)
+        except IngestError as exc:
+            self._pending.append(IngestResult(name=name, status="error", error=str(exc)))
+        except Exception as exc:  # decoders raise odd errors on odd files; one file must not stop a batch
+            logger.exception("could not read %s", name)
+            self._pending.append(IngestResult(name=name, status="error", error=f"could not be read ({exc})"))
+        else:
+            self._pending.append(prepared)
+            self._pending_bytes += prepared.nbytes
+        if len(self._pending) >= self.max_files or self._pending_bytes >= self.max_bytes:
+            return self.flush()
+        return []
+
+    def flush(self) -> list[IngestResult]:
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        prepared = [p for p in pending if isinstance(p, _Prepared)]
+        outcome = _store_group(self.project, prepared) if prepared else {}
+        return [outcome[id(p)] if isinstance(p, _Prepared) else p for p in pending]
+
+
+def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None) -> _Prepared:
+    limit = settings.VISION_MAX_UPLOAD_BYTES
+    if size is not None and size > limit:
+        raise IngestError(_too_large_message(limit))
+    data, sha256 = _read_limited(stream, limit)
+    if not data:
+        raise IngestError("file is empty (0 bytes)")
+    upright, fmt, width, height = _decode_upright(data)
+    stored_bytes = data
+    suffix = "." + ("jpg" if fmt == "JPEG" else fmt.lower())
+    if upright is not None:
+        stored_bytes, suffix = _encode(upright, fmt)
+    display_bytes = None
+    if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
+        display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)))
+    original_name = posixpath.basename(name.replace("\\", "/"))[:500]
+    image = Image(project=project, original_name=original_name, sha256=sha256, width=width, height=height,
+                  split=split_for_new_image(project=project, sha256=sha256))
+    return _Prepared(name, image, stored_bytes, suffix, display_bytes)
+
+
+def _store_group(project: Project, group: list[_Prepared]) -> dict[int, IngestResult]:
+    """Store a group; keyed by id() of each prepared file. Duplicates (of earlier images
+    or within the group) store nothing; every new image lands whole or not at all."""
+    results: dict[int, IngestResult] = {}
+    known = dict(
+        Image.objects.filter(project=project, sha256__in={p.image.sha256 for p in group})
+        .values_list("sha256", "pk")
+    )
+    new: list[_Prepared] = []
+    first_of: dict[str, _Prepared] = {}
+    for prepared in group:
+        sha256 = prepared.image.sha256
+        if sha256 in known:
+            results[id(prepared)] = IngestResult(prepared.name, "duplicate", image_id=known[sha256])
+        elif sha256 in first_of:
+            results[id(prepared)] = None  # filled in once the first copy has its id
+        else:
+            first_of[sha256] = prepared
+            new.append(prepared)
+
+    saved: list[list[str]] = []
     try:
-        image = _ingest(project=project, name=name, stream=stream, size=size)
-    except IngestError as exc:
-        return IngestResult(name=name, status="error", error=str(exc))
-    except _Duplicate as dup:
-        return IngestResult(name=name, status="duplicate", image_id=dup.image_id)
-    return IngestResult(name=name, status="created", image_id=image.pk)
+        for prepared in new:
+            saved.append(_save_files(prepared))
+        with transaction.atomic():
+            Image.objects.bulk_create([p.image for p in new])
+            tasks_create_for_images(images=[p.image for p in new])
+    except IntegrityError:
+        # Another import stored one of these meanwhile: fall back to one at a time.
+        for prepared, names in zip(new, saved):
+            results[id(prepared)] = _store_one(project, prepared, names)
+    except BaseException:
+        for names in saved:
+            _delete_files(names)
+        raise
+    else:
+        for prepared in new:
+            results[id(prepared)] = IngestResult(prepared.name, "created", image_id=prepared.image.pk)
+
+    for prepared in group:
+        if results[id(prepared)] is None:
+            image_id = results[id(first_of[prepared.image.sha256])].image_id
+            results[id(prepared)] = IngestResult(prepared.name, "duplicate", image_id=image_id)
+    return results
 
 
-def image_ingest_path(*, project: Project, path: str, name: str | None = None) -> IngestResult:
-    with open(path, "rb") as stream:
-        return image_ingest(project=project, name=name or os.path.basename(path), stream=stream,
-                            size=os.fstat(stream.fileno()).st_size)
+def _store_one(project: Project, prepared: _Prepared, names: list[str]) -> IngestResult:
+    prepared.image.pk = None
+    try:
+        with transaction.atomic():
+            prepared.image.save()
+            tasks_create_for_images(images=[prepared.image])
+    except IntegrityError:
+        _delete_files(names)
+        existing = Image.objects.filter(project=project, sha256=prepared.image.sha256).values_list("pk", flat=True)
+        return IngestResult(prepared.name, "duplicate", image_id=existing.first())
+    return IngestResult(prepared.name, "created", image_id=prepared.image.pk)
 
 
-class _Duplicate(Exception):
-    def __init__(self, image_id: int):
-        self.image_id = image_id
+def _save_files(prepared: _Prepared) -> list[str]:
+    """Write the file (and display version) through the storage API; the stored names."""
+    image, sha256 = prepared.image, prepared.image.sha256
+    image.file.save(f"{sha256}{prepared.suffix}", ContentFile(prepared.stored_bytes), save=False)
+    names = [image.file.name]
+    try:
+        if prepared.display_bytes is not None:
+            image.display_file.save(f"{sha256}.jpg", ContentFile(prepared.display_bytes), save=False)
+            names.append(image.display_file.name)
+    except BaseException:
+        _delete_files(names)
+        raise
+    return names
+
+
+def _delete_files(names: list[str]) -> None:
+    for stored in names:
+        default_storage.delete(stored)
 
 
 def _read_limited(stream: BinaryIO, limit: int) -> tuple[bytes, str]:
@@ -100,54 +244,6 @@ def _read_chunk(stream: BinaryIO) -> bytes:
         return stream.read(_READ_CHUNK)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise IngestError(f"archive entry is corrupt ({exc})") from None
-
-
-def _ingest(*, project: Project, name: str, stream: BinaryIO, size: int | None) -> Image:
-    limit = settings.VISION_MAX_UPLOAD_BYTES
-    if size is not None and size > limit:
-        raise IngestError(_too_large_message(limit))
-    data, sha256 = _read_limited(stream, limit)
-    if not data:
-        raise IngestError("file is empty (0 bytes)")
-    existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
-    if existing is not None:
-        raise _Duplicate(existing)
-
-    upright, fmt, width, height = _decode_upright(data)
-    stored_bytes = data
-    suffix = "." + ("jpg" if fmt == "JPEG" else fmt.lower())
-    if upright is not None:
-        stored_bytes, suffix = _encode(upright, fmt)
-    display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)), fmt, width, height)
-
-    original_name = posixpath.basename(name.replace("\\", "/"))[:500]
-    image = Image(project=project, original_name=original_name, sha256=sha256, width=width, height=height,
-                  split=split_for_new_image(project=project, sha256=sha256))
-    saved: list[str] = []
-    try:
-        image.file.save(f"{sha256}{suffix}", ContentFile(stored_bytes), save=False)
-        saved.append(image.file.name)
-        if display_bytes is not None:
-            image.display_file.save(f"{sha256}.jpg", ContentFile(display_bytes), save=False)
-            saved.append(image.display_file.name)
-        with transaction.atomic():
-            image.save()
-            tasks_create_for_image(image=image)
-    except IntegrityError:
-        _delete_files(saved)
-        existing = Image.objects.filter(project=project, sha256=sha256).values_list("pk", flat=True).first()
-        if existing is not None:
-            raise _Duplicate(existing) from None
-        raise
-    except BaseException:
-        _delete_files(saved)
-        raise
-    return image
-
-
-def _delete_files(names: list[str]) -> None:
-    for stored in names:
-        default_storage.delete(stored)
 
 
 def _decode_upright(data: bytes) -> tuple[PILImage.Image | None, str, int, int]:
@@ -195,12 +291,10 @@ def _encode(image: PILImage.Image, fmt: str) -> tuple[bytes, str]:
     return out.getvalue(), ".png"
 
 
-def _display_version(image: PILImage.Image, fmt: str, width: int, height: int) -> bytes | None:
-    """A JPEG for the browser when the original is large or in a format browsers do not
-    show (TIFF, BMP); None when the original serves."""
+def _display_version(image: PILImage.Image) -> bytes:
+    """A JPEG for the browser, made when the original is large or in a format browsers
+    do not show (TIFF, BMP); otherwise the original serves."""
     max_side = settings.VISION_DISPLAY_MAX_SIDE
-    if max(width, height) <= max_side and fmt in BROWSER_FORMATS:
-        return None
     display = image.convert("RGB")
     display.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -216,12 +310,12 @@ def split_for_new_image(*, project: Project, sha256: str) -> str:
     return Split.VALIDATION if draw < project.validation_share else Split.TRAIN
 
 
-def tasks_create_for_image(*, image: Image) -> list[Task]:
-    """Queue rows for a new image: one per wanted annotation. Before any model has scored
-    the image its priority is random (cold start), so early labels are an unbiased sample."""
-    project = image.project
-    priority = random.random()
-    return Task.objects.bulk_create(
-        Task(project=project, image=image, slot=slot, priority=priority)
-        for slot in range(project.annotations_per_image)
-    )
+def tasks_create_for_images(*, images: list[Image]) -> list[Task]:
+    """Queue rows for new images: one per wanted annotation. Before any model has scored
+    an image its priority is random (cold start), so early labels are an unbiased sample."""
+    tasks = []
+    for image in images:
+        priority = random.random()
+        tasks += [Task(project_id=image.project_id, image=image, slot=slot, priority=priority)
+                  for slot in range(image.project.annotations_per_image)]
+    return Task.objects.bulk_create(tasks)

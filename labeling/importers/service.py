@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..ingest import image_ingest
+from ..ingest import IngestBatch
 from ..models import ImportJob, JobStatus, Project, TaskType
 from .classification import csv_records, folder_records
 from .coco import coco_records
@@ -104,6 +104,14 @@ def import_run(
     import_check_format(project=project, label_format=label_format)
     report = _Report(keep_created)
     imported: list[tuple[str, int]] = []
+    batch = _ItemBatch(project)
+
+    def record(relpath: str, result: dict) -> None:
+        report.counts[result["status"]] += 1
+        report.add(result)
+        if "image_id" in result:
+            imported.append((relpath, result["image_id"]))
+
     with tempfile.TemporaryDirectory(dir=staging_dir(), prefix="labels-") as collected:
         label_files_found = 0
         for done, item in enumerate(source_items(files), start=1):
@@ -113,13 +121,12 @@ def import_run(
                     report.add(problem)
                 label_files_found += 1
             else:
-                result = _ingest_item(project, item)
-                report.counts[result["status"]] += 1
-                report.add(result)
-                if "image_id" in result:
-                    imported.append((item.relpath, result["image_id"]))
+                for relpath, result in batch.add(item):
+                    record(relpath, result)
             if on_progress:
                 on_progress(done)
+        for relpath, result in batch.flush():
+            record(relpath, result)
 
         labels = None
         if label_format:
@@ -143,15 +150,31 @@ def import_run(
     return summary
 
 
-def _ingest_item(project: Project, item: SourceItem) -> dict:
-    if item.error:
-        return {"name": item.name, "status": "error", "error": item.error}
-    try:
-        with item.open() as stream:
-            return image_ingest(project=project, name=item.name, stream=stream, size=item.size).as_dict()
-    except Exception as exc:  # one broken item (storage, I/O) must not stop the batch
-        logger.exception("import of %s failed", item.name)
-        return {"name": item.name, "status": "error", "error": f"could not be stored ({exc})"}
+class _ItemBatch:
+    """Feeds items to an IngestBatch and pairs its results with the items' relative paths."""
+
+    def __init__(self, project: Project):
+        self.ingest = IngestBatch(project)
+        self.relpaths: list[str] = []
+
+    def add(self, item: SourceItem) -> list[tuple[str, dict]]:
+        if item.error:
+            return [(item.relpath, {"name": item.name, "status": "error", "error": item.error})]
+        try:
+            stream = item.open()
+        except Exception as exc:  # a corrupt archive entry header
+            return [(item.relpath, {"name": item.name, "status": "error", "error": f"could not be read ({exc})"})]
+        with stream:
+            self.relpaths.append(item.relpath)
+            return self._pair(self.ingest.add(name=item.name, stream=stream, size=item.size))
+
+    def flush(self) -> list[tuple[str, dict]]:
+        return self._pair(self.ingest.flush())
+
+    def _pair(self, results) -> list[tuple[str, dict]]:
+        paired = [(relpath, result.as_dict()) for relpath, result in zip(self.relpaths, results)]
+        del self.relpaths[: len(results)]
+        return paired
 
 
 def _collect_label_file(item: SourceItem, folder: str) -> dict | None:

@@ -117,3 +117,34 @@ def test_file_over_the_size_limit_is_refused(project, settings):
     assert result.status == "error"
     assert "larger than the upload limit" in result.error
     assert not Image.objects.exists()
+
+
+def test_batch_results_keep_the_order_and_duplicates_across_groups(project):
+    from labeling.ingest import IngestBatch
+
+    batch = IngestBatch(project, max_files=2)
+    files = [("a.jpg", image_bytes(color=(1, 0, 0))), ("bad.jpg", b"nope"), ("b.jpg", image_bytes(color=(2, 0, 0))),
+             ("a-again.jpg", image_bytes(color=(1, 0, 0))), ("b-again.jpg", image_bytes(color=(2, 0, 0)))]
+    results = []
+    for name, data in files:
+        results += batch.add(name=name, stream=io.BytesIO(data), size=len(data))
+    results += batch.flush()
+    assert [(r.name, r.status) for r in results] == [
+        ("a.jpg", "created"), ("bad.jpg", "error"), ("b.jpg", "created"), ("a-again.jpg", "duplicate"),
+        ("b-again.jpg", "duplicate")]
+    assert results[3].image_id == results[0].image_id and results[4].image_id == results[2].image_id
+    assert Task.objects.count() == 2
+
+
+def test_an_image_stored_meanwhile_by_another_import_becomes_a_duplicate(project, settings):
+    from labeling.ingest import IngestBatch
+
+    batch = IngestBatch(project)
+    for name, color in (("x.jpg", (5, 5, 5)), ("y.jpg", (6, 6, 6))):
+        batch.add(name=name, stream=io.BytesIO(image_bytes(color=color)))
+    other = ingest(project, "x-elsewhere.jpg", image_bytes(color=(5, 5, 5)))
+    results = batch.flush()
+    assert [(r.name, r.status, r.image_id == other.image_id) for r in results] == [
+        ("x.jpg", "duplicate", True), ("y.jpg", "created", False)]
+    stored = [p for p in (settings.MEDIA_ROOT / "projects").rglob("*") if p.is_file()]
+    assert len(stored) == 2  # the losing copy of x.jpg was removed
