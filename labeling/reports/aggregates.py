@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from labeling.models import (
     Annotation,
@@ -48,17 +47,37 @@ LABEL_KINDS = (AnnotationKind.ACCEPT, AnnotationKind.CORRECT)
 NO_REASON = "(no reason given)"
 
 
-def _get_or_create_row(model, **key):
-    """get_or_create that survives a concurrent insert of the same key."""
-    try:
-        with transaction.atomic():
-            return model.objects.get_or_create(**key)
-    except IntegrityError:
-        return model.objects.get(**{k: v for k, v in key.items() if k != "defaults"}), False
+def _insert_new(model, values: dict) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on the primary key; True when the row is new."""
+    table, pk = model._meta.db_table, model._meta.pk.column
+    columns = ", ".join(values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(values))}) "
+            f"ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}",
+            list(values.values()),
+        )
+        return cursor.fetchone() is not None
+
+
+def _upsert_add(model, key: dict, deltas: dict) -> None:
+    """One-statement increment: insert the row with `deltas`, or add them to the row with
+    this key (its unique constraint). Counters not named start at 0."""
+    table = model._meta.db_table
+    counters = [f.column for f in model._meta.concrete_fields if not f.primary_key and f.column not in key]
+    values = {**key, **{c: deltas.get(c, 0) for c in counters}}
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+            list(values.values()),
+        )
 
 
 class _DatabaseStore:
-    """Applies one annotation's counts straight to the tables (the live path)."""
+    """Applies one annotation's counts straight to the tables (the live path), with single
+    statement upserts that are safe against concurrent recorders."""
 
     def is_first_label_by_author(self, image_id: int, author_id: int) -> bool:
         return not ReportAnnotationMark.objects.filter(
@@ -66,36 +85,23 @@ class _DatabaseStore:
         ).exists()
 
     def mark(self, annotation: Annotation, first_label_by_author: bool) -> bool:
-        _, created = _get_or_create_row(
-            ReportAnnotationMark, annotation_id=annotation.pk,
-            defaults={"project_id": annotation.project_id, "image_id": annotation.image_id,
-                      "author_id": annotation.author_id or 0,
-                      "first_label_by_author": first_label_by_author},
-        )
-        return created
+        return _insert_new(ReportAnnotationMark, {
+            "annotation_id": annotation.pk, "project_id": annotation.project_id, "image_id": annotation.image_id,
+            "author_id": annotation.author_id or 0, "first_label_by_author": first_label_by_author})
 
     def label_image(self, annotation: Annotation, day) -> bool:
-        _, created = _get_or_create_row(
-            ReportLabeledImage, image_id=annotation.image_id,
-            defaults={"project_id": annotation.project_id, "day": day},
-        )
-        return created
+        return _insert_new(ReportLabeledImage, {
+            "image_id": annotation.image_id, "project_id": annotation.project_id, "day": day})
 
     def bump(self, model, key: dict, deltas: dict) -> None:
-        row, _ = _get_or_create_row(model, **key)
-        deltas = {k: v for k, v in deltas.items() if v}
-        if deltas:
-            model.objects.filter(pk=row.pk).update(**{k: F(k) + v for k, v in deltas.items()})
+        _upsert_add(model, key, deltas)
 
     def agreement_partners(self, annotation: Annotation) -> list[tuple[int, dict]]:
         # Lock the image's row so two authors' labels landing together still meet.
         ReportLabeledImage.objects.select_for_update().filter(image_id=annotation.image_id).first()
-        other_ids = list(
-            ReportAnnotationMark.objects.filter(image_id=annotation.image_id, first_label_by_author=True)
-            .exclude(annotation_id=annotation.pk)
-            .exclude(author_id=annotation.author_id)
-            .values_list("annotation_id", flat=True)
-        )
+        other_ids = ReportAnnotationMark.objects.filter(
+            image_id=annotation.image_id, first_label_by_author=True
+        ).exclude(annotation_id=annotation.pk).exclude(author_id=annotation.author_id).values("annotation_id")
         return list(Annotation.objects.filter(pk__in=other_ids).values_list("author_id", "payload"))
 
 

@@ -188,17 +188,27 @@ def _work_row(sums: dict) -> dict:
     }
 
 
+TEAM_DAILY_WINDOW_DAYS = 30
+
+
 def report_team(*, project: Project) -> dict:
+    """Per annotator (all time), per day (the team), and per annotator and day over the last
+    TEAM_DAILY_WINDOW_DAYS days (a row per person-day grows quickly)."""
     base = ReportDailyCounts.objects.filter(project=project, submissions__gt=0)
     by_annotator = _sums(base, ("annotator_id",), WORK_FIELDS)
-    by_day = _sums(base, ("day", "annotator_id"), WORK_FIELDS)
+    since = _today() - timedelta(days=TEAM_DAILY_WINDOW_DAYS - 1)
+    by_annotator_day = _sums(base.filter(day__gte=since), ("day", "annotator_id"), WORK_FIELDS)
     names = _usernames(r["annotator_id"] for r in by_annotator)
     return {
+        "daily_window_days": TEAM_DAILY_WINDOW_DAYS,
         "tables": {
             "by_annotator": [{"annotator": names.get(r["annotator_id"]), **_work_row(r)} for r in by_annotator],
-            "by_day": [{"day": r["day"].isoformat(), "annotator": names.get(r["annotator_id"]), **_work_row(r)}
-                       for r in by_day],
-        }
+            "by_day": [{"day": r["day"].isoformat(), **_work_row(r)} for r in _sums(base, ("day",), WORK_FIELDS)],
+            "by_annotator_day": [
+                {"day": r["day"].isoformat(), "annotator": names.get(r["annotator_id"]), **_work_row(r)}
+                for r in by_annotator_day
+            ],
+        },
     }
 
 

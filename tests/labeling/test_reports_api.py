@@ -123,8 +123,10 @@ def test_team_report_counts_submissions_and_time(api_client, detection_work):
     assert alice["seconds_per_image"] == 17.5  # 35 s over 2 images
     assert alice["images_per_hour"] == pytest.approx(2 / (35 / 3600), abs=0.1)
     assert (bob["submissions"], bob["skipped"], bob["seconds_per_image"]) == (2, 1, 6.0)
-    [today_alice] = [r for r in body["tables"]["by_day"] if r["annotator"] == "alice"]
+    [today_alice] = [r for r in body["tables"]["by_annotator_day"] if r["annotator"] == "alice"]
     assert today_alice["day"] == timezone.now().date().isoformat()
+    [today] = body["tables"]["by_day"]
+    assert (today["submissions"], today["hours"]) == (4, round(47 / 3600, 3))
 
 
 def test_agreement_report_scores_box_f1_between_two_annotators(api_client, detection_work):
