@@ -23,7 +23,7 @@ from .review import ACCEPT, REJECT, annotation_review, annotations_for_review
 
 
 def _task_for(request, task_id: int) -> Task:
-    task = get_object_or_404(Task.objects.select_related("project"), pk=task_id)
+    task = get_object_or_404(Task.objects.select_related("project", "image"), pk=task_id)
     require_role(request.user, task.project, Role.ANNOTATOR)
     return task
 
@@ -93,7 +93,7 @@ class AnnotationSubmitApi(APIView):
                             status=status.HTTP_400_BAD_REQUEST)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = annotation_submit(task_id=task.pk, user=request.user, idempotency_key=key,
+        result = annotation_submit(task=task, user=request.user, idempotency_key=key,
                                    **serializer.validated_data)
         body = self.OutputSerializer(result.annotation).data
         if result.is_extra_opinion:

@@ -7,11 +7,11 @@ from django.utils import timezone
 
 from training.models import ModelVersion, Prediction
 
-from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus, Task, TaskStatus
+from .models import Annotation, AnnotationKind, Image, Project, ReviewStatus, Task, TaskStatus
+from .selectors import ACCEPTED_LABEL
 
 # Exact counts over a project's tables are cached this long; live leases are always exact.
 STATS_CACHE_SECONDS = 15
-LABEL_KINDS = (AnnotationKind.ACCEPT, AnnotationKind.CORRECT)
 
 
 def image_urls(image: Image) -> dict:
@@ -97,9 +97,7 @@ def _totals(project: Project) -> dict:
     annotations = Annotation.objects.filter(project=project)
     return {
         "images": Image.objects.filter(project=project).count(),
-        "labeled_images": annotations.filter(
-            kind__in=LABEL_KINDS, state=AnnotationState.SUBMITTED
-        ).exclude(review_status=ReviewStatus.REJECTED).values("image_id").distinct().count(),
+        "labeled_images": annotations.filter(ACCEPTED_LABEL).values("image_id").distinct().count(),
         "flagged": annotations.filter(kind=AnnotationKind.FLAG, review_status=ReviewStatus.PENDING)
         .values("image_id").distinct().count(),
         **tasks,

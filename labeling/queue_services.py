@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from training.models import Prediction
@@ -45,20 +45,42 @@ _STATUS_AFTER = {
 # --- leases ---------------------------------------------------------------------------
 
 
-def _claimable_tasks(*, project: Project, user, exclude: list[int], now) -> QuerySet[Task]:
-    """Open tasks of the project nobody holds, in queue order (the task_queue_order index),
-    without images the user already annotated or holds another slot of."""
-    annotated_by_user = Annotation.objects.filter(image_id=OuterRef("image_id"), author=user)
-    other_slot_held = Task.objects.filter(
-        image_id=OuterRef("image_id"), status=TaskStatus.OPEN, lease_holder=user, lease_expires_at__gte=now
-    ).exclude(pk=OuterRef("pk"))
-    return (
-        Task.objects.filter(project=project, status=TaskStatus.OPEN)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .exclude(pk__in=exclude)
-        .filter(~Exists(annotated_by_user), ~Exists(other_slot_held))
-        .order_by("-priority", "id")
+# Claim in one statement: the subquery walks the task_queue_order index (project, priority
+# DESC, id WHERE status = 'open'), skips rows other claimers have locked and rows under a
+# live lease, and stops at the first fit; the UPDATE leases it. PostgreSQL re-checks the
+# WHERE on a row changed since the snapshot, so a task just leased by someone else is
+# passed over, never shared. SQLite has no row locks but runs one writer at a time.
+_CLAIM_SQL = """
+UPDATE labeling_task SET lease_holder_id = %s, lease_expires_at = %s
+WHERE id = (
+    SELECT t.id FROM labeling_task t
+    WHERE t.project_id = %s AND t.status = 'open'
+      AND (t.lease_expires_at IS NULL OR t.lease_expires_at < %s)
+      {exclude}
+      AND NOT EXISTS (
+          SELECT 1 FROM labeling_annotation a WHERE a.image_id = t.image_id AND a.author_id = %s)
+      AND NOT EXISTS (
+          SELECT 1 FROM labeling_task o
+          WHERE o.image_id = t.image_id AND o.id <> t.id AND o.status = 'open'
+            AND o.lease_holder_id = %s AND o.lease_expires_at >= %s)
+    ORDER BY t.priority DESC, t.id
+    LIMIT 1
+    {lock}
+)
+RETURNING id
+"""
+
+
+def claim_statement(*, project: Project, user, exclude: list[int], now, expires) -> tuple[str, list]:
+    """The claim as SQL and parameters: open tasks of the project nobody holds, without
+    images the user already annotated or holds another slot of, best first."""
+    at = connection.ops.adapt_datetimefield_value
+    sql = _CLAIM_SQL.format(
+        exclude=f"AND t.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else "",
+        lock="FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "",
     )
+    params = [user.pk, at(expires), project.pk, at(now), *exclude, user.pk, user.pk, at(now)]
+    return sql, params
 
 
 def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task | None:
@@ -72,7 +94,7 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
     own = list(
         Task.objects.filter(
             project=project, lease_holder=user, status=TaskStatus.OPEN, lease_expires_at__gt=now
-        ).order_by("lease_expires_at", "id")
+        ).select_related("image").order_by("lease_expires_at", "id")
     )
     for task in own:
         if task.pk not in exclude:
@@ -85,19 +107,13 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
             task_ids=held,
         )
     expires = now + timedelta(seconds=project.lease_ttl_seconds)
-    with transaction.atomic():
-        # SKIP LOCKED: concurrent claimers pass over each other's candidate instead of
-        # queueing behind it. SQLite ignores it; its writers are serialized anyway.
-        candidate = (
-            _claimable_tasks(project=project, user=user, exclude=exclude, now=now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if candidate is None:
-            return None
-        Task.objects.filter(pk=candidate).update(lease_holder=user, lease_expires_at=expires)
-    return Task.objects.select_related("image").get(pk=candidate)
+    sql, params = claim_statement(project=project, user=user, exclude=exclude, now=now, expires=expires)
+    with connection.cursor() as cursor:  # one statement: its own short transaction
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Task.objects.select_related("image").get(pk=row[0])
 
 
 def task_lease_renew(*, task: Task, user) -> Task:
@@ -161,7 +177,7 @@ def extra_opinion_explanation(annotation: Annotation) -> str:
 
 def annotation_submit(
     *,
-    task_id: int,
+    task: Task,
     user,
     kind: str,
     idempotency_key: str,
@@ -170,18 +186,17 @@ def annotation_submit(
     flag_reason: str = "",
     time_spent_ms: int = 0,
 ) -> SubmitResult:
-    """Record one outcome for a task. Raises PayloadError for a bad payload or a missing
-    prediction to accept, Conflict when the key was used for another task."""
-    replay = _replay(user=user, key=idempotency_key, task_id=task_id)
-    if replay is not None:
-        return replay
-    task = Task.objects.select_related("project", "image").get(pk=task_id)
+    """Record one outcome for a task (loaded with its project and image). Raises
+    PayloadError for a bad payload or a missing prediction to accept, Conflict when the key
+    was used for another task."""
+    task_id = task.pk
     prediction, clean = _clean_payload(task=task, kind=kind, payload=payload, prediction_id=prediction_id,
                                        flag_reason=flag_reason)
     try:
         with transaction.atomic():
             locked = Task.objects.select_for_update().get(pk=task_id)
-            # A concurrent retry waited on the row lock above; it now sees the first commit.
+            # Checked under the task's row lock: a concurrent retry of the same submit waits
+            # there and then finds the first one's annotation.
             replay = _replay(user=user, key=idempotency_key, task_id=task_id)
             if replay is not None:
                 return replay

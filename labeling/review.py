@@ -14,8 +14,8 @@ from django.utils import timezone
 from vision_project.api_errors import Conflict
 
 from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus, Split, Task
-from .queue_selectors import LABEL_KINDS
 from .queue_services import task_reopen_for_image
+from .selectors import ACCEPTED_LABEL
 
 ACCEPT, REJECT = "accept", "reject"
 
@@ -93,21 +93,16 @@ def _latest_task(image: Image) -> Task | None:
 
 
 def training_labels(*, project: Project) -> QuerySet[Annotation]:
-    """The annotations that count as labels for training and evaluation: accepted or
-    corrected pre-labels and imports, submitted in time (not extra opinions), not rejected
-    by a lead, on images of the train or validation split that carry no flag a lead has
-    not rejected. With overlap an image can have several; the newest comes first."""
+    """The annotations that count as labels for training and evaluation: selectors.ACCEPTED_LABEL
+    (accepted or corrected, submitted in time, not rejected; imports count) on images of the
+    train or validation split that carry no flag a lead has not rejected: a pending flag
+    keeps the image out until a lead decides. With overlap an image can have several; the
+    newest comes first."""
     unclear = Annotation.objects.filter(image_id=OuterRef("image_id"), kind=AnnotationKind.FLAG).exclude(
         review_status=ReviewStatus.REJECTED
     )
     return (
-        Annotation.objects.filter(
-            project=project,
-            kind__in=LABEL_KINDS,
-            state=AnnotationState.SUBMITTED,
-            image__split__in=(Split.TRAIN, Split.VALIDATION),
-        )
-        .exclude(review_status=ReviewStatus.REJECTED)
+        Annotation.objects.filter(ACCEPTED_LABEL, project=project, image__split__in=(Split.TRAIN, Split.VALIDATION))
         .filter(~Exists(unclear))
         .order_by("image_id", "-created_at", "-id")
     )

@@ -1,0 +1,360 @@
+"""Queue benchmark: next-task and submit latency with many tasks and concurrent annotators.
+
+Fills a dedicated PostgreSQL database with one project of N open tasks (random
+priorities; image rows with fake file names, the queue never reads the files), starts the
+real server (gunicorn, gthread, DEBUG off) on 127.0.0.1, and drives simulated annotators
+from separate processes over HTTP keep-alive connections for a bounded time. Each
+annotator loops: GET next -> think -> POST annotation (Idempotency-Key) -> think.
+
+Prints p50/p95/p99 latency of next and submit, throughput and duplicates (a task served
+to two annotators, or completed twice), plus EXPLAIN ANALYZE of the claim; appends the
+table to bench/RESULTS.md. The database is dropped afterwards (unless --keep-db).
+
+    .venv/bin/python bench/bench_queue.py --tasks 1000000 --annotators 32 --seconds 60
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+DB_NAME = "vision_bench_queue"
+PORT = 8765
+
+
+def main() -> None:
+    args = _parse_args()
+    server_dsn = args.postgres.rstrip("/")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{server_dsn}/{DB_NAME}",
+        "DEBUG": "False",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "CONN_MAX_AGE": "600",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "vision_project.settings",
+        "VISION_VAR_DIR": str(ROOT / "var" / "bench-queue"),
+    }
+    env.pop("REDIS_URL", None)
+    _recreate_database(server_dsn)
+    server = None
+    try:
+        print(f"migrating {DB_NAME} ...", flush=True)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                       check=True)
+        started = time.monotonic()
+        project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, args.annotators)
+        print(f"filled {args.tasks:,} tasks in {time.monotonic() - started:.0f} s", flush=True)
+        server = _start_server(env, args.workers, args.threads)
+        samples, served = _drive(project_id, tokens, args)
+        explain = _explain_claim(env, project_id)
+        completed_twice = _completed_twice(f"{server_dsn}/{DB_NAME}")
+        table = _report(args, samples, served, completed_twice, explain)
+        print(table)
+        _append_results(table, args)
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        if not args.keep_db:
+            _drop_database(server_dsn)
+
+
+def _parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--annotators", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured time, after the warm-up")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
+    parser.add_argument("--think-ms", type=float, default=200.0,
+                        help="mean pause after each request (uniform 0..2x); 0 = closed loop at full speed")
+    parser.add_argument("--client-processes", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    return parser.parse_args()
+
+
+# --- database -------------------------------------------------------------------------
+
+
+def _admin(server_dsn: str):
+    connection = psycopg2.connect(f"{server_dsn}/postgres")
+    connection.autocommit = True
+    return connection
+
+
+def _recreate_database(server_dsn: str) -> None:
+    _drop_database(server_dsn)
+    connection = _admin(server_dsn)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {DB_NAME}")
+    connection.close()
+
+
+def _drop_database(server_dsn: str) -> None:
+    connection = _admin(server_dsn)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+    connection.close()
+
+
+def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int) -> tuple[int, list[str]]:
+    """One detection project with two classes and n_annotators users with API tokens
+    (through the ORM), then n_tasks images each with one open task (set-based SQL: a
+    million rows in seconds)."""
+    script = (
+        "import json, django; django.setup()\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from rest_framework.authtoken.models import Token\n"
+        "from labeling.models import Project, Role\n"
+        "from labeling.services import label_class_create, membership_set\n"
+        "project = Project.objects.create(name='queue benchmark', task_type='detection')\n"
+        "for name in ('car', 'tree'):\n"
+        "    label_class_create(project=project, name=name)\n"
+        "tokens = []\n"
+        f"for n in range({n_annotators}):\n"
+        "    user = get_user_model().objects.create(username=f'bench{n}')\n"
+        "    membership_set(project=project, user=user, role=Role.ANNOTATOR)\n"
+        "    tokens.append(Token.objects.create(user=user).key)\n"
+        "print(json.dumps({'project': project.pk, 'tokens': tokens}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            check=True)
+    created = json.loads(result.stdout.strip().splitlines()[-1])
+    project_id, tokens = created["project"], created["tokens"]
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        # Validation images get the same random priorities as the rest: they are
+        # interleaved in the queue and never ranked by uncertainty.
+        cursor.execute(
+            "INSERT INTO labeling_image (project_id, file, display_file, original_name, sha256, width, height, "
+            "split, created_at) SELECT %s, 'projects/' || %s || '/images/' || g || '.jpg', '', g || '.jpg', "
+            "md5(g::text) || md5((g + 1)::text), 640, 480, "
+            "CASE WHEN random() < 0.2 THEN 'validation' ELSE 'train' END, now() "
+            "FROM generate_series(1, %s) AS g", (project_id, project_id, n_tasks))
+        cursor.execute(
+            "INSERT INTO labeling_task (project_id, image_id, slot, status, priority, is_random_pick, created_at) "
+            "SELECT project_id, id, 0, 'open', random(), false, now() FROM labeling_image WHERE project_id = %s",
+            (project_id,))
+        for table in ("labeling_image", "labeling_task", "labeling_annotation"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    connection.close()
+    return project_id, tokens
+
+
+def _completed_twice(dsn: str) -> int:
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT task_id FROM labeling_annotation WHERE state = 'submitted' "
+            "GROUP BY task_id HAVING count(*) > 1) AS twice")
+        return cursor.fetchone()[0]
+
+
+def _explain_claim(env: dict, project_id: int) -> str:
+    """EXPLAIN ANALYZE of the claim query as the server runs it, for a fresh annotator."""
+    script = (
+        "import datetime, django; django.setup()\n"
+        "from django.db import connection, transaction\n"
+        "from django.utils import timezone\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from labeling.models import Project\n"
+        "from labeling.queue_services import claim_statement\n"
+        f"project = Project.objects.get(pk={project_id})\n"
+        "user = get_user_model().objects.get(username='bench0')\n"
+        "now = timezone.now()\n"
+        "sql, params = claim_statement(project=project, user=user, exclude=[], now=now,\n"
+        "                              expires=now + datetime.timedelta(seconds=600))\n"
+        "with transaction.atomic(), connection.cursor() as cursor:\n"
+        "    cursor.execute('EXPLAIN (ANALYZE, BUFFERS) ' + sql, params)\n"
+        "    print('\\n'.join(row[0] for row in cursor.fetchall()))\n"
+        "    transaction.set_rollback(True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            env=env)
+    return (result.stdout or result.stderr).strip()
+
+
+# --- server ---------------------------------------------------------------------------
+
+
+def _start_server(env: dict, workers: int, threads: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "vision_project.wsgi:application",
+         "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--threads", str(threads),
+         "--worker-class", "gthread", "--keep-alive", "75", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
+            connection.request("GET", "/healthz/")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.3)
+    server.terminate()
+    raise RuntimeError("gunicorn did not answer /healthz/ within 60 s")
+
+
+# --- load -----------------------------------------------------------------------------
+
+
+def _annotator(project_id: int, token: str, start_at: float, measure_from: float, stop_at: float,
+               think_s: float, seed: int):
+    rng = random.Random(seed)
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    samples: list[tuple[str, float, int, float]] = []  # (op, ms, status, at)
+    served: list[int] = []
+    time.sleep(max(0.0, start_at - time.monotonic()))
+
+    def call(op: str, method: str, path: str, body: bytes | None = None, extra: dict | None = None):
+        began = time.perf_counter()
+        connection.request(method, path, body=body, headers={**headers, **(extra or {})})
+        response = connection.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - began) * 1000
+        samples.append((op, elapsed, response.status, time.monotonic()))
+        return response.status, data
+
+    def pause():
+        if think_s:
+            time.sleep(rng.uniform(0, 2 * think_s))
+
+    while time.monotonic() < stop_at:
+        status, data = call("next", "GET", f"/api/projects/{project_id}/tasks/next/")
+        if status != 200:
+            pause()
+            continue
+        task_id = json.loads(data)["task"]["id"]
+        if time.monotonic() >= measure_from:
+            served.append(task_id)
+        pause()
+        body = json.dumps({"kind": "correct", "payload": {"boxes": []}, "time_spent_ms": 1000}).encode()
+        call("submit", "POST", f"/api/tasks/{task_id}/annotations/", body,
+             {"Idempotency-Key": str(uuid.uuid4())})
+        pause()
+    return [s for s in samples if s[3] >= measure_from], served
+
+
+def _client_process(job):
+    from concurrent.futures import ThreadPoolExecutor
+
+    project_id, tokens, start_at, measure_from, stop_at, think_s, seed = job
+    with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
+        futures = [pool.submit(_annotator, project_id, token, start_at, measure_from, stop_at, think_s, seed + n)
+                   for n, token in enumerate(tokens)]
+        results = [f.result() for f in futures]
+    return [s for r in results for s in r[0]], [(token, task) for token, r in zip(tokens, results) for task in r[1]]
+
+
+def _drive(project_id: int, tokens: list[str], args):
+    processes = max(1, min(args.client_processes, len(tokens)))
+    groups = [tokens[i::processes] for i in range(processes)]
+    start_at = time.monotonic() + 2.0
+    measure_from = start_at + args.warmup
+    stop_at = measure_from + args.seconds
+    jobs = [(project_id, group, start_at, measure_from, stop_at, args.think_ms / 1000, 1000 * i)
+            for i, group in enumerate(groups)]
+    print(f"driving {len(tokens)} annotators from {processes} processes for {args.warmup:g}+{args.seconds:g} s",
+          flush=True)
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        results = pool.map(_client_process, jobs)
+    samples = [s for r in results for s in r[0]]
+    served = [pair for r in results for pair in r[1]]
+    return samples, served
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def _report(args, samples, served, completed_twice: int, explain: str) -> str:
+    holders: dict[int, set[str]] = {}
+    for token, task_id in served:
+        holders.setdefault(task_id, set()).add(token)
+    served_twice = sum(1 for tokens in holders.values() if len(tokens) > 1)
+    lines = [
+        f"| op | requests | per s | p50 ms | p95 ms | p99 ms | max ms | statuses |",
+        f"|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for op in ("next", "submit"):
+        rows = [s for s in samples if s[0] == op]
+        times = [s[1] for s in rows]
+        statuses = Counter(s[2] for s in rows)
+        lines.append(
+            f"| {op} | {len(rows):,} | {len(rows) / args.seconds:.1f} | {_percentile(times, 50):.1f} | "
+            f"{_percentile(times, 95):.1f} | {_percentile(times, 99):.1f} | {max(times, default=float('nan')):.1f} | "
+            f"{', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} |"
+        )
+    submitted = sum(1 for s in samples if s[0] == "submit" and s[2] == 201)
+    lines += [
+        "",
+        f"- tasks in the queue: {args.tasks:,}; annotators: {args.annotators}; measured {args.seconds:g} s after "
+        f"{args.warmup:g} s warm-up; think time {args.think_ms:g} ms mean (uniform 0..2x) after each request",
+        f"- server: gunicorn gthread, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "
+        f"loopback HTTP keep-alive; clients: {args.client_processes} processes",
+        f"- throughput: {submitted / args.seconds:.1f} completed tasks/s",
+        f"- duplicates: {served_twice} tasks served to two annotators, {completed_twice} tasks completed twice",
+        "",
+        "Claim query plan (EXPLAIN ANALYZE, after the run):",
+        "",
+        "```",
+        explain,
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()}-core {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def _append_results(table: str, args) -> None:
+    if args.no_record:
+        return
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "bench/bench_queue.py " + " ".join(sys.argv[1:])
+    with RESULTS.open("a") as out:
+        out.write(f"\n## Queue: next-task and submit under concurrent annotators\n\n"
+                  f"- date: {date}\n- machine: {_machine()}\n- command: `.venv/bin/python {command}`\n\n"
+                  f"{table}\n")
+
+
+if __name__ == "__main__":
+    main()
