@@ -76,13 +76,18 @@ def completion_forecast(daily: Sequence[float], remaining: int, *, today: date, 
     cumulative = np.cumsum(np.clip(paths, 0, None), axis=1)
     reached = cumulative >= remaining
     finish = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, np.inf)
-    shown = paths[:, :60]
-    mean_path = shown.mean(axis=0)
-    low_path, high_path = np.percentile(shown, [(1 - INTERVAL) / 2 * 100, (1 + INTERVAL) / 2 * 100], axis=0)
+    # The next 60 days: labels a day and images left, each with its band (percentiles of
+    # the paths, taken separately for the daily and the cumulative counts).
+    tails = [(1 - INTERVAL) / 2 * 100, 50, (1 + INTERVAL) / 2 * 100]
+    daily_q = np.percentile(np.clip(paths[:, :60], 0, None), tails, axis=0)
+    left_q = np.clip(remaining - np.percentile(cumulative[:, :60], tails[::-1], axis=0), 0, None)
     daily_forecast = [
-        {"date": (today + timedelta(days=i)).isoformat(), "mean": round(float(max(m, 0)), 2),
-         "low": round(float(max(lo, 0)), 2), "high": round(float(max(hi, 0)), 2)}
-        for i, (m, lo, hi) in enumerate(zip(mean_path, low_path, high_path))
+        {"date": (today + timedelta(days=i)).isoformat(),
+         "labels_low": round(float(daily_q[0, i]), 2), "labels": round(float(daily_q[1, i]), 2),
+         "labels_high": round(float(daily_q[2, i]), 2),
+         "remaining_low": round(float(left_q[0, i]), 1), "remaining": round(float(left_q[1, i]), 1),
+         "remaining_high": round(float(left_q[2, i]), 1)}
+        for i in range(daily_q.shape[1])
     ]
     base = {**base, "daily_forecast": daily_forecast}
     if np.isinf(np.median(finish)):
