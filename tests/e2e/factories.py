@@ -1,5 +1,10 @@
 """A detection project with a deployed model and pre-labeled images, made via the ORM."""
+import io
 from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from PIL import Image as PILImage
 
 from labeling.models import Membership, Project, Role, Split
 from labeling.services import label_class_create
@@ -35,6 +40,8 @@ def detection_scene(*, members: dict, images: int = 3, width: int = IMAGE_W, hei
     scene = Scene(project=project, classes=classes, version=version)
     for n in range(images):
         image = ImageFactory(project=project, width=width, height=height, split=Split.TRAIN)
+        if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE:
+            _attach_display_version(image)
         uncertainty = 1.0 - n / 10
         payload = {"boxes": [
             {"x1": 40.0, "y1": 40.0, "x2": 160.0, "y2": 120.0, "label": classes["car"].pk,
@@ -47,3 +54,13 @@ def detection_scene(*, members: dict, images: int = 3, width: int = IMAGE_W, hei
         )
         TaskFactory(image=image, priority=uncertainty)
     return scene
+
+
+def _attach_display_version(image) -> None:
+    """What ingest stores for a large image: a JPEG no larger than VISION_DISPLAY_MAX_SIDE."""
+    with image.file.open("rb") as stored:
+        display = PILImage.open(stored).convert("RGB")
+        display.thumbnail((settings.VISION_DISPLAY_MAX_SIDE,) * 2)
+    out = io.BytesIO()
+    display.save(out, "JPEG", quality=85)
+    image.display_file.save(f"{image.sha256}.jpg", ContentFile(out.getvalue()))

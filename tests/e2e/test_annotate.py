@@ -162,3 +162,35 @@ def test_annotate_page_screenshot(page, scene):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "annotate.png"))
     assert (ARTIFACTS / "annotate.png").stat().st_size > 0
+
+
+def test_large_image_shows_the_display_version_first_and_the_original_on_zoom(page, make_user):
+    annotator = make_user("ann")
+    scene = detection_scene(members={annotator: Role.ANNOTATOR}, images=2, width=4000, height=3000)
+    task_id = open_annotate(page, scene)
+    image = Task.objects.get(pk=task_id).image
+    stage_image = page.locator(".stage-image")
+    assert stage_image.evaluate("img => img.naturalWidth") == 1600
+    assert image.display_file.url in stage_image.get_attribute("src")
+
+    car = box_rect(page, 0)
+    page.mouse.move(car["x"] + car["width"] / 2, car["y"] + car["height"] / 2)
+    for _ in range(12):
+        page.mouse.wheel(0, -240)
+    page.wait_for_function("document.querySelector('.stage-image').dataset.resolution === 'full'")
+    assert stage_image.evaluate("img => img.naturalWidth") == 4000
+    assert image.file.url in stage_image.get_attribute("src")
+
+    # Drawn at high zoom, the box is still stored in original-image pixels.
+    scale = stage_image.bounding_box()["width"] / 4000
+    car = box_rect(page, 0)
+    start = (car["x"] + car["width"] / 2, car["y"] + car["height"] / 2)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + 40, start[1] + 40, steps=4)
+    page.mouse.up()
+    page.keyboard.press("Enter")
+    wait_saved_and_next(page, task_id)
+    car_box = Annotation.objects.get(task_id=task_id).payload["boxes"][0]
+    assert car_box["x1"] == pytest.approx(40 + 40 / scale, abs=1.0)
+    assert car_box["x2"] - car_box["x1"] == pytest.approx(120, abs=0.02)

@@ -64,6 +64,7 @@ let prefetching: Promise<void> | null = null;
 let waitingForTask = false;
 let leaseLost = false;
 const stopwatch = new Stopwatch();
+const EMPTY_RETRY_MS = 20_000;
 
 const editor = new BoxEditor(
   stage,
@@ -163,7 +164,7 @@ async function loadNext(): Promise<void> {
   try {
     const next = await fetchNext(busyTaskIds());
     if (next === null) {
-      showEmpty("Nothing left to label in this project right now.");
+      showEmpty("Nothing left to label in this project right now.", true);
       return;
     }
     show(await prepare(next));
@@ -173,11 +174,13 @@ async function loadNext(): Promise<void> {
   }
 }
 
-function showEmpty(message: string): void {
+function showEmpty(message: string, retry = false): void {
   current = null;
   emptyNotice.textContent = message;
   emptyNotice.hidden = false;
   root.dataset.taskId = "";
+  // Rejected reviews and new uploads refill the queue; look again now and then.
+  if (retry) setTimeout(() => current === null && !waitingForTask && void loadNext(), EMPTY_RETRY_MS);
 }
 
 function startingLabels(next: NextTask): Labels {
@@ -371,6 +374,8 @@ const actions: Record<string, () => void> = {
 for (const button of root.querySelectorAll<HTMLButtonElement>("[data-action]")) {
   button.addEventListener("click", () => actions[button.dataset.action!]?.());
 }
+// A focused button would turn the next Enter or Space into a second click.
+root.addEventListener("click", (e) => (e.target as HTMLElement).closest("button")?.blur());
 
 window.addEventListener("keydown", (e) => {
   if (isTyping(e) || helpDialog.open || flagDialog.open) return;
