@@ -6,6 +6,7 @@ POST /api/projects/{id}/images/    lead; multipart `files` (repeatable; images a
     items failed. A zip, or more than VISION_IMPORT_SYNC_MAX_FILES files, is staged and
     imported by a worker: 202 {"job_id", "status_url"}.
 GET  /api/import-jobs/{id}/        lead; progress and, when done, the report
+POST /api/import-jobs/{id}/cancel/ lead; stops the job (images imported so far stay)
 GET  /api/projects/{id}/import-jobs/   lead; recent import jobs
 GET  /api/projects/{id}/export/?format=coco|yolo|voc|csv[&async=1]
                                    lead; a zip at once for small projects, else 202 {"job_id"}
@@ -34,8 +35,8 @@ from rest_framework.views import APIView
 from .api import get_project_for
 from .exporters.service import EXPORT_FORMATS, ExportRefused, export_check_format, export_job_create, \
     export_size, export_zip
-from .importers.service import LABEL_FORMATS, ImportRefused, import_check_format, import_job_create, import_run, \
-    staging_dir
+from .importers.service import LABEL_FORMATS, ImportRefused, import_check_format, import_job_cancel, \
+    import_job_create, import_run, staging_dir
 from .models import ExportJob, ImportJob, Role
 from .permissions import require_role
 
@@ -156,6 +157,13 @@ class ImportJobDetailApi(APIView):
     @extend_schema(responses=ImportJobSerializer)
     def get(self, request, job_id: int):
         return Response(ImportJobSerializer(_job_for(request, ImportJob, job_id)).data)
+
+
+class ImportJobCancelApi(APIView):
+    @extend_schema(request=None, responses=ImportJobSerializer)
+    def post(self, request, job_id: int):
+        job = import_job_cancel(job=_job_for(request, ImportJob, job_id))
+        return Response(ImportJobSerializer(job).data)
 
 
 class ImportJobListApi(APIView):

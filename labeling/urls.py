@@ -25,6 +25,7 @@ urlpatterns = [
     path("projects/<int:project_id>/images/", io_api.ImageImportApi.as_view(), name="image-import"),
     path("projects/<int:project_id>/import-jobs/", io_api.ImportJobListApi.as_view(), name="import-job-list"),
     path("import-jobs/<int:job_id>/", io_api.ImportJobDetailApi.as_view(), name="import-job-detail"),
+    path("import-jobs/<int:job_id>/cancel/", io_api.ImportJobCancelApi.as_view(), name="import-job-cancel"),
     path("projects/<int:project_id>/export/", io_api.ExportApi.as_view(), name="export"),
     path("export-jobs/<int:job_id>/", io_api.ExportJobDetailApi.as_view(), name="export-job-detail"),
     path("projects/<int:project_id>/reports/<slug:name>/", reports_api.ReportApi.as_view(), name="report"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -118,12 +118,16 @@ def labels_apply(
     create_classes: bool = False,
     author=None,
     preferred_image_ids: Iterable[int] = (),
+    on_record: Callable[[], None] | None = None,
 ) -> LabelOutcome:
-    """Write one import annotation per record; collect an error per record that fails."""
+    """Write one import annotation per record; collect an error per record that fails.
+    on_record is called after each record (long label imports keep their job alive)."""
     outcome = LabelOutcome()
     index = None
     classes = _ClassResolver(project, class_map or {}, create_classes)
     for record in records:
+        if on_record:
+            on_record()
         if isinstance(record, LabelError):
             outcome.errors.append(record)
             continue

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..ingest import IngestBatch
-from ..models import ImportJob, JobStatus, Project, TaskType
+from ..models import ACTIVE_JOB_STATUSES, ImportJob, JobStatus, Project, TaskType
 from .classification import csv_records, folder_records
 from .coco import coco_records
 from .records import LabelError, labels_apply
@@ -113,7 +113,7 @@ def import_run(
             imported.append((relpath, result["image_id"]))
 
     with tempfile.TemporaryDirectory(dir=staging_dir(), prefix="labels-") as collected:
-        label_files_found = 0
+        label_files_found = done = 0
         for done, item in enumerate(source_items(files), start=1):
             if label_format and item.relpath.lower().endswith(LABEL_SUFFIXES) and not item.error:
                 problem = None if label_path else _collect_label_file(item, collected)
@@ -140,6 +140,7 @@ def import_run(
                 create_classes=create_classes,
                 author=author,
                 preferred_image_ids=[image_id for _, image_id in imported],
+                on_record=(lambda: on_progress(done)) if on_progress else None,
             )
             labels = {"format": label_format, "created": outcome.created, "error": len(outcome.errors)}
             for error in outcome.errors:
@@ -243,10 +244,12 @@ def import_job_execute(*, job_id: int) -> None:
     claimed = ImportJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
-    if not claimed:
-        return
     job = ImportJob.objects.select_related("project", "requested_by").get(pk=job_id)
     options = job.report.get("options", {})
+    if not claimed:
+        if job.status not in ACTIVE_JOB_STATUSES and options.get("staged"):
+            shutil.rmtree(job.source_path, ignore_errors=True)  # cancelled before it started
+        return
     source = job.source_path
     running = ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
     try:
@@ -293,6 +296,17 @@ def import_job_execute(*, job_id: int) -> None:
             shutil.rmtree(source, ignore_errors=True)
 
 
+def import_job_cancel(*, job: ImportJob) -> ImportJob:
+    """A queued job is cancelled at once; a running one stops at its next progress write
+    (images imported so far stay, each one whole)."""
+    ImportJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    )
+    ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job
+
+
 def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:
     """Writes progress and the heartbeat at most once a second; stops the run when the
     row is no longer RUNNING or a cancel was asked for."""
@@ -300,7 +314,7 @@ def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:
 
     def write(done: int) -> None:
         nonlocal last
-        if time.monotonic() - last < _PROGRESS_EVERY_S and done < total:
+        if time.monotonic() - last < _PROGRESS_EVERY_S:
             return
         last = time.monotonic()
         alive = ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, cancel_requested=False).update(

@@ -158,7 +158,7 @@ def test_ultralytics_trains_one_epoch_on_the_yolo_export(labeled, tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     model = YOLO("yolov8n.yaml")
-    model.train(data=str(out / "data.yaml"), epochs=1, imgsz=32, batch=4, workers=0, device="cpu",
+    model.train(data=str(out / "data.yaml"), epochs=1, imgsz=32, batch=16, workers=0, device="cpu",
                 plots=False, val=True, project=str(tmp_path / "runs"), name="smoke", verbose=False, amp=False)
     assert (tmp_path / "runs/smoke/weights/last.pt").is_file()
 

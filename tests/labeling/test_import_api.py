@@ -152,3 +152,46 @@ def test_import_command_refuses_what_it_cannot_do(project, tmp_path):
         call_command("import_images", "no such project", str(tmp_path))
     with pytest.raises(CommandError, match="unknown label format 'kitti'"):
         call_command("import_images", str(project.pk), str(tmp_path), "--labels", "kitti")
+
+
+def test_cancelled_queued_job_never_runs_and_its_staged_files_go(api_client, project, lead, settings,
+                                                                  django_capture_on_commit_callbacks):
+    from labeling.importers.service import import_job_execute
+
+    api_client.force_authenticate(lead)
+    files = [upload(f"{n}.jpg", image_bytes(color=(n, 0, 0))) for n in range(3)]
+    settings.VISION_IMPORT_SYNC_MAX_FILES = 2
+    with django_capture_on_commit_callbacks(execute=False):
+        response = api_client.post(url(project), {"files": files}, format="multipart")
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+    cancelled = api_client.post(f"/api/import-jobs/{job_id}/cancel/")
+    assert cancelled.json()["status"] == "cancelled"
+    import_job_execute(job_id=job_id)
+    assert not Image.objects.exists()
+    assert not list((Path(settings.MEDIA_ROOT) / "staging").iterdir())
+
+
+def test_running_job_stops_at_its_next_progress_write_when_cancelled(project, tmp_path, monkeypatch):
+    from labeling.importers import service
+
+    for n in range(4):
+        (tmp_path / f"{n}.jpg").write_bytes(image_bytes(color=(n, 9, 9)))
+    job = service.import_job_create(project=project, source_path=str(tmp_path), enqueue=False)
+    monkeypatch.setattr(service, "_PROGRESS_EVERY_S", 0.0)
+    real_writer = service._progress_writer
+
+    def cancelling_writer(job_id, total):
+        write = real_writer(job_id, total)
+
+        def wrapped(done):
+            if done == 2:
+                service.import_job_cancel(job=ImportJob.objects.get(pk=job_id))
+            write(done)
+        return wrapped
+
+    monkeypatch.setattr(service, "_progress_writer", cancelling_writer)
+    service.import_job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert tmp_path.is_dir()  # a server folder is never deleted

@@ -102,3 +102,35 @@ def test_unreadable_archive_and_other_archive_formats_are_reported(project, tmp_
     errors = errors_by_name(report)
     assert "not a readable zip archive" in errors["broken.zip"]
     assert "unsupported archive format" in errors["photos.tar.gz"]
+
+
+def test_every_kind_of_bad_file_in_one_batch_is_reported_and_the_good_ones_land(project, tmp_path, settings):
+    settings.VISION_MAX_IMAGE_PIXELS = 150 * 150
+    big = image_bytes(120, 120, noise=True)
+    settings.VISION_MAX_UPLOAD_BYTES = len(big) - 1
+    files = {
+        "good.jpg": image_bytes(color=(3, 3, 3)),
+        "good.png": image_bytes(fmt="PNG", color=(4, 4, 4)),
+        "empty.jpg": b"",
+        "cut.jpg": image_bytes(100, 100, noise=True)[:2000],
+        "cut.png": image_bytes(100, 100, fmt="PNG", noise=True)[:3000],
+        "text.jpg": b"definitely not a jpeg",
+        "icon.ico": image_bytes(16, 16, fmt="ICO"),
+        "bomb.png": image_bytes(200, 200, fmt="PNG"),
+        "huge.jpg": big,
+        "copy.jpg": image_bytes(color=(3, 3, 3)),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    report = import_run(project=project, files=[(name, str(tmp_path / name)) for name in files])
+
+    errors = errors_by_name(report)
+    assert errors["empty.jpg"] == "file is empty (0 bytes)"
+    assert "broken or truncated" in errors["cut.jpg"]
+    assert "broken or truncated" in errors["cut.png"]
+    assert "not an image file" in errors["text.jpg"]
+    assert "unsupported image format ICO" in errors["icon.ico"]
+    assert "too many pixels (200x200)" in errors["bomb.png"]
+    assert "larger than the upload limit" in errors["huge.jpg"]
+    assert report["images"] == {"created": 2, "duplicate": 1, "error": 7}
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["good.jpg", "good.png"]
