@@ -7,6 +7,7 @@ MEDIA_ROOT; the project is deleted afterwards. Appends the table to bench/RESULT
 
     DATABASE_URL=postgres://... .venv/bin/python bench/bench_import.py --count 10000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,11 +66,16 @@ def main() -> None:
         images.mkdir()
         started = time.perf_counter()
         total_bytes = make_images(images, args.count, tuple(args.size))
-        print(f"generated {args.count} JPEGs ({total_bytes / 1e6:.1f} MB) in {time.perf_counter() - started:.1f}s")
+        elapsed = time.perf_counter() - started
+        print(f"generated {args.count} JPEGs ({total_bytes / 1e6:.1f} MB) in {elapsed:.1f}s")
 
         owner, _ = get_user_model().objects.get_or_create(username="bench-import")
-        project = project_create(name=f"bench import {datetime.datetime.now():%H%M%S}", task_type="detection",
-                                 created_by=owner, label_classes=[{"name": "thing"}])
+        project = project_create(
+            name=f"bench import {datetime.datetime.now():%H%M%S}",
+            task_type="detection",
+            created_by=owner,
+            label_classes=[{"name": "thing"}],
+        )
         command = [sys.executable, "manage.py", "import_images", str(project.pk), str(images)]
         try:
             started = time.perf_counter()

@@ -3,6 +3,7 @@
 Each file either lands completely (stored file + Image row + queue rows) or not at all,
 with a message that names what was wrong.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -137,8 +138,14 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
     if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
         display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)))
     original_name = posixpath.basename(name.replace("\\", "/"))[:500]
-    image = Image(project=project, original_name=original_name, sha256=sha256, width=width, height=height,
-                  split=split_for_new_image(project=project, sha256=sha256))
+    image = Image(
+        project=project,
+        original_name=original_name,
+        sha256=sha256,
+        width=width,
+        height=height,
+        split=split_for_new_image(project=project, sha256=sha256),
+    )
     return _Prepared(name, image, stored_bytes, suffix, display_bytes)
 
 
@@ -147,8 +154,9 @@ def _store_group(project: Project, group: list[_Prepared]) -> dict[int, IngestRe
     or within the group) store nothing; every new image lands whole or not at all."""
     results: dict[int, IngestResult] = {}
     known = dict(
-        Image.objects.filter(project=project, sha256__in={p.image.sha256 for p in group})
-        .values_list("sha256", "pk")
+        Image.objects.filter(project=project, sha256__in={p.image.sha256 for p in group}).values_list(
+            "sha256", "pk"
+        )
     )
     new: list[_Prepared] = []
     first_of: dict[str, _Prepared] = {}
@@ -196,7 +204,9 @@ def _store_one(project: Project, prepared: _Prepared, names: list[str]) -> Inges
             tasks_create_for_images(images=[prepared.image])
     except IntegrityError:
         _delete_files(names)
-        existing = Image.objects.filter(project=project, sha256=prepared.image.sha256).values_list("pk", flat=True)
+        existing = Image.objects.filter(project=project, sha256=prepared.image.sha256).values_list(
+            "pk", flat=True
+        )
         return IngestResult(prepared.name, "duplicate", image_id=existing.first())
     return IngestResult(prepared.name, "created", image_id=prepared.image.pk)
 
@@ -257,7 +267,9 @@ def _decode_upright(data: bytes) -> tuple[PILImage.Image | None, str, int, int]:
         raise IngestError(_too_many_pixels_message()) from None
     fmt = probe.format or ""
     if fmt not in ACCEPTED_FORMATS:
-        raise IngestError(f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG, WebP, BMP, TIFF or GIF")
+        raise IngestError(
+            f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG, WebP, BMP, TIFF or GIF"
+        )
     width, height = probe.size
     if width * height > settings.VISION_MAX_IMAGE_PIXELS:
         raise IngestError(_too_many_pixels_message(width, height))
@@ -316,6 +328,8 @@ def tasks_create_for_images(*, images: list[Image]) -> list[Task]:
     tasks = []
     for image in images:
         priority = random.random()
-        tasks += [Task(project_id=image.project_id, image=image, slot=slot, priority=priority)
-                  for slot in range(image.project.annotations_per_image)]
+        tasks += [
+            Task(project_id=image.project_id, image=image, slot=slot, priority=priority)
+            for slot in range(image.project.annotations_per_image)
+        ]
     return Task.objects.bulk_create(tasks)

@@ -13,6 +13,7 @@ GET  /api/projects/{id}/export/?format=coco|yolo|voc|csv[&async=1]
                                    (409 with job_id while the same export is under way)
 GET  /api/export-jobs/{id}/        lead; progress and download_url when done
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .api import get_project_for
-from .exporters.service import EXPORT_FORMATS, ExportRefused, export_check_format, export_job_create, \
-    export_size, export_zip
-from .importers.service import LABEL_FORMATS, ImportRefused, import_check_format, import_job_cancel, \
-    import_job_create, import_run, staging_dir
+from .exporters.service import (
+    EXPORT_FORMATS,
+    ExportRefused,
+    export_check_format,
+    export_job_create,
+    export_size,
+    export_zip,
+)
+from .importers.service import (
+    LABEL_FORMATS,
+    ImportRefused,
+    import_check_format,
+    import_job_cancel,
+    import_job_create,
+    import_run,
+    staging_dir,
+)
 from .models import ExportJob, ImportJob, Role
 from .permissions import require_role
 
@@ -53,8 +67,12 @@ class ImportInputSerializer(serializers.Serializer):
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
                 raise serializers.ValidationError(f"not valid JSON: {exc}") from None
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise serializers.ValidationError('must be an object of names: {"their category": "our class name"}')
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise serializers.ValidationError(
+                'must be an object of names: {"their category": "our class name"}'
+            )
         return value
 
 
@@ -72,8 +90,21 @@ class JobAcceptedSerializer(serializers.Serializer):
 class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
-        fields = ["id", "project", "status", "progress", "total", "processed", "message", "error",
-                  "label_format", "report", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "project",
+            "status",
+            "progress",
+            "total",
+            "processed",
+            "message",
+            "error",
+            "label_format",
+            "report",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
@@ -81,8 +112,19 @@ class ExportJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ExportJob
-        fields = ["id", "project", "format", "status", "progress", "message", "error", "download_url",
-                  "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "project",
+            "format",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "download_url",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def get_download_url(self, job) -> str | None:
         return f"{settings.MEDIA_URL}{job.result_file.name}" if job.result_file else None
@@ -124,15 +166,19 @@ class ImageImportApi(APIView):
             import_check_format(project=project, label_format=label_format)
         except ImportRefused as exc:
             raise ValidationError({"label_format": str(exc)}) from None
-        options = {"label_format": label_format, "class_map": data.get("class_map") or {},
-                   "create_classes": data["create_classes"]}
+        options = {
+            "label_format": label_format,
+            "class_map": data.get("class_map") or {},
+            "create_classes": data["create_classes"],
+        }
         folder = _stage_uploads(uploads)
         run_as_job = len(uploads) > settings.VISION_IMPORT_SYNC_MAX_FILES or any(
             u.name.lower().endswith(".zip") for u in uploads
         )
         if run_as_job:
-            job = import_job_create(project=project, source_path=folder, requested_by=request.user,
-                                    staged=True, **options)
+            job = import_job_create(
+                project=project, source_path=folder, requested_by=request.user, staged=True, **options
+            )
             return Response(
                 {"job_id": job.pk, "status_url": reverse("import-job-detail", args=[job.pk])},
                 status=status.HTTP_202_ACCEPTED,
@@ -200,11 +246,17 @@ class ExportApi(APIView):
         as_job = request.query_params.get("async") in ("1", "true", "yes")
         if not as_job and export_size(project=project) <= settings.VISION_EXPORT_SYNC_MAX_IMAGES:
             fileobj = export_zip(project=project, export_format=export_format)
-            return FileResponse(fileobj, as_attachment=True, content_type="application/zip",
-                                filename=f"project-{project.pk}-{export_format}.zip")
+            return FileResponse(
+                fileobj,
+                as_attachment=True,
+                content_type="application/zip",
+                filename=f"project-{project.pk}-{export_format}.zip",
+            )
         job = export_job_create(project=project, export_format=export_format, requested_by=request.user)
-        return Response({"job_id": job.pk, "status_url": reverse("export-job-detail", args=[job.pk])},
-                        status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"job_id": job.pk, "status_url": reverse("export-job-detail", args=[job.pk])},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class ExportJobDetailApi(APIView):

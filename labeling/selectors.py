@@ -1,4 +1,5 @@
 """Reads on the human side."""
+
 from __future__ import annotations
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery

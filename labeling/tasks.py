@@ -1,4 +1,5 @@
 """Celery entry points for imports and exports (queue "default"): take ids, call a service."""
+
 from celery import shared_task
 
 

@@ -1,4 +1,5 @@
 """The images an export holds: each labeled image once, with its current label."""
+
 from __future__ import annotations
 
 import posixpath
@@ -35,9 +36,18 @@ def export_count(project: Project) -> int:
 
 def export_items(project: Project) -> Iterator[ExportItem]:
     used: set[str] = set()  # lower-cased stems
-    annotations = image_latest_labels(project).select_related("image").only(
-        "payload", "image__id", "image__file", "image__original_name", "image__split",
-        "image__width", "image__height",
+    annotations = (
+        image_latest_labels(project)
+        .select_related("image")
+        .only(
+            "payload",
+            "image__id",
+            "image__file",
+            "image__original_name",
+            "image__split",
+            "image__width",
+            "image__height",
+        )
     )
     for annotation in annotations.iterator(chunk_size=500):
         image = annotation.image

@@ -4,6 +4,7 @@ Small exports are written straight into the response; large ones run as an Expor
 writes a zip to a local temporary file and saves it through the storage API under
 projects/<id>/exports/, where the media view serves it to project members.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,13 +42,19 @@ class ExportRefused(ValueError):
 
 def export_check_format(*, project: Project, export_format: str) -> None:
     if export_format not in EXPORT_FORMATS:
-        raise ExportRefused(f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        raise ExportRefused(
+            f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}"
+        )
     if export_format in _DETECTION_ONLY and project.task_type != TaskType.DETECTION:
         raise ExportRefused(f"{export_format} holds boxes; for a {project.task_type} project use csv or yolo")
 
 
 def export_write(
-    *, project: Project, export_format: str, sink, include_images: bool = True,
+    *,
+    project: Project,
+    export_format: str,
+    sink,
+    include_images: bool = True,
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """Write the export into sink (a DirSink or ZipSink)."""
@@ -80,8 +87,13 @@ def export_zip(*, project: Project, export_format: str, include_images: bool = T
     fileobj = tempfile.TemporaryFile(dir=staging_dir())
     try:
         sink = ZipSink(fileobj)
-        export_write(project=project, export_format=export_format, sink=sink,
-                     include_images=include_images, on_progress=on_progress)
+        export_write(
+            project=project,
+            export_format=export_format,
+            sink=sink,
+            include_images=include_images,
+            on_progress=on_progress,
+        )
         sink.close()
     except BaseException:
         fileobj.close()
@@ -100,7 +112,9 @@ def export_job_create(*, project: Project, export_format: str, requested_by=None
     """Queue an export; raises Conflict (409) while one of the same format is under way."""
     export_check_format(project=project, export_format=export_format)
     Project.objects.select_for_update().filter(pk=project.pk).first()  # serialize duplicate requests
-    running = ExportJob.objects.filter(project=project, format=export_format, status__in=ACTIVE_JOB_STATUSES).first()
+    running = ExportJob.objects.filter(
+        project=project, format=export_format, status__in=ACTIVE_JOB_STATUSES
+    ).first()
     if running is not None:
         raise Conflict(f"A {export_format} export of this project is already under way.", job_id=running.pk)
     job = ExportJob.objects.create(project=project, format=export_format, requested_by=requested_by)
@@ -121,12 +135,16 @@ def export_job_execute(*, job_id: int) -> None:
     saved = ""
     try:
         total = export_size(project=job.project)
-        with export_zip(project=job.project, export_format=job.format,
-                        on_progress=_progress_writer(job_id, total)) as fileobj:
+        with export_zip(
+            project=job.project, export_format=job.format, on_progress=_progress_writer(job_id, total)
+        ) as fileobj:
             name = f"projects/{job.project_id}/exports/{job.pk}-{job.format}.zip"
             saved = default_storage.save(name, File(fileobj, name=name))
         finished = running.update(
-            status=JobStatus.SUCCEEDED, progress=1.0, result_file=saved, finished_at=timezone.now(),
+            status=JobStatus.SUCCEEDED,
+            progress=1.0,
+            result_file=saved,
+            finished_at=timezone.now(),
             message=f"{total} labeled images exported as {job.format}",
         )
         if not finished:  # failed or cancelled meanwhile: keep no orphan file
@@ -135,8 +153,12 @@ def export_job_execute(*, job_id: int) -> None:
         logger.exception("export job %s failed", job_id)
         if saved:
             default_storage.delete(saved)
-        running.update(status=JobStatus.FAILED, error=f"export failed: {exc}", traceback=traceback.format_exc(),
-                       finished_at=timezone.now())
+        running.update(
+            status=JobStatus.FAILED,
+            error=f"export failed: {exc}",
+            traceback=traceback.format_exc(),
+            finished_at=timezone.now(),
+        )
 
 
 def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:

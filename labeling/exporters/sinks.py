@@ -1,4 +1,5 @@
 """Export destinations. Image files are copied from storage in chunks, never whole."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,5 +1,6 @@
 """Pascal VOC: Annotations/<stem>.xml, JPEGImages/ and ImageSets/Main/<split>.txt.
 Box corners are written in pixels as stored (no +1 shift), as the importer reads them."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -24,7 +25,9 @@ def voc_write(items, classes, sink, *, include_images: bool, on_item) -> None:
             ET.SubElement(obj, "name").text = names[box["label"]]
             ET.SubElement(obj, "difficult").text = "0"
             bndbox = ET.SubElement(obj, "bndbox")
-            for key, value in zip(("xmin", "ymin", "xmax", "ymax"), (box["x1"], box["y1"], box["x2"], box["y2"])):
+            for key, value in zip(
+                ("xmin", "ymin", "xmax", "ymax"), (box["x1"], box["y1"], box["x2"], box["y2"])
+            ):
                 ET.SubElement(bndbox, key).text = f"{value:g}"
         ET.indent(root)
         sink.write_text(f"Annotations/{item.stem}.xml", ET.tostring(root, encoding="unicode") + "\n")

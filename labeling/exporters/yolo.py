@@ -5,6 +5,7 @@ Detection: data.yaml, images/<split>/ and labels/<split>/<stem>.txt with normali
 classify layout). data.yaml has no `path`, so ultralytics resolves the split folders
 next to it; with no validation images, val points at train.
 """
+
 from __future__ import annotations
 
 import yaml

@@ -6,6 +6,7 @@ the archive as a whole is refused when it declares too many entries or too many 
 letters) or that is itself an archive is reported as an error and skipped. zipfile stops
 decompressing at an entry's declared size, so the declared sizes are real caps.
 """
+
 from __future__ import annotations
 
 import posixpath

@@ -6,6 +6,7 @@ file or image_path) and the class column (label or class); with x1, y1, x2, y2 (
 ymin, xmax, ymax) columns each row is a box, and a row with an empty class is an image
 without objects. Rows of the same image are gathered into one record.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,11 +52,16 @@ def _file_records(name: str, path: str, detection: bool) -> Iterator[LabelRecord
     image_column, label_column = _pick(header, IMAGE_COLUMNS), _pick(header, LABEL_COLUMNS)
     box_columns = next((cols for cols in BOX_COLUMNS if all(c in header for c in cols)), None)
     if image_column is None or label_column is None:
-        yield LabelError(name, f"header must name an image column ({', '.join(IMAGE_COLUMNS)}) and a "
-                               f"class column ({', '.join(LABEL_COLUMNS)}); found {', '.join(header) or 'none'}")
+        yield LabelError(
+            name,
+            f"header must name an image column ({', '.join(IMAGE_COLUMNS)}) and a "
+            f"class column ({', '.join(LABEL_COLUMNS)}); found {', '.join(header) or 'none'}",
+        )
         return
     if detection and box_columns is None:
-        yield LabelError(name, "a detection project needs box columns x1, y1, x2, y2 (or xmin, ymin, xmax, ymax)")
+        yield LabelError(
+            name, "a detection project needs box columns x1, y1, x2, y2 (or xmin, ymin, xmax, ymax)"
+        )
         return
 
     gathered: dict[str, list] = {}

@@ -2,6 +2,7 @@
 boxes in pixels. Each image listed in the file becomes one record with all its boxes (an
 image without annotations is a verified image with no objects); an image with any bad
 annotation is refused as a whole."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,11 @@ def _file_records(name: str, path: str) -> Iterator[LabelRecord | LabelError]:
         return
     categories = {}
     for category in data["categories"]:
-        if not isinstance(category, dict) or not isinstance(category.get("name"), str) or "id" not in category:
+        if (
+            not isinstance(category, dict)
+            or not isinstance(category.get("name"), str)
+            or "id" not in category
+        ):
             yield LabelError(name, f"category {category!r} needs an 'id' and a 'name'")
             return
         categories[category["id"]] = category["name"]
@@ -47,13 +52,19 @@ def _file_records(name: str, path: str) -> Iterator[LabelRecord | LabelError]:
     boxes = defaultdict(list)
     problems: dict[object, str] = {}
     for position, ann in enumerate(data.get("annotations") or []):
-        ann_name = f"annotation {ann.get('id', f'#{position}')}" if isinstance(ann, dict) else f"annotation #{position}"
+        ann_name = (
+            f"annotation {ann.get('id', f'#{position}')}"
+            if isinstance(ann, dict)
+            else f"annotation #{position}"
+        )
         if not isinstance(ann, dict):
             yield LabelError(f"{name}: {ann_name}", "an annotation must be an object")
             continue
         image_id = ann.get("image_id")
         if image_id not in images:
-            yield LabelError(f"{name}: {ann_name}", f"refers to image id {image_id!r}, which the file does not list")
+            yield LabelError(
+                f"{name}: {ann_name}", f"refers to image id {image_id!r}, which the file does not list"
+            )
             continue
         if image_id in problems:
             continue

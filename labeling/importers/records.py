@@ -5,6 +5,7 @@ LabelError for what they cannot read. labels_apply matches each record to a proj
 by file name and its categories to project classes, then writes one import annotation per
 record: all of an image's labels land together or not at all.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -101,7 +102,9 @@ class _ClassResolver:
         if target in self.ids:
             return self.ids[target]
         if category in self.class_map and not self.create:
-            raise _Problem(f"category {category!r} is mapped to {target!r}, which is not a class of this project")
+            raise _Problem(
+                f"category {category!r} is mapped to {target!r}, which is not a class of this project"
+            )
         if not self.create:
             raise _Problem(
                 f"unknown category {category!r}; map it to a project class or allow creating classes"
@@ -158,7 +161,9 @@ def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, aut
         payload = {"labels": [classes.find(name) for name in record.labels]}
     else:
         payload = {"boxes": [_box(box, record.normalized, image, classes) for box in record.boxes or []]}
-    annotation_import_create(image=image, payload=payload, author=author, class_ids=list(classes.ids.values()))
+    annotation_import_create(
+        image=image, payload=payload, author=author, class_ids=list(classes.ids.values())
+    )
 
 
 def _box(box, normalized: bool, image: Image, classes: _ClassResolver) -> dict:
@@ -166,7 +171,12 @@ def _box(box, normalized: bool, image: Image, classes: _ClassResolver) -> dict:
     if normalized:
         cx, cy, w, h = a * image.width, b * image.height, c * image.width, d * image.height
         a, b, c, d = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-    x1, y1, x2, y2 = (_clip(a, image.width), _clip(b, image.height), _clip(c, image.width), _clip(d, image.height))
+    x1, y1, x2, y2 = (
+        _clip(a, image.width),
+        _clip(b, image.height),
+        _clip(c, image.width),
+        _clip(d, image.height),
+    )
     return {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": classes.find(category)}
 
 

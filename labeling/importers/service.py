@@ -4,6 +4,7 @@ import_run does the work and returns the report; import_job_create / import_job_
 wrap it in an ImportJob row (claimed with a conditional update, heart-beating, terminal
 writes conditional on RUNNING) for the API's background uploads and the command.
 """
+
 from __future__ import annotations
 
 import logging
@@ -164,7 +165,9 @@ class _ItemBatch:
         try:
             stream = item.open()
         except Exception as exc:  # a corrupt archive entry header
-            return [(item.relpath, {"name": item.name, "status": "error", "error": f"could not be read ({exc})"})]
+            return [
+                (item.relpath, {"name": item.name, "status": "error", "error": f"could not be read ({exc})"})
+            ]
         with stream:
             self.relpaths.append(item.relpath)
             return self._pair(self.ingest.add(name=item.name, stream=stream, size=item.size))
@@ -182,7 +185,11 @@ def _collect_label_file(item: SourceItem, folder: str) -> dict | None:
     """Copy a label file out of the upload; an error item when it is too large."""
     limit = settings.VISION_MAX_LABEL_FILE_BYTES
     if item.size is not None and item.size > limit:
-        return {"name": item.name, "status": "error", "error": f"label file is over the limit of {limit:,} bytes"}
+        return {
+            "name": item.name,
+            "status": "error",
+            "error": f"label file is over the limit of {limit:,} bytes",
+        }
     target = Path(folder) / item.relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -229,7 +236,9 @@ def import_job_create(
         label_format=label_format,
         label_path=label_path,
         requested_by=requested_by,
-        report={"options": {"class_map": class_map or {}, "create_classes": create_classes, "staged": staged}},
+        report={
+            "options": {"class_map": class_map or {}, "create_classes": create_classes, "staged": staged}
+        },
     )
     if enqueue:
         from ..tasks import import_execute
@@ -279,17 +288,28 @@ def import_job_execute(*, job_id: int) -> None:
     except Exception as exc:
         logger.exception("import job %s failed", job_id)
         running.update(
-            status=JobStatus.FAILED, error=f"import failed: {exc}", traceback=traceback.format_exc(),
+            status=JobStatus.FAILED,
+            error=f"import failed: {exc}",
+            traceback=traceback.format_exc(),
             finished_at=timezone.now(),
         )
     else:
         counts = report["images"]
-        message = f"{counts['created']} images added, {counts['duplicate']} duplicates, {counts['error']} errors"
+        message = (
+            f"{counts['created']} images added, {counts['duplicate']} duplicates, {counts['error']} errors"
+        )
         if report["labels"]:
-            message += f"; {report['labels']['created']} labels imported, {report['labels']['error']} label errors"
+            message += (
+                f"; {report['labels']['created']} labels imported, {report['labels']['error']} label errors"
+            )
         running.update(
-            status=JobStatus.SUCCEEDED, progress=1.0, processed=total, message=message[:500],
-            report={"options": options, **report}, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+            status=JobStatus.SUCCEEDED,
+            progress=1.0,
+            processed=total,
+            message=message[:500],
+            report={"options": options, **report},
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
         )
     finally:
         if options.get("staged"):

@@ -1,6 +1,7 @@
 """The items of one import, streamed one at a time: files of a server folder or of an
 upload, with zip archives among them expanded (one level; an archive inside an archive
 is an error). Every item can be opened on its own, so memory holds one file at a time."""
+
 from __future__ import annotations
 
 import os
@@ -85,7 +86,9 @@ def _zip_items(archive_name: str, path: str) -> Iterator[SourceItem]:
             yield SourceItem(archive_name, archive_name, error=f"{exc}; nothing in it was imported")
             return
         for entry in entries:
-            item = SourceItem(f"{archive_name}/{entry.name}", entry.name, entry.info.file_size, error=entry.error)
+            item = SourceItem(
+                f"{archive_name}/{entry.name}", entry.name, entry.info.file_size, error=entry.error
+            )
             if not entry.error:
                 item.open = _entry_opener(archive, entry.info)
             yield item

@@ -1,6 +1,7 @@
 """Pascal VOC XML: one file per image with <filename>, <size> and <object> boxes
 (xmin, ymin, xmax, ymax in pixels, taken as they are). Parsed with defusedxml: entity
 expansion, DTDs and external references are refused."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,6 +1,7 @@
 """YOLO detection labels: a data.yaml with the class names and one .txt file per image
 (named after the image's stem) with lines `class x_center y_center width height`, all
 relative to the image size. A file with any bad line is refused as a whole."""
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,9 @@ def yolo_records(path: str) -> Iterator[LabelRecord | LabelError]:
     if not yaml_files:
         yield LabelError("data.yaml", "YOLO labels need a data.yaml with the class names; none was found")
         return
-    yaml_name, yaml_path = next((f for f in yaml_files if f[0].rsplit("/", 1)[-1] == "data.yaml"), yaml_files[0])
+    yaml_name, yaml_path = next(
+        (f for f in yaml_files if f[0].rsplit("/", 1)[-1] == "data.yaml"), yaml_files[0]
+    )
     try:
         names = _class_names(yaml.safe_load(read_label_file(yaml_path)))
     except (ValueError, yaml.YAMLError) as exc:
@@ -51,16 +54,19 @@ def _file_record(name: str, path: str, names: list[str]) -> LabelRecord | LabelE
             continue
         columns = line.split()
         if len(columns) != 5:
-            return LabelError(
-                name, f"line {number}: expected 5 columns (class x_center y_center width height), got {len(columns)}"
-            )
+            expected = "expected 5 columns (class x_center y_center width height)"
+            return LabelError(name, f"line {number}: {expected}, got {len(columns)}")
         try:
             class_index = int(columns[0])
             values = [float(v) for v in columns[1:]]
         except ValueError:
-            return LabelError(name, f"line {number}: class must be an integer and the rest numbers: {line.strip()!r}")
+            return LabelError(
+                name, f"line {number}: class must be an integer and the rest numbers: {line.strip()!r}"
+            )
         if not 0 <= class_index < len(names):
-            return LabelError(name, f"line {number}: unknown class index {class_index} (data.yaml names {len(names)})")
+            return LabelError(
+                name, f"line {number}: unknown class index {class_index} (data.yaml names {len(names)})"
+            )
         bad = [v for v in values if not (math.isfinite(v) and 0.0 <= v <= 1.0)]
         if bad:
             return LabelError(name, f"line {number}: value {bad[0]:g} is outside [0, 1]")

@@ -1,4 +1,5 @@
 """The export API and command: a zip at once for small projects, a job for large ones."""
+
 import io
 import json
 import zipfile
@@ -52,7 +53,9 @@ def test_export_checks_format_and_role(api_client, db, tmp_path):
         assert api_client.get(f"/api/projects/{project.pk}/export/?format=coco").status_code == expected
 
 
-def test_a_second_export_of_the_same_format_while_one_runs_is_a_conflict(db, tmp_path, django_capture_on_commit_callbacks):
+def test_a_second_export_of_the_same_format_while_one_runs_is_a_conflict(
+    db, tmp_path, django_capture_on_commit_callbacks
+):
     project, lead = labeled_project(tmp_path, count=1)
     with django_capture_on_commit_callbacks(execute=False):
         first = export_job_create(project=project, export_format="yolo", requested_by=lead)
@@ -63,7 +66,9 @@ def test_a_second_export_of_the_same_format_while_one_runs_is_a_conflict(db, tmp
 
 
 @pytest.mark.django_db(transaction=True)
-def test_large_export_runs_as_a_job_and_members_download_the_zip(api_client, celery_worker, tmp_path, settings):
+def test_large_export_runs_as_a_job_and_members_download_the_zip(
+    api_client, celery_worker, tmp_path, settings
+):
     settings.VISION_EXPORT_SYNC_MAX_IMAGES = 2
     project, lead = labeled_project(tmp_path)
     api_client.force_authenticate(lead)
@@ -92,6 +97,8 @@ def test_export_command_writes_a_folder_or_a_zip(db, tmp_path):
     assert len(list((tmp_path / "out/labels").rglob("*.txt"))) == 3
     call_command("export_labels", project.name, str(tmp_path / "out.zip"), "--format", "voc", "--no-images")
     names = zipfile.ZipFile(tmp_path / "out.zip").namelist()
-    assert sum(n.startswith("Annotations/") for n in names) == 3 and not any(n.startswith("JPEGImages") for n in names)
+    assert sum(n.startswith("Annotations/") for n in names) == 3 and not any(
+        n.startswith("JPEGImages") for n in names
+    )
     with pytest.raises(CommandError, match="exists already"):
         call_command("export_labels", str(project.pk), str(tmp_path / "out.zip"), "--format", "csv")

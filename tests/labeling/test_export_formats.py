@@ -1,5 +1,6 @@
 """Exports hold each labeled image's latest accepted label and its split, and independent
 readers accept them: pycocotools, ultralytics, an XML parser, our own importers."""
+
 import csv
 import json
 import random
@@ -12,7 +13,15 @@ from labeling.exporters.service import ExportRefused, export_write
 from labeling.exporters.sinks import DirSink
 from labeling.importers.service import import_run
 from labeling.importers.sources import folder_files
-from labeling.models import Annotation, AnnotationKind, AnnotationState, Image, LabelClass, ReviewStatus, Split
+from labeling.models import (
+    Annotation,
+    AnnotationKind,
+    AnnotationState,
+    Image,
+    LabelClass,
+    ReviewStatus,
+    Split,
+)
 from labeling.selectors import image_latest_labels
 from tests.labeling.test_ingest import image_bytes, make_project
 
@@ -29,10 +38,19 @@ def write_coco_dataset(folder, count=12, seed=3):
         for _ in range(rng.randint(0, 3)):
             x, y = rng.uniform(0, w / 2), rng.uniform(0, h / 2)
             bw, bh = rng.uniform(2, w / 2 - 1), rng.uniform(2, h / 2 - 1)
-            annotations.append({"id": len(annotations) + 1, "image_id": n + 1, "category_id": rng.choice([1, 2]),
-                                "bbox": [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)]})
-    document = {"images": images, "annotations": annotations,
-                "categories": [{"id": 1, "name": "tree"}, {"id": 2, "name": "car"}]}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": n + 1,
+                    "category_id": rng.choice([1, 2]),
+                    "bbox": [round(x, 2), round(y, 2), round(bw, 2), round(bh, 2)],
+                }
+            )
+    document = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "tree"}, {"id": 2, "name": "car"}],
+    }
     (folder / "coco.json").write_text(json.dumps(document))
     return document
 
@@ -110,14 +128,21 @@ def test_voc_export_parses_back_to_the_same_boxes(labeled, tmp_path):
         root = ET.parse(out / "Annotations" / name.replace(".jpg", ".xml")).getroot()
         assert root.findtext("filename") == name
         parsed = sorted(
-            (o.findtext("name"), *(float(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")))
+            (
+                o.findtext("name"),
+                *(float(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")),
+            )
             for o in root.findall("object")
         )
         expected = sorted((c, x, y, x + w, y + h) for c, x, y, w, h in boxes)
         assert [p[0] for p in parsed] == [e[0] for e in expected]
         assert all(abs(a - b) <= 1.0 for p, e in zip(parsed, expected) for a, b in zip(p[1:], e[1:]))
     listed = (out / "ImageSets/Main/train.txt").read_text().split()
-    listed += (out / "ImageSets/Main/val.txt").read_text().split() if (out / "ImageSets/Main/val.txt").exists() else []
+    listed += (
+        (out / "ImageSets/Main/val.txt").read_text().split()
+        if (out / "ImageSets/Main/val.txt").exists()
+        else []
+    )
     assert sorted(listed) == sorted(n[:-4] for n in before)
 
 
@@ -130,8 +155,10 @@ def test_voc_and_csv_exports_import_into_a_fresh_project(labeled, tmp_path):
         report = import_run(project=fresh, files=list(folder_files(str(out))), label_format=export_format)
         assert report["images"]["created"] == 12, report
         assert report["labels"] == {"format": export_format, "created": 12, "error": 0}, report
-        copied = {a.image.original_name: len(a.payload["boxes"])
-                  for a in image_latest_labels(fresh).select_related("image")}
+        copied = {
+            a.image.original_name: len(a.payload["boxes"])
+            for a in image_latest_labels(fresh).select_related("image")
+        }
         assert copied == {name: len(boxes) for name, boxes in boxes_by_file(document).items()}
 
 
@@ -158,8 +185,20 @@ def test_ultralytics_trains_one_epoch_on_the_yolo_export(labeled, tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     model = YOLO("yolov8n.yaml")
-    model.train(data=str(out / "data.yaml"), epochs=1, imgsz=32, batch=16, workers=0, device="cpu",
-                plots=False, val=True, project=str(tmp_path / "runs"), name="smoke", verbose=False, amp=False)
+    model.train(
+        data=str(out / "data.yaml"),
+        epochs=1,
+        imgsz=32,
+        batch=16,
+        workers=0,
+        device="cpu",
+        plots=False,
+        val=True,
+        project=str(tmp_path / "runs"),
+        name="smoke",
+        verbose=False,
+        amp=False,
+    )
     assert (tmp_path / "runs/smoke/weights/last.pt").is_file()
 
 

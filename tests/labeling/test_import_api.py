@@ -1,4 +1,5 @@
 """The upload API and the import command: per-file reports, background jobs, role checks."""
+
 import io
 import json
 import shutil
@@ -59,24 +60,38 @@ def test_small_upload_is_imported_at_once_with_a_report_per_file(api_client, pro
 
 def test_upload_with_bad_files_answers_207_and_the_good_ones_land(api_client, project, lead):
     api_client.force_authenticate(lead)
-    files = [upload("good.jpg", image_bytes()), upload("empty.jpg", b""), upload("text.jpg", b"hello"),
-             upload("same.jpg", image_bytes())]
+    files = [
+        upload("good.jpg", image_bytes()),
+        upload("empty.jpg", b""),
+        upload("text.jpg", b"hello"),
+        upload("same.jpg", image_bytes()),
+    ]
     response = api_client.post(url(project), {"files": files}, format="multipart")
     assert response.status_code == 207
     by_name = {i["name"]: i for i in response.json()["items"]}
     assert by_name["good.jpg"]["status"] == "created"
     assert by_name["empty.jpg"]["error"] == "file is empty (0 bytes)"
     assert "not an image file" in by_name["text.jpg"]["error"]
-    assert by_name["same.jpg"] == {"name": "same.jpg", "status": "duplicate", "image_id": by_name["good.jpg"]["image_id"]}
+    assert by_name["same.jpg"] == {
+        "name": "same.jpg",
+        "status": "duplicate",
+        "image_id": by_name["good.jpg"]["image_id"],
+    }
 
 
 def test_upload_with_coco_labels_and_a_class_map(api_client, project, lead):
     api_client.force_authenticate(lead)
-    coco = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 3, "name": "Tree"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [2, 3, 10, 10]}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "categories": [{"id": 3, "name": "Tree"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [2, 3, 10, 10]}],
+    }
     files = [upload("a.jpg", image_bytes()), upload("labels.json", json.dumps(coco).encode())]
-    response = api_client.post(url(project), {"files": files, "label_format": "coco",
-                                              "class_map": json.dumps({"Tree": "tree"})}, format="multipart")
+    response = api_client.post(
+        url(project),
+        {"files": files, "label_format": "coco", "class_map": json.dumps({"Tree": "tree"})},
+        format="multipart",
+    )
     assert response.status_code == 201, response.json()
     assert response.json()["labels"] == {"format": "coco", "created": 1, "error": 0}
     assert Annotation.objects.get().author == lead
@@ -84,12 +99,16 @@ def test_upload_with_coco_labels_and_a_class_map(api_client, project, lead):
 
 def test_bad_upload_requests_are_refused_with_a_reason(api_client, project, lead):
     api_client.force_authenticate(lead)
-    response = api_client.post(url(project), {"files": [upload("a.jpg", image_bytes())], "label_format": "folder"},
-                               format="multipart")
+    response = api_client.post(
+        url(project),
+        {"files": [upload("a.jpg", image_bytes())], "label_format": "folder"},
+        format="multipart",
+    )
     assert response.status_code == 400
     assert "folder labels do not fit a detection project" in response.json()["detail"]
-    response = api_client.post(url(project), {"files": [upload("a.jpg", image_bytes())], "class_map": "[1]"},
-                               format="multipart")
+    response = api_client.post(
+        url(project), {"files": [upload("a.jpg", image_bytes())], "class_map": "[1]"}, format="multipart"
+    )
     assert response.status_code == 400 and "class_map" in response.json()["detail"]
     assert api_client.post(url(project), {}, format="multipart").status_code == 400
 
@@ -99,7 +118,9 @@ def test_annotators_may_not_import_and_strangers_do_not_see_the_project(api_clie
     membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
     for user, expected in ((annotator, 403), (make_user("stranger"), 404)):
         api_client.force_authenticate(user)
-        response = api_client.post(url(project), {"files": [upload("a.jpg", image_bytes())]}, format="multipart")
+        response = api_client.post(
+            url(project), {"files": [upload("a.jpg", image_bytes())]}, format="multipart"
+        )
         assert response.status_code == expected
     assert not Image.objects.exists()
 
@@ -115,15 +136,22 @@ def test_zip_upload_runs_as_a_job_with_progress_and_report(api_client, celery_wo
         for n in range(5):
             zf.writestr(f"photos/{n}.jpg", image_bytes(color=(n * 30, 0, 0)))
         zf.writestr("../evil.jpg", image_bytes(color=(0, 0, 250)))
-    response = api_client.post(url(project), {"files": [upload("photos.zip", archive.getvalue())]}, format="multipart")
+    response = api_client.post(
+        url(project), {"files": [upload("photos.zip", archive.getvalue())]}, format="multipart"
+    )
     assert response.status_code == 202
     job = wait_for(ImportJob, response.json()["job_id"])
 
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert (job.total, job.processed, job.progress) == (6, 6, 1.0)
     assert job.report["images"] == {"created": 5, "duplicate": 0, "error": 1}
-    assert job.report["items"] == [{"name": "photos.zip/../evil.jpg", "status": "error",
-                                    "error": "unsafe path in archive (absolute or with '..'); skipped"}]
+    assert job.report["items"] == [
+        {
+            "name": "photos.zip/../evil.jpg",
+            "status": "error",
+            "error": "unsafe path in archive (absolute or with '..'); skipped",
+        }
+    ]
     assert not list((Path(settings.MEDIA_ROOT) / "staging").iterdir())
     detail = api_client.get(response.json()["status_url"]).json()
     assert detail["status"] == "succeeded" and detail["report"]["images"]["created"] == 5
@@ -132,8 +160,12 @@ def test_zip_upload_runs_as_a_job_with_progress_and_report(api_client, celery_wo
 
 
 def test_import_command_reads_a_server_folder_with_voc_labels(project, tmp_path, capsys):
-    for name in ("OSBS_029.png", "OSBS_029.xml", "2019_YELL_2_528000_4978000_image_crop2.png",
-                 "2019_YELL_2_528000_4978000_image_crop2.xml"):
+    for name in (
+        "OSBS_029.png",
+        "OSBS_029.xml",
+        "2019_YELL_2_528000_4978000_image_crop2.png",
+        "2019_YELL_2_528000_4978000_image_crop2.xml",
+    ):
         shutil.copy(DEEPFOREST / name, tmp_path / name)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     call_command("import_images", str(project.pk), str(tmp_path), "--labels", "voc", "--create-classes")
@@ -154,8 +186,9 @@ def test_import_command_refuses_what_it_cannot_do(project, tmp_path):
         call_command("import_images", str(project.pk), str(tmp_path), "--labels", "kitti")
 
 
-def test_cancelled_queued_job_never_runs_and_its_staged_files_go(api_client, project, lead, settings,
-                                                                  django_capture_on_commit_callbacks):
+def test_cancelled_queued_job_never_runs_and_its_staged_files_go(
+    api_client, project, lead, settings, django_capture_on_commit_callbacks
+):
     from labeling.importers.service import import_job_execute
 
     api_client.force_authenticate(lead)
@@ -188,6 +221,7 @@ def test_running_job_stops_at_its_next_progress_write_when_cancelled(project, tm
             if done == 2:
                 service.import_job_cancel(job=ImportJob.objects.get(pk=job_id))
             write(done)
+
         return wrapped
 
     monkeypatch.setattr(service, "_progress_writer", cancelling_writer)

@@ -1,5 +1,6 @@
 """Zip uploads: bad entries are reported one by one and the good ones still land; an
 archive that breaks a cap is refused whole before anything is read."""
+
 import zipfile
 
 import pytest
@@ -28,8 +29,16 @@ def errors_by_name(report):
 
 @pytest.mark.parametrize(
     ("raw", "safe"),
-    [("a/b.jpg", "a/b.jpg"), ("./a.jpg", "a.jpg"), ("a/../b.jpg", "b.jpg"), ("../b.jpg", None),
-     ("a/../../b.jpg", None), ("/etc/passwd", None), ("C:/x.jpg", None), ("..\\x.jpg", None)],
+    [
+        ("a/b.jpg", "a/b.jpg"),
+        ("./a.jpg", "a.jpg"),
+        ("a/../b.jpg", "b.jpg"),
+        ("../b.jpg", None),
+        ("a/../../b.jpg", None),
+        ("/etc/passwd", None),
+        ("C:/x.jpg", None),
+        ("..\\x.jpg", None),
+    ],
 )
 def test_entry_names_that_leave_the_archive_are_refused(raw, safe):
     assert safe_entry_name(raw) == safe
@@ -37,16 +46,19 @@ def test_entry_names_that_leave_the_archive_are_refused(raw, safe):
 
 def test_bad_zip_entries_are_reported_and_the_rest_lands(project, tmp_path):
     inner = write_zip(tmp_path / "inner.zip", [("x.jpg", image_bytes(color=(9, 9, 9)))])
-    archive = write_zip(tmp_path / "photos.zip", [
-        ("good/one.jpg", image_bytes(color=(1, 2, 3))),
-        ("good/two.png", image_bytes(fmt="PNG", color=(4, 5, 6))),
-        ("good/again.jpg", image_bytes(color=(1, 2, 3))),
-        ("../escape.jpg", image_bytes(color=(7, 7, 7))),
-        ("/absolute.jpg", image_bytes(color=(8, 8, 8))),
-        ("nested.zip", inner.read_bytes()),
-        ("empty.jpg", b""),
-        ("readme.jpg", b"this is text"),
-    ])
+    archive = write_zip(
+        tmp_path / "photos.zip",
+        [
+            ("good/one.jpg", image_bytes(color=(1, 2, 3))),
+            ("good/two.png", image_bytes(fmt="PNG", color=(4, 5, 6))),
+            ("good/again.jpg", image_bytes(color=(1, 2, 3))),
+            ("../escape.jpg", image_bytes(color=(7, 7, 7))),
+            ("/absolute.jpg", image_bytes(color=(8, 8, 8))),
+            ("nested.zip", inner.read_bytes()),
+            ("empty.jpg", b""),
+            ("readme.jpg", b"this is text"),
+        ],
+    )
     report = import_run(project=project, files=[("photos.zip", str(archive))])
 
     assert report["images"] == {"created": 2, "duplicate": 1, "error": 5}
@@ -80,7 +92,9 @@ def test_zip_with_too_many_entries_is_refused_whole(project, tmp_path, settings)
     settings.VISION_MAX_ARCHIVE_ENTRIES = 3
     archive = write_zip(tmp_path / "many.zip", [(f"{n}.jpg", image_bytes(color=(n, 0, 0))) for n in range(5)])
     report = import_run(project=project, files=[("many.zip", str(archive))])
-    assert errors_by_name(report) == {"many.zip": "archive has 5 entries; the limit is 3; nothing in it was imported"}
+    assert errors_by_name(report) == {
+        "many.zip": "archive has 5 entries; the limit is 3; nothing in it was imported"
+    }
     assert not Image.objects.exists()
 
 

@@ -1,5 +1,6 @@
 """Labels made elsewhere become import annotations; every bad entry gets its own error
 naming the file and the problem, and every good entry of the same import still lands."""
+
 import json
 import shutil
 from pathlib import Path
@@ -23,11 +24,15 @@ def write_images(folder: Path, names_sizes) -> None:
     for n, (name, (w, h)) in enumerate(names_sizes):
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(image_bytes(w, h, fmt="PNG" if name.endswith(".png") else "JPEG", color=(n * 20, 40, 90)))
+        path.write_bytes(
+            image_bytes(w, h, fmt="PNG" if name.endswith(".png") else "JPEG", color=(n * 20, 40, 90))
+        )
 
 
 def run(project, folder, label_format, **options):
-    return import_run(project=project, files=list(folder_files(str(folder))), label_format=label_format, **options)
+    return import_run(
+        project=project, files=list(folder_files(str(folder))), label_format=label_format, **options
+    )
 
 
 def errors_of(report):
@@ -45,10 +50,20 @@ def coco(images, annotations, categories=({"id": 1, "name": "tree"}, {"id": 2, "
 
 
 def test_coco_labels_land_and_bad_entries_are_reported_one_by_one(project, tmp_path):
-    write_images(tmp_path, [("a.jpg", (100, 80)), ("b.jpg", (100, 80)), ("c.jpg", (100, 80)),
-                            ("d.jpg", (100, 80)), ("e.jpg", (100, 80))])
+    write_images(
+        tmp_path,
+        [
+            ("a.jpg", (100, 80)),
+            ("b.jpg", (100, 80)),
+            ("c.jpg", (100, 80)),
+            ("d.jpg", (100, 80)),
+            ("e.jpg", (100, 80)),
+        ],
+    )
     document = coco(
-        images=[{"id": n, "file_name": f"{c}.jpg", "width": 100, "height": 80} for n, c in enumerate("abcdef", 1)],
+        images=[
+            {"id": n, "file_name": f"{c}.jpg", "width": 100, "height": 80} for n, c in enumerate("abcdef", 1)
+        ],
         annotations=[
             {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 20, 30, 40]},
             {"id": 2, "image_id": 1, "category_id": 2, "bbox": [0, 0, 100, 80]},
@@ -93,20 +108,24 @@ def test_unknown_categories_are_refused_mapped_or_created(project, tmp_path):
     categories = [{"id": 1, "name": "bus"}, {"id": 2, "name": "oak"}]
     document = coco(
         images=[{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
-        annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
-                     {"id": 2, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5]}],
+        annotations=[
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+            {"id": 2, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5]},
+        ],
         categories=categories,
     )
     (tmp_path / "c.json").write_text(json.dumps(document))
 
     refused = run(project, tmp_path, "coco")
     assert errors_of(refused)["c.json: image 'a.jpg'"] == (
-        "unknown category 'bus'; map it to a project class or allow creating classes")
+        "unknown category 'bus'; map it to a project class or allow creating classes"
+    )
 
     mapped = run(project, tmp_path, "coco", class_map={"bus": "car", "oak": "maple"})
     assert boxes_of("a.jpg") == [("car", 1, 1, 6, 6)]
     assert errors_of(mapped)["c.json: image 'b.jpg'"] == (
-        "category 'oak' is mapped to 'maple', which is not a class of this project")
+        "category 'oak' is mapped to 'maple', which is not a class of this project"
+    )
 
     created = run(project, tmp_path, "coco", create_classes=True)
     assert created["labels"]["created"] == 2
@@ -119,12 +138,17 @@ def test_label_size_that_differs_from_the_image_is_refused(project, tmp_path):
     document = coco(images=[{"id": 1, "file_name": "a.jpg", "width": 40, "height": 50}], annotations=[])
     (tmp_path / "c.json").write_text(json.dumps(document))
     report = run(project, tmp_path, "coco")
-    assert "gives the size of 'a.jpg' as 40x50, but the image is 50x40" in errors_of(report)["c.json: image 'a.jpg'"]
+    assert (
+        "gives the size of 'a.jpg' as 40x50, but the image is 50x40"
+        in errors_of(report)["c.json: image 'a.jpg'"]
+    )
 
 
 def test_yolo_labels_land_and_bad_lines_refuse_their_file(project, tmp_path):
-    write_images(tmp_path / "images", [("a.jpg", (100, 50)), ("b.jpg", (100, 50)), ("c.jpg", (100, 50)),
-                                       ("d.jpg", (100, 50))])
+    write_images(
+        tmp_path / "images",
+        [("a.jpg", (100, 50)), ("b.jpg", (100, 50)), ("c.jpg", (100, 50)), ("d.jpg", (100, 50))],
+    )
     (tmp_path / "data.yaml").write_text("train: images\nval: images\nnames:\n  0: tree\n  1: car\n")
     labels = tmp_path / "labels"
     labels.mkdir()
@@ -137,7 +161,9 @@ def test_yolo_labels_land_and_bad_lines_refuse_their_file(project, tmp_path):
     report = run(project, tmp_path, "yolo")
 
     errors = errors_of(report)
-    assert errors["labels/b.txt"] == "line 1: expected 5 columns (class x_center y_center width height), got 4"
+    assert (
+        errors["labels/b.txt"] == "line 1: expected 5 columns (class x_center y_center width height), got 4"
+    )
     assert errors["labels/c.txt"] == "line 2: value 1.2 is outside [0, 1]"
     assert errors["labels/d.txt"] == "line 1: unknown class index 5 (data.yaml names 2)"
     assert "image 'zz' is not in the project" in errors["labels/zz.txt"]
@@ -180,8 +206,10 @@ def test_broken_and_hostile_voc_xml_is_refused_and_good_files_land(project, tmp_
     (tmp_path / "broken.xml").write_text("<annotation><filename>a.jpg</filename>")
     (tmp_path / "laughs.xml").write_text(BILLION_LAUGHS)
     (tmp_path / "xxe.xml").write_text(EXTERNAL_ENTITY)
-    (tmp_path / "nobox.xml").write_text("<annotation><filename>a.jpg</filename><object><name>car</name>"
-                                        "<bndbox><xmin>x</xmin></bndbox></object></annotation>")
+    (tmp_path / "nobox.xml").write_text(
+        "<annotation><filename>a.jpg</filename><object><name>car</name>"
+        "<bndbox><xmin>x</xmin></bndbox></object></annotation>"
+    )
 
     report = run(project, tmp_path, "voc")
 

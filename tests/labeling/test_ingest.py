@@ -1,4 +1,5 @@
 """One file into a project: every bad file is refused with a message naming the problem."""
+
 import io
 
 import pytest
@@ -10,9 +11,14 @@ from labeling.models import Image, Task
 from labeling.services import project_create
 
 
-def image_bytes(width=40, height=30, fmt="JPEG", color=(10, 120, 200), noise=False, exif_orientation=None) -> bytes:
-    image = PILImage.effect_noise((width, height), 60).convert("RGB") if noise else \
-        PILImage.new("RGB", (width, height), color)
+def image_bytes(
+    width=40, height=30, fmt="JPEG", color=(10, 120, 200), noise=False, exif_orientation=None
+) -> bytes:
+    image = (
+        PILImage.effect_noise((width, height), 60).convert("RGB")
+        if noise
+        else PILImage.new("RGB", (width, height), color)
+    )
     out = io.BytesIO()
     options = {}
     if exif_orientation:
@@ -30,8 +36,13 @@ def make_user(username: str):
 
 def make_project(task_type="detection", classes=("tree", "car"), **fields):
     owner = make_user("owner")
-    return project_create(name="p", task_type=task_type, created_by=owner,
-                          label_classes=[{"name": c} for c in classes], **fields)
+    return project_create(
+        name="p",
+        task_type=task_type,
+        created_by=owner,
+        label_classes=[{"name": c} for c in classes],
+        **fields,
+    )
 
 
 def ingest(project, name, data):
@@ -75,7 +86,9 @@ def test_path_inside_an_archive_keeps_the_base_name(project):
 def test_large_and_tiff_images_get_a_display_version(project, settings):
     settings.VISION_DISPLAY_MAX_SIDE = 32
     big = Image.objects.get(pk=ingest(project, "big.jpg", image_bytes(64, 40)).image_id)
-    tiff = Image.objects.get(pk=ingest(project, "t.tif", image_bytes(20, 10, fmt="TIFF", color=(1, 2, 3))).image_id)
+    tiff = Image.objects.get(
+        pk=ingest(project, "t.tif", image_bytes(20, 10, fmt="TIFF", color=(1, 2, 3))).image_id
+    )
     small = Image.objects.get(pk=ingest(project, "s.png", image_bytes(20, 10, fmt="PNG")).image_id)
     with big.display_file.open("rb") as f:
         assert max(PILImage.open(f).size) == 32
@@ -123,15 +136,24 @@ def test_batch_results_keep_the_order_and_duplicates_across_groups(project):
     from labeling.ingest import IngestBatch
 
     batch = IngestBatch(project, max_files=2)
-    files = [("a.jpg", image_bytes(color=(1, 0, 0))), ("bad.jpg", b"nope"), ("b.jpg", image_bytes(color=(2, 0, 0))),
-             ("a-again.jpg", image_bytes(color=(1, 0, 0))), ("b-again.jpg", image_bytes(color=(2, 0, 0)))]
+    files = [
+        ("a.jpg", image_bytes(color=(1, 0, 0))),
+        ("bad.jpg", b"nope"),
+        ("b.jpg", image_bytes(color=(2, 0, 0))),
+        ("a-again.jpg", image_bytes(color=(1, 0, 0))),
+        ("b-again.jpg", image_bytes(color=(2, 0, 0))),
+    ]
     results = []
     for name, data in files:
         results += batch.add(name=name, stream=io.BytesIO(data), size=len(data))
     results += batch.flush()
     assert [(r.name, r.status) for r in results] == [
-        ("a.jpg", "created"), ("bad.jpg", "error"), ("b.jpg", "created"), ("a-again.jpg", "duplicate"),
-        ("b-again.jpg", "duplicate")]
+        ("a.jpg", "created"),
+        ("bad.jpg", "error"),
+        ("b.jpg", "created"),
+        ("a-again.jpg", "duplicate"),
+        ("b-again.jpg", "duplicate"),
+    ]
     assert results[3].image_id == results[0].image_id and results[4].image_id == results[2].image_id
     assert Task.objects.count() == 2
 
@@ -145,6 +167,8 @@ def test_an_image_stored_meanwhile_by_another_import_becomes_a_duplicate(project
     other = ingest(project, "x-elsewhere.jpg", image_bytes(color=(5, 5, 5)))
     results = batch.flush()
     assert [(r.name, r.status, r.image_id == other.image_id) for r in results] == [
-        ("x.jpg", "duplicate", True), ("y.jpg", "created", False)]
+        ("x.jpg", "duplicate", True),
+        ("y.jpg", "created", False),
+    ]
     stored = [p for p in (settings.MEDIA_ROOT / "projects").rglob("*") if p.is_file()]
     assert len(stored) == 2  # the losing copy of x.jpg was removed

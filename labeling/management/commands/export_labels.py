@@ -1,4 +1,5 @@
 """Export a project's current labels to a folder, or to a zip when OUT ends in .zip."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.exporters.service import EXPORT_FORMATS, ExportRefused, export_write
@@ -22,10 +23,14 @@ class Command(BaseCommand):
             if out.lower().endswith(".zip"):
                 with open(out, "xb") as fileobj:
                     sink = ZipSink(fileobj)
-                    export_write(project=project, export_format=format, sink=sink, include_images=not no_images)
+                    export_write(
+                        project=project, export_format=format, sink=sink, include_images=not no_images
+                    )
                     sink.close()
             else:
-                export_write(project=project, export_format=format, sink=DirSink(out), include_images=not no_images)
+                export_write(
+                    project=project, export_format=format, sink=DirSink(out), include_images=not no_images
+                )
         except ExportRefused as exc:
             raise CommandError(str(exc)) from None
         except FileExistsError:

@@ -1,4 +1,5 @@
 """Import a server-side folder (or zip) of images, optionally with their labels."""
+
 import json
 import os
 
@@ -27,11 +28,15 @@ class Command(BaseCommand):
         parser.add_argument("project")
         parser.add_argument("path")
         parser.add_argument(
-            "--labels", nargs="+", metavar=("FORMAT", "FILE"),
+            "--labels",
+            nargs="+",
+            metavar=("FORMAT", "FILE"),
             help=f"label format ({', '.join(LABEL_FORMATS)}) and the labels file or folder "
-                 "(default: PATH itself; not needed for folder)",
+            "(default: PATH itself; not needed for folder)",
         )
-        parser.add_argument("--create-classes", action="store_true", help="create unknown categories as classes")
+        parser.add_argument(
+            "--create-classes", action="store_true", help="create unknown categories as classes"
+        )
         parser.add_argument("--map", default="{}", help='JSON {"their category": "our class name"}')
         parser.add_argument("--user", help="username recorded as the author of imported labels")
         parser.add_argument("--background", action="store_true", help="queue the job for a worker and return")
@@ -59,9 +64,14 @@ class Command(BaseCommand):
                 raise CommandError(f"No user named {user!r}.")
         try:
             job = import_job_create(
-                project=project, source_path=os.path.abspath(path), requested_by=author,
-                label_format=label_format, label_path=label_path, class_map=class_map,
-                create_classes=create_classes, enqueue=background,
+                project=project,
+                source_path=os.path.abspath(path),
+                requested_by=author,
+                label_format=label_format,
+                label_path=label_path,
+                class_map=class_map,
+                create_classes=create_classes,
+                enqueue=background,
             )
         except ImportRefused as exc:
             raise CommandError(str(exc)) from None
