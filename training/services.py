@@ -464,15 +464,6 @@ def prelabel_run_start(
     return run
 
 
-def prelabel_run_cancel(*, run: PrelabelRun) -> PrelabelRun:
-    PrelabelRun.objects.filter(pk=run.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    )
-    PrelabelRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
-    run.refresh_from_db()
-    return run
-
-
 def prelabel_run_execute(*, run_id: int) -> PrelabelRun | None:
     """Predict every pool image the run's version has not scored yet, writing Predictions in
     bulk as batches finish, then refresh queue priorities. Safe to re-run: finished images are

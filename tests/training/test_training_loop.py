@@ -82,12 +82,6 @@ def _priorities(project):
     return dict(Task.objects.filter(project=project, status=TaskStatus.OPEN).values_list("image_id", "priority"))
 
 
-def _run_captured_prelabels(callbacks_runner, project):
-    """Run the prelabel runs a deploy queued, in this process (the worker tests cover Celery)."""
-    for run in PrelabelRun.objects.filter(project=project, status="queued"):
-        services.prelabel_run_execute(run_id=run.pk)
-
-
 def test_train_deploy_rescore_and_idempotent_prelabel(django_capture_on_commit_callbacks):
     project, admin, cls, images = detection_project()
     before = _priorities(project)
@@ -187,6 +181,25 @@ def test_promotion_gate_tolerance():
     assert compare(candidate=0.49, baseline=baseline, tolerance=0.0, metric="m")["decision"] == "reject"
     assert compare(candidate=0.49, baseline=baseline, tolerance=0.02, metric="m")["decision"] == "deploy"
     assert compare(candidate=0.10, baseline=None, tolerance=0.0, metric="m")["decision"] == "deploy"
+
+
+def test_start_point_comes_only_from_the_trusted_weights_folder(settings):
+    from training.datasets import SnapshotError
+
+    project, admin, cls, images = detection_project(labeled_train=1, labeled_val=1, pool=0)
+    snapshot = services.dataset_snapshot(project=project)
+    settings.VISION_WEIGHTS_DIR.mkdir(parents=True)
+    (settings.VISION_WEIGHTS_DIR / "trees.pt").write_bytes(b"checkpoint")
+    project.start_weights = "trees.pt"
+    assert services.start_point_for(project, snapshot, None).weights == str(settings.VISION_WEIGHTS_DIR / "trees.pt")
+    project.start_weights = "yolov8s.yaml"
+    assert services.start_point_for(project, snapshot, None).arch == "yolov8s.yaml"
+    for name in ("missing.pt", "../media/escape.pt", "/etc/passwd"):
+        project.start_weights = name
+        with pytest.raises(SnapshotError, match="not found in the weights folder"):
+            services.start_point_for(project, snapshot, None)
+    project.start_weights = ""
+    assert services.start_point_for(project, snapshot, None) == services.StartPoint(None, None, "")
 
 
 def test_latest_verified_label_rule(db):
