@@ -132,8 +132,9 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
     upright, fmt, width, height = _decode_upright(data)
     stored_bytes = data
     suffix = "." + ("jpg" if fmt == "JPEG" else fmt.lower())
-    if upright is not None:
-        stored_bytes, suffix = _encode(upright, fmt)
+    if upright is not None or fmt == "GIF":
+        # Training tools read a GIF as a video; its first frame is stored as a PNG.
+        stored_bytes, suffix = _encode(upright or PILImage.open(io.BytesIO(data)), fmt)
     display_bytes = None
     if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
         display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)))

@@ -251,3 +251,31 @@ def test_format_that_does_not_fit_the_project_is_refused(db, tmp_path):
     project = make_project(task_type="classification")
     with pytest.raises(ImportRefused, match="coco labels do not fit a classification project"):
         run(project, tmp_path, "coco")
+
+
+def test_yolo_dataset_inside_a_zip_lands_with_its_labels(project, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "dataset.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ds/data.yaml", "names: [tree, car]\n")
+        for n in range(3):
+            zf.writestr(f"ds/images/train/{n}.jpg", image_bytes(100, 50, color=(n * 40, 0, 0)))
+            zf.writestr(f"ds/labels/train/{n}.txt", "1 0.5 0.5 0.2 0.4\n")
+        zf.writestr("ds/labels/train/9.txt", "0 0.5 0.5 1.5 0.4\n")
+    report = import_run(project=project, files=[("dataset.zip", str(archive))], label_format="yolo")
+    assert report["images"]["created"] == 3
+    assert report["labels"] == {"format": "yolo", "created": 3, "error": 1}
+    assert errors_of(report) == {"ds/labels/train/9.txt": "line 1: value 1.5 is outside [0, 1]"}
+    assert boxes_of("2.jpg") == [("car", 40, 15, 60, 35)]
+
+
+def test_labels_alone_apply_to_images_imported_earlier(project, tmp_path):
+    write_images(tmp_path / "first", [("a.jpg", (60, 40))])
+    run(project, tmp_path / "first", "")
+    (tmp_path / "later").mkdir()
+    (tmp_path / "later" / "a.xml").write_text(VOC_GOOD)
+    report = run(project, tmp_path / "later", "voc")
+    assert report["images"] == {"created": 0, "duplicate": 0, "error": 0}
+    assert report["labels"]["created"] == 1
+    assert boxes_of("a.jpg") == [("car", 5, 6, 25, 30)]

@@ -78,6 +78,13 @@ def test_exif_orientation_is_applied_and_size_recorded_upright(project):
         assert PILImage.open(f).size == (30, 40)
 
 
+def test_gif_is_stored_as_png_so_training_tools_read_it_as_an_image(project):
+    image = Image.objects.get(pk=ingest(project, "anim.gif", image_bytes(fmt="GIF")).image_id)
+    assert image.file.name.endswith(".png") and image.original_name == "anim.gif"
+    with image.file.open("rb") as f:
+        assert PILImage.open(f).format == "PNG"
+
+
 def test_path_inside_an_archive_keeps_the_base_name(project):
     result = ingest(project, "photos.zip/trees/a.png", image_bytes(fmt="PNG"))
     assert Image.objects.get(pk=result.image_id).original_name == "a.png"
