@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 
 from labeling.models import (
     Annotation,
@@ -254,15 +255,28 @@ def _record_agreement(annotation: Annotation, partner_id: int, partner_payload: 
                    {"comparisons": 1, "score_sum": float(label_a == label_b)})
 
 
+# Advisory lock namespace of the report aggregates (the second key is the project id).
+AGGREGATES_LOCK = 0x5245
+
+
+class RebuildInProgress(Exception):
+    """A rebuild holds the project's aggregates; it counts the annotation when it ends."""
+
+
 def _lock_project(project_id: int, *, exclusive: bool) -> None:
-    """Recording holds a shared lock on the project row and a rebuild an exclusive one, so
-    a rebuild never interleaves with live recording. (SQLite locks the whole database.)"""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT 1 FROM labeling_project WHERE id = %s FOR {'UPDATE' if exclusive else 'SHARE'}",
-                [project_id],
-            )
+    """Live recording takes a shared advisory lock and never waits: while a rebuild holds
+    the exclusive one, it raises RebuildInProgress and the rebuild's catch-up counts the
+    annotation. Only these two take the lock, so nothing else can block recording.
+    (SQLite serialises writers on its own.)"""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        if exclusive:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [AGGREGATES_LOCK, project_id])
+            return
+        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s, %s)", [AGGREGATES_LOCK, project_id])
+        if not cursor.fetchone()[0]:
+            raise RebuildInProgress(f"the report aggregates of project {project_id} are being rebuilt")
 
 
 def _annotations_with_context():
@@ -287,22 +301,33 @@ def report_aggregates_record_safely(annotation_id: int) -> None:
     """For the on-commit hook: a failure here must never reach the submitter."""
     try:
         report_aggregates_record(annotation_id=annotation_id)
+    except RebuildInProgress:
+        logger.info("report aggregates: annotation %s left to the running rebuild", annotation_id)
     except Exception:
         logger.exception("report aggregates: could not record annotation %s; run "
                          "rebuild_report_aggregates to repair", annotation_id)
 
 
-@transaction.atomic
 def report_aggregates_rebuild(*, project) -> int:
     """Recompute a project's aggregates from its annotations, in id order, exactly as the
-    live path would have; returns how many annotations were counted."""
-    _lock_project(project.pk, exclusive=True)
-    for model in (ReportDailyCounts, ReportAgreementPair, ReportFlagReason, ReportLabeledImage,
-                  ReportAnnotationMark):
-        model.objects.filter(project=project).delete()
-    store = _MemoryStore()
-    count = 0
-    for annotation in _annotations_with_context().filter(project=project).order_by("pk").iterator(chunk_size=2000):
-        count += _record(annotation, project.task_type, store)
-    store.flush()
+    live path would have; returns how many annotations were counted.
+
+    The recompute is one transaction under the exclusive lock; annotations that commit
+    meanwhile (their live recording stood aside) are counted right after it.
+    """
+    with transaction.atomic():
+        _lock_project(project.pk, exclusive=True)
+        for model in (ReportDailyCounts, ReportAgreementPair, ReportFlagReason, ReportLabeledImage,
+                      ReportAnnotationMark):
+            model.objects.filter(project=project).delete()
+        store = _MemoryStore()
+        count = 0
+        annotations = _annotations_with_context().filter(project=project).order_by("pk")
+        for annotation in annotations.iterator(chunk_size=2000):
+            count += _record(annotation, project.task_type, store)
+        store.flush()
+    marked = ReportAnnotationMark.objects.filter(annotation_id=OuterRef("pk"))
+    late = Annotation.objects.filter(project=project).exclude(Exists(marked)).order_by("pk")
+    for annotation_id in late.values_list("pk", flat=True):
+        count += report_aggregates_record(annotation_id=annotation_id)
     return count

@@ -4,8 +4,9 @@ Django-free. Definitions (per human label that started from a prediction):
 
 Detection
   - Predicted boxes are those the editor shows: score >= PRELABEL_SCORE_THRESHOLD (0.25,
-    ultralytics' default predict confidence and the operating point of the detection
-    metrics). They are matched to the final boxes one-to-one, greedily in descending score
+    the confidence prelabel predicts with, so every stored box passes, and the operating
+    point of the detection metrics; a prediction stored with a lower cut-off is held to
+    the same one). They are matched to the final boxes one-to-one, greedily in descending score
     order, by IoU >= 0.5 regardless of class (training.ml.metrics.match_boxes).
   - added = final boxes left unmatched; deleted = predicted boxes left unmatched;
     moved = matched pairs with IoU < 0.99; iou_shift = 1 - IoU, summed over matched pairs

@@ -27,6 +27,7 @@ from training.ml.metrics import cohen_kappa
 from training.models import ModelVersion
 
 from . import forecast
+from .prelabel_quality import PRELABEL_SCORE_THRESHOLD
 
 QUALITY_FIELDS = ("prelabeled", "accepted_unchanged", "boxes_predicted", "boxes_final", "boxes_added",
                   "boxes_deleted", "boxes_moved", "boxes_matched", "iou_shift_sum", "class_flips")
@@ -172,7 +173,7 @@ def report_prelabel_quality(*, project: Project) -> dict:
     names = _usernames(r["annotator_id"] for r in annotator_rows)
     by_annotator = [{"annotator": names.get(r["annotator_id"]), **_quality_row(r)} for r in annotator_rows]
     by_version.sort(key=lambda r: r["version"] or 0)
-    return {"score_threshold": 0.25, "tables": {"by_version": by_version, "by_annotator": by_annotator}}
+    return {"score_threshold": PRELABEL_SCORE_THRESHOLD, "tables": {"by_version": by_version, "by_annotator": by_annotator}}
 
 
 # --- team -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Reports end to end: annotations land, the aggregates follow, the API serves the numbers
 (hand-checked), as JSON and CSV, to leads only."""
+import logging
 from datetime import timedelta
 
 import numpy as np
@@ -331,3 +332,44 @@ def test_accuracy_report_map_agrees_with_pycocotools(api_client, team):
     for index, name in enumerate(("tree", "shrub")):
         precision = evaluator.eval["precision"][:, :, index, 0, -1]  # all areas, maxDets 100
         assert per_class[name]["ap50_95"] == pytest.approx(precision[precision > -1].mean(), abs=1e-9)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_during_a_rebuild_stands_aside_and_the_rebuild_counts_it(team, caplog):
+    import threading
+
+    from django.db import connection, transaction
+
+    from labeling.reports.aggregates import AGGREGATES_LOCK, RebuildInProgress, report_aggregates_record_safely
+
+    caplog.set_level(logging.INFO, logger="labeling.reports.aggregates")
+    project, users = team
+    [image] = make_images(project, 1)
+    annotation = annotate(project, image, users["alice"], AnnotationKind.CORRECT, {"boxes": []})
+    ReportAnnotationMark.objects.all().delete()
+    ReportDailyCounts.objects.all().delete()
+    ReportLabeledImage.objects.all().delete()
+    locked, release = threading.Event(), threading.Event()
+
+    def rebuild_holding_the_lock():
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [AGGREGATES_LOCK, project.pk])
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=rebuild_holding_the_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with pytest.raises(RebuildInProgress):
+            report_aggregates_record(annotation_id=annotation.pk)
+        report_aggregates_record_safely(annotation.pk)  # stands aside without an error
+        assert "left to the running rebuild" in caplog.text
+        assert not ReportAnnotationMark.objects.filter(annotation_id=annotation.pk).exists()
+    finally:
+        release.set()
+        holder.join()
+    assert report_aggregates_rebuild(project=project) == 1
+    assert ReportDailyCounts.objects.get(project=project).labeled == 1
