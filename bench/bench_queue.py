@@ -144,6 +144,17 @@ def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int) -> tuple[int, li
     connection = psycopg2.connect(dsn)
     connection.autocommit = True
     with connection.cursor() as cursor:
+        # Bulk load as a restore would: foreign-key triggers off, secondary indexes built
+        # once afterwards (the unique constraints stay on).
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("SET maintenance_work_mem = '256MB'")
+        cursor.execute(
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "WHERE i.indrelid IN ('labeling_image'::regclass, 'labeling_task'::regclass) AND NOT i.indisprimary "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)")
+        secondary = cursor.fetchall()
+        for name, _ in secondary:
+            cursor.execute(f"DROP INDEX {name}")
         # Validation images get the same random priorities as the rest: they are
         # interleaved in the queue and never ranked by uncertainty.
         cursor.execute(
@@ -156,6 +167,9 @@ def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int) -> tuple[int, li
             "INSERT INTO labeling_task (project_id, image_id, slot, status, priority, is_random_pick, created_at) "
             "SELECT project_id, id, 0, 'open', random(), false, now() FROM labeling_image WHERE project_id = %s",
             (project_id,))
+        for _, definition in secondary:
+            cursor.execute(definition)
+        cursor.execute("SET session_replication_role = DEFAULT")
         for table in ("labeling_image", "labeling_task", "labeling_annotation"):
             cursor.execute(f"VACUUM ANALYZE {table}")
     connection.close()
@@ -188,6 +202,10 @@ def _explain_claim(env: dict, project_id: int) -> str:
         "    cursor.execute('EXPLAIN (ANALYZE, BUFFERS) ' + sql, params)\n"
         "    print('\\n'.join(row[0] for row in cursor.fetchall()))\n"
         "    transaction.set_rollback(True)\n"
+        "from labeling.models import Task\n"
+        "print('\\nOwn live leases (asked before every claim):')\n"
+        "print(Task.objects.filter(project=project, lease_holder=user, status='open', lease_expires_at__gt=now)"
+        ".explain(analyze=True))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                             env=env)

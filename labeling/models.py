@@ -234,11 +234,12 @@ class Task(models.Model):
                 name="task_queue_order",
             ),
             models.Index(fields=["lease_holder", "lease_expires_at"], name="task_lease_holder"),
-            # Counts live leases for the stats endpoint without scanning the open pool.
+            # A caller's own live leases (asked before every claim) and the stats' lease
+            # count, without scanning the open pool.
             models.Index(
-                fields=["project", "lease_expires_at"],
+                fields=["lease_holder", "project", "lease_expires_at"],
                 condition=Q(status="open", lease_expires_at__isnull=False),
-                name="task_open_leases",
+                name="task_open_leases_by_holder",
             ),
         ]
 

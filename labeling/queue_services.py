@@ -59,27 +59,36 @@ WHERE id = (
       {exclude}
       AND NOT EXISTS (
           SELECT 1 FROM labeling_annotation a WHERE a.image_id = t.image_id AND a.author_id = %s)
-      AND NOT EXISTS (
-          SELECT 1 FROM labeling_task o
-          WHERE o.image_id = t.image_id AND o.id <> t.id AND o.status = 'open'
-            AND o.lease_holder_id = %s AND o.lease_expires_at >= %s)
+      {other_slot}
     ORDER BY t.priority DESC, t.id
     LIMIT 1
     {lock}
 )
 RETURNING id
 """
+# With overlap an image has several open slots: not two of them to one person at once.
+_OTHER_SLOT_HELD = """AND NOT EXISTS (
+          SELECT 1 FROM labeling_task o
+          WHERE o.image_id = t.image_id AND o.id <> t.id AND o.status = 'open'
+            AND o.lease_holder_id = %s AND o.lease_expires_at >= %s)"""
 
 
 def claim_statement(*, project: Project, user, exclude: list[int], now, expires) -> tuple[str, list]:
     """The claim as SQL and parameters: open tasks of the project nobody holds, without
     images the user already annotated or holds another slot of, best first."""
     at = connection.ops.adapt_datetimefield_value
+    # Without overlap an image has one open task at a time (skip and reject close the old
+    # one before queueing a fresh one), so the other-slot check is left out: it would
+    # only cost a probe per candidate.
+    overlap = project.annotations_per_image > 1
     sql = _CLAIM_SQL.format(
         exclude=f"AND t.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else "",
+        other_slot=_OTHER_SLOT_HELD if overlap else "",
         lock="FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "",
     )
-    params = [user.pk, at(expires), project.pk, at(now), *exclude, user.pk, user.pk, at(now)]
+    params = [user.pk, at(expires), project.pk, at(now), *exclude, user.pk]
+    if overlap:
+        params += [user.pk, at(now)]
     return sql, params
 
 
