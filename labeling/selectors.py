@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from .models import Annotation, AnnotationKind, AnnotationState, Project, ReviewStatus
+from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus
 
 # An annotation that counts as an image's label: a submitted accept or correction
 # (imports included) that a reviewer has not rejected.
@@ -29,4 +29,14 @@ def image_latest_labels(project: Project) -> QuerySet[Annotation]:
         Annotation.objects.filter(ACCEPTED_LABEL, project=project)
         .filter(id=Subquery(latest))
         .order_by("image_id")
+    )
+
+
+def image_current_label(image: Image) -> dict | None:
+    """The payload of the image's latest accepted annotation, or None when it has none."""
+    return (
+        Annotation.objects.filter(ACCEPTED_LABEL, image=image)
+        .order_by("-created_at", "-id")
+        .values_list("payload", flat=True)
+        .first()
     )

@@ -17,7 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..models import Image, Project
-from ..payloads import PayloadError
+from ..payloads import PayloadError, validate_payload
+from ..selectors import image_current_label
 from ..services import annotation_import_create, label_class_create
 
 # Tools round box edges differently; an edge this close outside the image is clipped.
@@ -48,6 +49,7 @@ class LabelError:
 @dataclass
 class LabelOutcome:
     created: int = 0
+    unchanged: int = 0  # the image's current label already said the same
     errors: list[LabelError] = field(default_factory=list)
 
 
@@ -138,18 +140,22 @@ def labels_apply(
             index = _ImageIndex(project, set(preferred_image_ids))
         known_classes = dict(classes.ids)
         try:
-            _apply_one(project, record, index, classes, author)
+            created = _apply_one(project, record, index, classes, author)
         except (_Problem, PayloadError, ValidationError) as exc:
             classes.ids = known_classes  # a class created for this record was rolled back with it
             message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             outcome.errors.append(LabelError(record.where, message))
         else:
-            outcome.created += 1
+            if created:
+                outcome.created += 1
+            else:
+                outcome.unchanged += 1
     return outcome
 
 
 @transaction.atomic
-def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, author) -> None:
+def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, author) -> bool:
+    """Record the labels; False when the image's current label says the same already."""
     image_id = record.image_id if record.image_id is not None else index.find(record)
     image = Image.objects.select_related("project").get(pk=image_id)
     if record.size is not None and record.size != (image.width, image.height):
@@ -161,9 +167,14 @@ def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, aut
         payload = {"labels": [classes.find(name) for name in record.labels]}
     else:
         payload = {"boxes": [_box(box, record.normalized, image, classes) for box in record.boxes or []]}
-    annotation_import_create(
-        image=image, payload=payload, author=author, class_ids=list(classes.ids.values())
+    class_ids = list(classes.ids.values())
+    clean = validate_payload(
+        payload, task_type=project.task_type, class_ids=class_ids, width=image.width, height=image.height
     )
+    if image_current_label(image) == clean:
+        return False  # imported before, or labeled the same since: nothing new to record
+    annotation_import_create(image=image, payload=clean, author=author, class_ids=class_ids)
+    return True
 
 
 def _box(box, normalized: bool, image: Image, classes: _ClassResolver) -> dict:

@@ -143,7 +143,12 @@ def import_run(
                 preferred_image_ids=[image_id for _, image_id in imported],
                 on_record=(lambda: on_progress(done)) if on_progress else None,
             )
-            labels = {"format": label_format, "created": outcome.created, "error": len(outcome.errors)}
+            labels = {
+                "format": label_format,
+                "created": outcome.created,
+                "unchanged": outcome.unchanged,
+                "error": len(outcome.errors),
+            }
             for error in outcome.errors:
                 report.add(error.as_item())
     summary = {"images": report.counts, "labels": labels, "items": report.items}

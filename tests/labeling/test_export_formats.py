@@ -154,7 +154,9 @@ def test_voc_and_csv_exports_import_into_a_fresh_project(labeled, tmp_path):
         fresh = make_project(classes=("tree", "car"))
         report = import_run(project=fresh, files=list(folder_files(str(out))), label_format=export_format)
         assert report["images"]["created"] == 12, report
-        assert report["labels"] == {"format": export_format, "created": 12, "error": 0}, report
+        assert report["labels"] == {"format": export_format, "created": 12, "unchanged": 0, "error": 0}, (
+            report
+        )
         copied = {
             a.image.original_name: len(a.payload["boxes"])
             for a in image_latest_labels(fresh).select_related("image")

@@ -21,6 +21,12 @@ def upload(name, data):
     return SimpleUploadedFile(name, data)
 
 
+@pytest.fixture(autouse=True)
+def _media_outside_the_import_folders(settings, tmp_path_factory):
+    """Tests import from tmp_path; stored media must not show up in those folders."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
 @pytest.fixture
 def project(db):
     return make_project(classes=("tree", "car"))
@@ -93,7 +99,7 @@ def test_upload_with_coco_labels_and_a_class_map(api_client, project, lead):
         format="multipart",
     )
     assert response.status_code == 201, response.json()
-    assert response.json()["labels"] == {"format": "coco", "created": 1, "error": 0}
+    assert response.json()["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "error": 0}
     assert Annotation.objects.get().author == lead
 
 
@@ -172,7 +178,7 @@ def test_import_command_reads_a_server_folder_with_voc_labels(project, tmp_path,
     job = ImportJob.objects.get()
     assert job.status == JobStatus.SUCCEEDED
     assert job.report["images"] == {"created": 2, "duplicate": 0, "error": 1}
-    assert job.report["labels"] == {"format": "voc", "created": 2, "error": 0}
+    assert job.report["labels"] == {"format": "voc", "created": 2, "unchanged": 0, "error": 0}
     assert "broken.png:" in capsys.readouterr().err
     assert Annotation.objects.filter(project=project).count() == 2
 

@@ -15,6 +15,12 @@ from tests.labeling.test_ingest import image_bytes, make_project
 DEEPFOREST = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/deepforest/data"
 
 
+@pytest.fixture(autouse=True)
+def _media_outside_the_import_folders(settings, tmp_path_factory):
+    """Tests import from tmp_path; stored media must not show up in those folders."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
 @pytest.fixture
 def project(db):
     return make_project(classes=("tree", "car"))
@@ -79,7 +85,7 @@ def test_coco_labels_land_and_bad_entries_are_reported_one_by_one(project, tmp_p
     report = run(project, tmp_path, "coco")
 
     assert report["images"]["created"] == 5
-    assert report["labels"] == {"format": "coco", "created": 1, "error": 6}
+    assert report["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "error": 6}
     errors = errors_of(report)
     assert errors["instances.json: image 'b.jpg'"] == "annotation 3 has unknown category id 7"
     assert "lies outside the 100x80 image" in errors["instances.json: image 'c.jpg'"]
@@ -184,7 +190,7 @@ def test_voc_from_deepforest_lands(project, tmp_path):
     for name in ("OSBS_029.png", "OSBS_029.xml"):
         shutil.copy(DEEPFOREST / name, tmp_path / name)
     report = run(project, tmp_path, "voc", class_map={"Tree": "tree"})
-    assert report["labels"] == {"format": "voc", "created": 1, "error": 0}
+    assert report["labels"] == {"format": "voc", "created": 1, "unchanged": 0, "error": 0}
     boxes = boxes_of("OSBS_029.png")
     assert len(boxes) > 10 and boxes[0] == ("tree", 203, 67, 227, 90)
 
@@ -265,7 +271,7 @@ def test_yolo_dataset_inside_a_zip_lands_with_its_labels(project, tmp_path):
         zf.writestr("ds/labels/train/9.txt", "0 0.5 0.5 1.5 0.4\n")
     report = import_run(project=project, files=[("dataset.zip", str(archive))], label_format="yolo")
     assert report["images"]["created"] == 3
-    assert report["labels"] == {"format": "yolo", "created": 3, "error": 1}
+    assert report["labels"] == {"format": "yolo", "created": 3, "unchanged": 0, "error": 1}
     assert errors_of(report) == {"ds/labels/train/9.txt": "line 1: value 1.5 is outside [0, 1]"}
     assert boxes_of("2.jpg") == [("car", 40, 15, 60, 35)]
 
@@ -279,3 +285,14 @@ def test_labels_alone_apply_to_images_imported_earlier(project, tmp_path):
     assert report["images"] == {"created": 0, "duplicate": 0, "error": 0}
     assert report["labels"]["created"] == 1
     assert boxes_of("a.jpg") == [("car", 5, 6, 25, 30)]
+
+
+def test_importing_the_same_labels_again_records_nothing_new(project, tmp_path):
+    write_images(tmp_path, [("a.jpg", (60, 40))])
+    (tmp_path / "a.xml").write_text(VOC_GOOD)
+    first = run(project, tmp_path, "voc")
+    again = run(project, tmp_path, "voc")
+    assert first["labels"]["created"] == 1, first
+    assert again["images"]["duplicate"] == 1, again
+    assert again["labels"] == {"format": "voc", "created": 0, "unchanged": 1, "error": 0}
+    assert Annotation.objects.count() == 1
