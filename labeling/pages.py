@@ -59,7 +59,10 @@ def _page(page: str, template: str, extra=lambda project_id: {}):
     return view
 
 
-annotate = _page("annotate", "labeling/annotate.html")
+# Renew a lease three times per TTL, so one lost beat does not lose it.
+annotate = _page("annotate", "labeling/annotate.html", lambda project_id: {
+    "heartbeat_ms": max(1000, Project.objects.get(pk=project_id).lease_ttl_seconds * 1000 // 3),
+})
 review = _page("review", "labeling/review.html",
                lambda project_id: {"label_classes": _label_classes(project_id)})
 upload = _page("upload", "labeling/upload.html")

@@ -43,6 +43,8 @@ def test_corrected_prelabels_land_in_postgres_exactly_as_edited(page, scene):
     # Two pre-labels with their class and confidence.
     assert page.locator(".box.model").count() == 2
     assert "car 0.91" in page.locator('[data-box-index="0"]').text_content()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "annotate.png"))
 
     car = box_rect(page, 0)
     scale = page.locator(".stage-image").bounding_box()["width"] / IMAGE_W
@@ -157,13 +159,6 @@ def test_skip_flag_undo_and_help_from_the_keyboard(page, scene):
     assert (flag.kind, flag.flag_reason) == ("flag", "too dark to tell")
 
 
-def test_annotate_page_screenshot(page, scene):
-    open_annotate(page, scene)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "annotate.png"))
-    assert (ARTIFACTS / "annotate.png").stat().st_size > 0
-
-
 def test_large_image_shows_the_display_version_first_and_the_original_on_zoom(page, make_user):
     annotator = make_user("ann")
     scene = detection_scene(members={annotator: Role.ANNOTATOR}, images=2, width=4000, height=3000)
@@ -194,3 +189,14 @@ def test_large_image_shows_the_display_version_first_and_the_original_on_zoom(pa
     car_box = Annotation.objects.get(task_id=task_id).payload["boxes"][0]
     assert car_box["x1"] == pytest.approx(40 + 40 / scale, abs=1.0)
     assert car_box["x2"] - car_box["x1"] == pytest.approx(120, abs=0.02)
+
+
+def test_open_page_keeps_its_leases_alive(page, scene):
+    scene.project.lease_ttl_seconds = 3
+    scene.project.save(update_fields=["lease_ttl_seconds"])
+    task_id = open_annotate(page, scene)
+    first_expiry = Task.objects.get(pk=task_id).lease_expires_at
+    page.wait_for_timeout(3500)  # past the first lease's end: only heartbeats can keep it
+    task = Task.objects.get(pk=task_id)
+    assert task.lease_holder.username == "ann"
+    assert task.lease_expires_at > first_expiry
