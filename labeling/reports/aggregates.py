@@ -10,7 +10,8 @@ Hook: labeling.apps registers a post_save receiver on Annotation that, for new r
 `report_aggregates_record` on commit of the submitting transaction. It runs synchronously
 (a handful of upserts) so reports are current the moment a submit returns, but outside the
 submit's transaction: a failure is logged and never undoes or fails the submit; the rebuild
-command repairs.
+command repairs. While a rebuild runs, recording stands aside instead of waiting, and the
+rebuild counts those annotations when it ends.
 
 What is counted (see prelabel_quality for the pre-label definitions):
 - human annotations: one submission each (kind accept/correct = labeled; skip; flag with
