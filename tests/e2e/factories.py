@@ -64,3 +64,24 @@ def _attach_display_version(image) -> None:
     out = io.BytesIO()
     display.save(out, "JPEG", quality=85)
     image.display_file.save(f"{image.sha256}.jpg", ContentFile(out.getvalue()))
+
+
+def classification_scene(*, members: dict, images: int = 2) -> Scene:
+    """Every image pre-labelled "cat" at 0.7 over "dog"."""
+    project = Project.objects.create(name="Pets", task_type="classification")
+    for user, role in members.items():
+        Membership.objects.create(project=project, user=user, role=role)
+    classes = {name: label_class_create(project=project, name=name) for name in ("cat", "dog")}
+    version = ModelVersion.objects.create(
+        project=project, number=1, backend="classifier", is_deployed=True, status="deployed",
+        class_ids=[c.pk for c in classes.values()],
+    )
+    scene = Scene(project=project, classes=classes, version=version)
+    for n in range(images):
+        image = ImageFactory(project=project, split=Split.TRAIN)
+        scene.predictions[image.pk] = Prediction.objects.create(
+            image=image, model_version=version, uncertainty=1.0 - n / 10,
+            payload={"labels": [classes["cat"].pk], "probs": [0.7, 0.3]},
+        )
+        TaskFactory(image=image, priority=1.0 - n / 10)
+    return scene

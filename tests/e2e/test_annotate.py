@@ -4,7 +4,7 @@ import pytest
 from labeling.models import Annotation, Role, Task
 
 from .conftest import ARTIFACTS, sign_in
-from .factories import IMAGE_W, detection_scene
+from .factories import IMAGE_W, classification_scene, detection_scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -200,3 +200,27 @@ def test_open_page_keeps_its_leases_alive(page, scene):
     task = Task.objects.get(pk=task_id)
     assert task.lease_holder.username == "ann"
     assert task.lease_expires_at > first_expiry
+
+
+def test_classification_tag_chosen_by_hotkey_then_accepted_as_is(page, make_user):
+    annotator = make_user("ann")
+    scene = classification_scene(members={annotator: Role.ANNOTATOR})
+    cat, dog = scene.classes["cat"].pk, scene.classes["dog"].pk
+    first = open_annotate(page, scene)
+    assert page.get_attribute(".class-row.active", "data-class-id") == str(cat)
+    assert "0.70" in page.text_content(f'.class-row[data-class-id="{cat}"]')
+
+    page.keyboard.press("2")  # dog's hotkey
+    assert page.get_attribute(".class-row.active", "data-class-id") == str(dog)
+    page.keyboard.press("Enter")
+    wait_saved_and_next(page, first)
+    second = int(page.get_attribute("#annotate", "data-task-id"))
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('save-state').dataset.state === 'saved'")
+    page.wait_for_function("Object.keys(localStorage).every(k => !k.startsWith('vision:submits:')"
+                           " || localStorage.getItem(k) === '[]')")
+
+    corrected = Annotation.objects.get(task_id=first)
+    assert (corrected.kind, corrected.payload) == ("correct", {"labels": [dog]})
+    accepted = Annotation.objects.get(task_id=second)
+    assert accepted.kind == "accept"
