@@ -15,3 +15,10 @@ def export_execute(job_id: int) -> None:
     from .exporters.service import export_job_execute
 
     export_job_execute(job_id=job_id)
+
+
+@shared_task(name="labeling.tasks.import_staging_sweep")
+def import_staging_sweep() -> int:
+    from .importers.service import import_staging_sweep as sweep
+
+    return sweep()

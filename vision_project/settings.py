@@ -217,6 +217,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.auto_retrain_check",
         "schedule": timedelta(minutes=5),
     },
+    # Removes staged uploads left behind by import jobs whose worker died.
+    "import-staging-sweep": {
+        "task": "labeling.tasks.import_staging_sweep",
+        "schedule": timedelta(hours=1),
+    },
 }
 # Embedded mode runs tasks in a worker like production; set to True only in unit tests.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -14,6 +14,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -330,6 +331,25 @@ def import_job_cancel(*, job: ImportJob) -> ImportJob:
     ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
     return job
+
+
+def import_staging_sweep(*, older_than: timedelta = timedelta(hours=24)) -> int:
+    """Remove staged uploads that no queued or running job needs (a worker killed in the
+    middle of an import leaves its folder behind); returns how many were removed."""
+    active = set(
+        ImportJob.objects.filter(status__in=ACTIVE_JOB_STATUSES).values_list("source_path", flat=True)
+    )
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    for entry in staging_dir().iterdir():
+        if str(entry) in active or entry.stat().st_mtime > cutoff:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:

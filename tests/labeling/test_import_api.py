@@ -235,3 +235,21 @@ def test_running_job_stops_at_its_next_progress_write_when_cancelled(project, tm
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     assert tmp_path.is_dir()  # a server folder is never deleted
+
+
+def test_staging_sweep_removes_old_orphaned_uploads_but_not_those_of_live_jobs(project):
+    import os
+
+    from labeling.importers.service import import_job_create, import_staging_sweep, staging_dir
+
+    orphan, live, fresh = (staging_dir() / name for name in ("upload-orphan", "upload-live", "upload-fresh"))
+    for folder in (orphan, live, fresh):
+        folder.mkdir()
+        (folder / "a.jpg").write_bytes(image_bytes())
+    day_ago = time.time() - 2 * 24 * 3600
+    for folder in (orphan, live):
+        os.utime(folder, (day_ago, day_ago))
+    import_job_create(project=project, source_path=str(live), staged=True, enqueue=False)
+
+    assert import_staging_sweep() == 1
+    assert not orphan.exists() and live.exists() and fresh.exists()
