@@ -106,6 +106,9 @@ def report_accuracy(*, project: Project) -> dict:
             confusion.append({"version": v.number, "classes": [class_names.get(i, str(i)) for i in ids],
                               "matrix": metrics["confusion_matrix"]})
     primary = "map50_95" if project.task_type == TaskType.DETECTION else "accuracy"
+    if versions:
+        # The evaluator names its primary metric; fall back to the task type's usual one.
+        primary = (v.metrics or {}).get("primary_metric") or primary
     return {"primary_metric": primary, "confusion_matrices": confusion,
             "tables": {"versions": versions, "per_class": per_class}}
 

@@ -127,7 +127,7 @@ function accuracy(report: Report): View[] {
   const views: View[] = [{
     title: "Accuracy per model version (validation split)", table: "versions",
     config: line(labels(versions, "version").map((v) => `v${v}`), [
-      { label: metric, data: column(versions, metric) },
+      { label: metric, data: column(versions, "primary_metric") },
       { label: second, data: column(versions, second) },
     ]),
   }];
