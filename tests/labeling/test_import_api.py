@@ -253,3 +253,19 @@ def test_staging_sweep_removes_old_orphaned_uploads_but_not_those_of_live_jobs(p
 
     assert import_staging_sweep() == 1
     assert not orphan.exists() and live.exists() and fresh.exists()
+
+
+def test_import_command_reads_a_zip_with_its_labels_inside(project, tmp_path):
+    archive = tmp_path / "set.zip"
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "categories": [{"id": 1, "name": "car"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}],
+    }
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.jpg", image_bytes())
+        zf.writestr("annotations/instances.json", json.dumps(coco))
+    call_command("import_images", str(project.pk), str(archive), "--labels", "coco")
+    job = ImportJob.objects.get()
+    assert job.report["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "error": 0}
+    assert Annotation.objects.get().payload["boxes"][0]["x2"] == 4

@@ -32,7 +32,7 @@ class Command(BaseCommand):
             nargs="+",
             metavar=("FORMAT", "FILE"),
             help=f"label format ({', '.join(LABEL_FORMATS)}) and the labels file or folder "
-            "(default: PATH itself; not needed for folder)",
+            "(default: the label files under PATH or in the zip)",
         )
         parser.add_argument(
             "--create-classes", action="store_true", help="create unknown categories as classes"
@@ -50,9 +50,10 @@ class Command(BaseCommand):
             if len(labels) > 2:
                 raise CommandError("--labels takes FORMAT and at most one FILE.")
             label_format = labels[0]
-            label_path = os.path.abspath(labels[1]) if len(labels) == 2 else os.path.abspath(path)
-            if not os.path.exists(label_path):
-                raise CommandError(f"{label_path} does not exist.")
+            if len(labels) == 2:  # otherwise the label files among PATH's files (or the zip's) are read
+                label_path = os.path.abspath(labels[1])
+                if not os.path.exists(label_path):
+                    raise CommandError(f"{label_path} does not exist.")
         try:
             class_map = json.loads(map)
         except json.JSONDecodeError as exc:
