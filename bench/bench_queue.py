@@ -61,11 +61,17 @@ def main() -> None:
         started = time.monotonic()
         project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, args.annotators)
         print(f"filled {args.tasks:,} tasks in {time.monotonic() - started:.0f} s", flush=True)
-        server = _start_server(env, args.workers, args.threads)
+        access_log = Path(env["VISION_VAR_DIR"]) / "bench-queue-access.log"
+        access_log.parent.mkdir(parents=True, exist_ok=True)
+        access_log.unlink(missing_ok=True)
+        server = _start_server(env, args.workers, args.threads, access_log)
+        load_before = os.getloadavg()[0]
         samples, served = _drive(project_id, tokens, args)
+        load_after = os.getloadavg()[0]
+        server_ms = _server_times(access_log)
         explain = _explain_claim(env, project_id)
         completed_twice = _completed_twice(f"{server_dsn}/{DB_NAME}")
-        table = _report(args, samples, served, completed_twice, explain)
+        table = _report(args, samples, served, completed_twice, explain, server_ms, (load_before, load_after))
         print(table)
         _append_results(table, args)
     finally:
@@ -215,11 +221,14 @@ def _explain_claim(env: dict, project_id: int) -> str:
 # --- server ---------------------------------------------------------------------------
 
 
-def _start_server(env: dict, workers: int, threads: int) -> subprocess.Popen:
+def _start_server(env: dict, workers: int, threads: int, access_log: Path) -> subprocess.Popen:
+    # The access log records each request's time inside the server (%(L)s seconds), to
+    # tell server work from waiting for a CPU or a connection.
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "vision_project.wsgi:application",
          "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--threads", str(threads),
-         "--worker-class", "gthread", "--keep-alive", "75", "--log-level", "warning"],
+         "--worker-class", "gthread", "--keep-alive", "75", "--log-level", "warning",
+         "--access-logfile", str(access_log), "--access-logformat", "%(m)s %(U)s %(s)s %(L)s"],
         cwd=ROOT, env=env,
     )
     deadline = time.monotonic() + 60
@@ -314,7 +323,19 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def _report(args, samples, served, completed_twice: int, explain: str) -> str:
+def _server_times(access_log: Path) -> dict[str, list[float]]:
+    """Milliseconds spent inside the server per operation, from the access log. The
+    warm-up is included: the log has no client clock to cut it at."""
+    times: dict[str, list[float]] = {"next": [], "submit": []}
+    for line in access_log.read_text().splitlines():
+        method, path, _status, seconds = line.split()
+        op = "next" if path.endswith("/tasks/next/") else "submit" if path.endswith("/annotations/") else None
+        if op:
+            times[op].append(float(seconds) * 1000)
+    return times
+
+
+def _report(args, samples, served, completed_twice: int, explain: str, server_ms: dict, load: tuple) -> str:
     holders: dict[int, set[str]] = {}
     for token, task_id in served:
         holders.setdefault(task_id, set()).add(token)
@@ -333,6 +354,11 @@ def _report(args, samples, served, completed_twice: int, explain: str) -> str:
             f"{', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} |"
         )
     submitted = sum(1 for s in samples if s[0] == "submit" and s[2] == 201)
+    lines += ["", "Time inside the server (gunicorn access log, warm-up included):", "",
+              "| op | p50 ms | p95 ms | p99 ms |", "|---|---:|---:|---:|"]
+    for op, times in server_ms.items():
+        lines.append(f"| {op} | {_percentile(times, 50):.1f} | {_percentile(times, 95):.1f} | "
+                     f"{_percentile(times, 99):.1f} |")
     lines += [
         "",
         f"- tasks in the queue: {args.tasks:,}; annotators: {args.annotators}; measured {args.seconds:g} s after "
@@ -340,6 +366,8 @@ def _report(args, samples, served, completed_twice: int, explain: str) -> str:
         f"- server: gunicorn gthread, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "
         f"loopback HTTP keep-alive; clients: {args.client_processes} processes",
         f"- throughput: {submitted / args.seconds:.1f} completed tasks/s",
+        f"- machine load (1-minute load average, all users of the box): {load[0]:.1f} before the run, "
+        f"{load[1]:.1f} after",
         f"- duplicates: {served_twice} tasks served to two annotators, {completed_twice} tasks completed twice",
         "",
         "Claim query plan (EXPLAIN ANALYZE, after the run):",

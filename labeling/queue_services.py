@@ -177,10 +177,13 @@ class SubmitResult:
 
 
 def extra_opinion_explanation(annotation: Annotation) -> str:
+    kept = f"Your work is kept as an extra opinion (annotation {annotation.pk})"
+    task = annotation.task
+    if task is not None and task.completed_by_id == annotation.author_id:
+        return f"You had already completed task {task.pk}. {kept}; your first submit stands."
     return (
         f"Task {annotation.task_id} was no longer yours: after your lease expired another "
-        f"annotator took or completed it. Your work is kept as an extra opinion (annotation "
-        f"{annotation.pk}) and does not replace theirs."
+        f"annotator took or completed it. {kept} and does not replace theirs."
     )
 
 

@@ -159,3 +159,12 @@ def test_submit_after_lease_expired_with_no_taker_is_accepted_normally(leased):
     response = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}})
     assert response.status_code == 201 and response.json()["state"] == "submitted"
     assert Task.objects.get(pk=task_id).completed_by == user
+
+
+def test_a_second_submit_with_a_new_key_is_kept_beside_the_first(leased):
+    client, _, _, task_id, _ = leased
+    assert submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}}, key="one").status_code == 201
+    response = submit(client, task_id, {"kind": "skip"}, key="two")
+    assert response.status_code == 409 and "already completed" in response.json()["detail"]
+    assert list(Annotation.objects.order_by("id").values_list("state", flat=True)) == ["submitted", "extra_opinion"]
+    assert Task.objects.get(pk=task_id).status == TaskStatus.DONE
