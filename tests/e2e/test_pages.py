@@ -110,3 +110,25 @@ def test_lead_rejects_an_annotation_and_its_image_returns_to_the_queue(page, mak
     annotation.refresh_from_db()
     assert (annotation.review_status, annotation.review_comment) == ("rejected", "the object is a car")
     assert Task.objects.filter(image=task.image, status=TaskStatus.OPEN).exists()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_upload_page_reports_each_file(page, make_user, tmp_path):
+    from tests.factories import png_bytes
+
+    lead = make_user("lea")
+    scene = detection_scene(members={lead: Role.LEAD}, images=0)
+    good = tmp_path / "new.png"
+    good.write_bytes(png_bytes(80, 60, (10, 200, 10)))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    sign_in(page, "lea")
+    page.goto(f"/projects/{scene.project.pk}/upload/")
+    page.set_input_files("#upload-files", [str(good), str(broken)])
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#upload-report strong")
+    assert "1 new" in page.text_content("#upload-report strong")
+    assert "1 failed" in page.text_content("#upload-report strong")
+    assert "broken.png: error" in page.text_content("#upload-report .error")
+    assert scene.project.images.count() == 1

@@ -1,12 +1,17 @@
 /** Upload images (files or a .zip); shows the per-file report or follows the import job. */
 import { byId, el, request, toast } from "../lib/api";
 
-interface FileResult {
-  name?: string;
-  file?: string;
-  status?: string;
-  detail?: string;
+interface ItemResult {
+  name: string;
+  status: "created" | "duplicate" | "error" | string;
+  image_id?: number;
   error?: string;
+}
+
+interface ImportReport {
+  images?: { created: number; duplicate: number; error: number };
+  labels?: { format: string; created: number; error: number } | null;
+  items?: ItemResult[];
 }
 
 const root = byId("upload");
@@ -14,17 +19,19 @@ const projectId = root.dataset.projectId;
 const form = byId<HTMLFormElement>("upload-form");
 const report = byId("upload-report");
 
-function describe(result: FileResult): string {
-  const name = result.name ?? result.file ?? "file";
-  const outcome = result.status ?? (result.error ? "failed" : "ok");
-  const why = result.detail ?? result.error ?? "";
-  return `${name}: ${outcome}${why ? ` (${why})` : ""}`;
-}
-
-function showResults(data: Record<string, unknown> | null): void {
-  const results = (data?.results ?? data?.files ?? []) as FileResult[];
-  report.replaceChildren(...results.map((r) => el("li", {}, describe(r))));
-  if (results.length === 0) report.replaceChildren(el("li", {}, JSON.stringify(data)));
+function showReport(data: ImportReport | null): void {
+  const images = data?.images;
+  const summary = images
+    ? `${images.created} new, ${images.duplicate} already here, ${images.error} failed` +
+      (data?.labels ? `; labels (${data.labels.format}): ${data.labels.created} read, ${data.labels.error} failed` : "")
+    : "No report.";
+  report.replaceChildren(
+    el("li", {}, el("strong", {}, summary)),
+    ...(data?.items ?? [])
+      .filter((item) => item.status !== "created")
+      .map((item) => el("li", { class: item.status === "error" ? "error" : "muted" },
+        `${item.name}: ${item.status}${item.error ? ` (${item.error})` : ""}`)),
+  );
 }
 
 async function follow(jobId: number): Promise<void> {
@@ -32,7 +39,7 @@ async function follow(jobId: number): Promise<void> {
   const job = response.data ?? {};
   report.replaceChildren(el("li", {}, `Import job ${jobId}: ${job.status} (${job.processed ?? 0}/${job.total ?? "?"})`));
   if (job.status === "queued" || job.status === "running") setTimeout(() => void follow(jobId), 1500);
-  else if (job.report) showResults(job.report as Record<string, unknown>);
+  else if (job.report) showReport(job.report as ImportReport);
 }
 
 form.addEventListener("submit", async (e) => {
@@ -49,7 +56,7 @@ form.addEventListener("submit", async (e) => {
     const response = await request<Record<string, unknown>>("POST", `/api/projects/${projectId}/images/`, body);
     if (response.status === 202 && response.data?.job_id) await follow(Number(response.data.job_id));
     else if (response.status >= 400) toast(String(response.data?.detail ?? `HTTP ${response.status}`), "error");
-    else showResults(response.data);
+    else showReport(response.data as ImportReport);
   } catch (error) {
     toast(`Upload failed: ${(error as Error).message}`, "error");
   }
