@@ -130,3 +130,14 @@ def test_cold_start_without_a_model_orders_the_pool_at_random():
     summary = queue_priorities_refresh(project=project)
     assert summary.ranked == 10
     assert len({_priority(image) for image in images}) == 10
+
+
+def test_cold_start_diversity_reads_simple_features_from_the_image_files():
+    from tests.factories import ImageFactory
+
+    project = make_project(sampling_strategy="diversity")
+    images = [ImageFactory(project=project, split=Split.TRAIN, original_name="x" * n) for n in range(1, 5)]
+    Task.objects.bulk_create(Task(project=project, image=image, priority=0.5) for image in images)
+    summary = queue_priorities_refresh(project=project)
+    assert (summary.ranked, summary.unscored) == (4, 0)
+    assert len({_priority(image) for image in images}) == 4
