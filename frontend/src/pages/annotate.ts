@@ -65,6 +65,7 @@ let waitingForTask = false;
 let leaseLost = false;
 const stopwatch = new Stopwatch();
 const EMPTY_RETRY_MS = 20_000;
+const RETRY_NEXT_MS = 5_000;
 
 const editor = new BoxEditor(
   stage,
@@ -169,8 +170,10 @@ async function loadNext(): Promise<void> {
     }
     show(await prepare(next));
   } catch {
+    // The queue's drain retries this too; the timer covers a failure with nothing queued.
     waitingForTask = true;
     showEmpty("Waiting for the connection… Your submits are kept in this browser.");
+    setTimeout(() => waitingForTask && void loadNext(), RETRY_NEXT_MS);
   }
 }
 
