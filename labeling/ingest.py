@@ -22,16 +22,22 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
+from pi_heif import register_heif_opener
 
 from .models import Image, Project, Split, Task
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"}
+ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF"}
+# Formats stored re-encoded: training tools read a GIF as video and cannot decode HEIF.
+REENCODED_FORMATS = {"GIF", "HEIF"}
 # Browsers show these as they are; the others get a JPEG display version at any size.
 BROWSER_FORMATS = {"JPEG", "PNG", "WEBP", "GIF"}
 # Our own pixel check runs first; PIL's guard stays on as a second line.
 PILImage.MAX_IMAGE_PIXELS = settings.VISION_MAX_IMAGE_PIXELS
+# HEIC photos from phones. Registering it here also matters because ultralytics patches
+# PIL's open to look for this opener on any unreadable file once it is imported.
+register_heif_opener()
 _READ_CHUNK = 1024 * 1024
 
 
@@ -132,8 +138,7 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
     upright, fmt, width, height = _decode_upright(data)
     stored_bytes = data
     suffix = "." + ("jpg" if fmt == "JPEG" else fmt.lower())
-    if upright is not None or fmt == "GIF":
-        # Training tools read a GIF as a video; its first frame is stored as a PNG.
+    if upright is not None or fmt in REENCODED_FORMATS:
         stored_bytes, suffix = _encode(upright or PILImage.open(io.BytesIO(data)), fmt)
     display_bytes = None
     if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
@@ -269,7 +274,7 @@ def _decode_upright(data: bytes) -> tuple[PILImage.Image | None, str, int, int]:
     fmt = probe.format or ""
     if fmt not in ACCEPTED_FORMATS:
         raise IngestError(
-            f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG, WebP, BMP, TIFF or GIF"
+            f"unsupported image format {fmt or 'unknown'}; use JPEG, PNG, WebP, BMP, TIFF, GIF or HEIC"
         )
     width, height = probe.size
     if width * height > settings.VISION_MAX_IMAGE_PIXELS:
@@ -296,8 +301,10 @@ def _too_many_pixels_message(width: int | None = None, height: int | None = None
 
 
 def _encode(image: PILImage.Image, fmt: str) -> tuple[bytes, str]:
+    """JPEG stays JPEG and phone photos (HEIF) become JPEG; the rest (a GIF's first frame
+    included) is stored as lossless PNG."""
     out = io.BytesIO()
-    if fmt == "JPEG":
+    if fmt in ("JPEG", "HEIF"):
         image.convert("RGB").save(out, "JPEG", quality=95)
         return out.getvalue(), ".jpg"
     image.save(out, "PNG")

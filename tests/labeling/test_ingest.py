@@ -179,3 +179,16 @@ def test_an_image_stored_meanwhile_by_another_import_becomes_a_duplicate(project
     ]
     stored = [p for p in (settings.MEDIA_ROOT / "projects").rglob("*") if p.is_file()]
     assert len(stored) == 2  # the losing copy of x.jpg was removed
+
+
+def test_text_file_named_jpg_is_refused_after_ultralytics_patched_pil(db):
+    """ultralytics swaps PIL's open for one that looks for a HEIF plugin on unreadable files;
+    a text file must still be reported as not an image."""
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+    from labeling.ingest import image_ingest
+    from tests.factories import ProjectFactory
+
+    result = image_ingest(project=ProjectFactory(), name="notes.jpg", stream=io.BytesIO(b"hello"), size=5)
+    assert result.status == "error"
+    assert "not an image file" in result.error
+
