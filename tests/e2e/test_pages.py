@@ -90,7 +90,7 @@ def test_every_page_renders_without_console_errors(page, make_user):
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_lead_rejects_an_annotation_and_its_image_returns_to_the_queue(page, make_user):
+def test_lead_rejects_an_annotation_and_decides_a_flag(page, make_user):
     annotator, lead = make_user("ann"), make_user("lea")
     scene = detection_scene(members={annotator: Role.ANNOTATOR, lead: Role.LEAD}, images=1)
     task = Task.objects.get(project=scene.project)
@@ -110,6 +110,20 @@ def test_lead_rejects_an_annotation_and_its_image_returns_to_the_queue(page, mak
     annotation.refresh_from_db()
     assert (annotation.review_status, annotation.review_comment) == ("rejected", "the object is a car")
     assert Task.objects.filter(image=task.image, status=TaskStatus.OPEN).exists()
+
+    # A flagged image: the lead confirms it is unclear, so it leaves the training data.
+    flag = Annotation.objects.create(
+        project=scene.project, image=task.image, task=task, author=annotator, kind="flag",
+        flag_reason="blurry", idempotency_key="k2",
+    )
+    page.select_option("select[name=kind]", "flag")
+    page.click("#review-filters button[type=submit]")
+    card = page.locator(f'[data-annotation-id="{flag.pk}"]')
+    assert "Reason: blurry" in card.text_content()
+    card.locator("button", has_text="Confirm unclear").click()
+    card.locator(".badge.ok").wait_for()
+    task.image.refresh_from_db()
+    assert task.image.split == "unassigned"
 
 
 @pytest.mark.browser
