@@ -69,18 +69,13 @@ def completion_forecast(daily: Sequence[float], remaining: int, *, today: date, 
             f"{remaining:,} images remain and nothing was labeled in the last {PACE_DAYS} days, "
             "so there is no completion date to forecast.")}
 
-    history = np.asarray(daily[-HISTORY_DAYS:], dtype=float)
-    # Simulate about three times the naive duration: enough to see the band's far end.
-    horizon = int(min(HORIZON_DAYS, max(60, 3 * remaining / pace + 30)))
-    paths = _simulate_throughput(history, horizon=horizon, seed=seed)
-    cumulative = np.cumsum(np.clip(paths, 0, None), axis=1)
+    history = tuple(float(v) for v in daily[-HISTORY_DAYS:])
+    daily_q, cumulative, cumulative_q = _simulated_paths(history, seed)
     reached = cumulative >= remaining
     finish = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, np.inf)
     # The next 60 days: labels a day and images left, each with its band (percentiles of
     # the paths, taken separately for the daily and the cumulative counts).
-    tails = [(1 - INTERVAL) / 2 * 100, 50, (1 + INTERVAL) / 2 * 100]
-    daily_q = np.percentile(np.clip(paths[:, :60], 0, None), tails, axis=0)
-    left_q = np.clip(remaining - np.percentile(cumulative[:, :60], tails[::-1], axis=0), 0, None)
+    left_q = np.clip(remaining - cumulative_q[::-1], 0, None)
     daily_forecast = [
         {"date": (today + timedelta(days=i)).isoformat(),
          "labels_low": round(float(daily_q[0, i]), 2), "labels": round(float(daily_q[1, i]), 2),
@@ -93,7 +88,7 @@ def completion_forecast(daily: Sequence[float], remaining: int, *, today: date, 
     if np.isinf(np.median(finish)):
         return {**base, "status": "stalled", "sentence": (
             f"At the recent pace of about {pace:,.0f} images a day, the remaining {remaining:,} "
-            f"images are unlikely to be labeled within {horizon:,} days.")}
+            f"images are unlikely to be labeled within {HORIZON_DAYS:,} days.")}
     mid = today + timedelta(days=int(np.median(finish)) - 1)
     low_days, high_days = _quantiles(finish)
     low = today + timedelta(days=int(np.floor(low_days)) - 1)
@@ -131,28 +126,59 @@ def _fit_ar1(history: tuple[float, ...]) -> tuple[float, float, float]:
     return mean, phi, max(sigma2, 0.0)
 
 
-def _simulate_throughput(history: np.ndarray, *, horizon: int, seed: int) -> np.ndarray:
-    """SIMULATIONS x horizon future daily counts from the ARIMA(1,0,0) fit.
+@lru_cache(maxsize=16)
+def _simulated_paths(history: tuple[float, ...], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SIMULATIONS paths of daily throughput over HORIZON_DAYS from the ARIMA(1,0,0) fit.
 
-    statsmodels fits the model; the paths are drawn here, vectorised over repetitions,
-    because the state-space simulator takes about a second for this many paths.
+    Returns the 10/50/90th percentiles of the first 60 days' daily counts (3 x 60), the
+    cumulative counts of every path (days below zero count as zero) and their percentiles
+    over the first 60 days. statsmodels fits the model; the paths are drawn here with a
+    linear filter, as statsmodels' simulator takes about a second for this many. Cached
+    with the fit: only the remaining count changes between requests of a day.
     """
     if np.ptp(history) == 0:
         # A perfectly steady pace has no variance to model.
-        return np.full((SIMULATIONS, horizon), history[-1])
-    mean, phi, sigma2 = _fit_ar1(tuple(float(v) for v in history))
-    rng = np.random.default_rng(seed)
-    shocks = rng.normal(0.0, np.sqrt(sigma2), size=(SIMULATIONS, horizon))
-    paths = np.empty((SIMULATIONS, horizon))
-    previous = np.full(SIMULATIONS, history[-1])
-    for day in range(horizon):
-        previous = mean + phi * (previous - mean) + shocks[:, day]
-        paths[:, day] = previous
-    return paths
+        paths = np.full((SIMULATIONS, HORIZON_DAYS), history[-1])
+    else:
+        from scipy.signal import lfilter
+
+        mean, phi, sigma2 = _fit_ar1(history)
+        rng = np.random.default_rng(seed)
+        drive = mean * (1 - phi) + rng.normal(0.0, np.sqrt(sigma2), size=(SIMULATIONS, HORIZON_DAYS))
+        # y[t] = phi * y[t-1] + drive[t], starting from the last observed day.
+        start = np.full((SIMULATIONS, 1), phi * history[-1])
+        paths, _ = lfilter([1.0], [1.0, -phi], drive, axis=1, zi=start)
+    tails = [(1 - INTERVAL) / 2 * 100, 50, (1 + INTERVAL) / 2 * 100]
+    clipped = np.clip(paths, 0, None)
+    cumulative = np.cumsum(clipped, axis=1)
+    results = (np.percentile(clipped[:, :60], tails, axis=0), cumulative,
+               np.percentile(cumulative[:, :60], tails, axis=0))
+    for array in results:
+        array.flags.writeable = False
+    return results
 
 
 def inverse_power_law(n, a, b, c):
     return a - b * np.power(n, -c)
+
+
+@lru_cache(maxsize=64)
+def _fit_power_law(points: tuple[tuple[int, float], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares (a, b, c) and their covariance; cached, versions change rarely."""
+    from scipy.optimize import curve_fit
+
+    n = np.array([p[0] for p in points], dtype=float)
+    y = np.array([p[1] for p in points], dtype=float)
+    upper = max(1.0, float(y.max()) * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params, cov = curve_fit(
+            inverse_power_law, n, y, p0=(min(upper, y.max() + 0.05), 1.0, 0.5),
+            bounds=([0.0, 0.0, 0.01], [upper, np.inf, 3.0]), maxfev=5000,
+        )
+    params.flags.writeable = False
+    cov.flags.writeable = False
+    return params, cov
 
 
 def learning_curve_fit(
@@ -187,21 +213,12 @@ def learning_curve_fit(
             f"Fitting a learning curve needs model versions trained on at least "
             f"{MIN_CURVE_POINTS} different label counts; there are {distinct}.")}
 
-    from scipy.optimize import curve_fit
-
-    n = np.array([p[0] for p in pts], dtype=float)
-    y = np.array([p[1] for p in pts], dtype=float)
-    upper = max(1.0, float(y.max()) * 2)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            params, cov = curve_fit(
-                inverse_power_law, n, y, p0=(min(upper, y.max() + 0.05), 1.0, 0.5),
-                bounds=([0.0, 0.0, 0.01], [upper, np.inf, 3.0]), maxfev=5000,
-            )
+        params, cov = _fit_power_law(tuple(pts))
     except (RuntimeError, ValueError) as exc:
         return {**base, "status": "insufficient_data",
                 "sentence": f"The learning curve could not be fitted to these versions ({exc})."}
+    n = np.array([p[0] for p in pts], dtype=float)
     a, b, c = (float(v) for v in params)
     grid = np.unique(np.geomspace(n.min(), max(n.max(), current_labels) * 4, 40).round())
     curve = [{"labels": int(g), "metric": round(float(inverse_power_law(g, a, b, c)), 5)} for g in grid]

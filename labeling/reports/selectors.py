@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -195,22 +196,33 @@ def _work_row(sums: dict) -> dict:
 TEAM_DAILY_WINDOW_DAYS = 30
 
 
+def _add_up(rows: list[dict], key) -> list[tuple]:
+    totals: dict = {}
+    for row in rows:
+        total = totals.setdefault(key(row), dict.fromkeys(WORK_FIELDS, 0))
+        for field in WORK_FIELDS:
+            total[field] += row[field]
+    return sorted(totals.items(), key=lambda item: item[0])
+
+
 def report_team(*, project: Project) -> dict:
     """Per annotator (all time), per day (the team), and per annotator and day over the last
-    TEAM_DAILY_WINDOW_DAYS days (a row per person-day grows quickly)."""
-    base = ReportDailyCounts.objects.filter(project=project, submissions__gt=0)
-    by_annotator = _sums(base, ("annotator_id",), WORK_FIELDS)
+    TEAM_DAILY_WINDOW_DAYS days (a row per person-day grows quickly). One query: the
+    person-day sums, added up here."""
+    person_days = _sums(ReportDailyCounts.objects.filter(project=project, submissions__gt=0),
+                        ("day", "annotator_id"), WORK_FIELDS)
+    names = _usernames(r["annotator_id"] for r in person_days)
     since = _today() - timedelta(days=TEAM_DAILY_WINDOW_DAYS - 1)
-    by_annotator_day = _sums(base.filter(day__gte=since), ("day", "annotator_id"), WORK_FIELDS)
-    names = _usernames(r["annotator_id"] for r in by_annotator)
     return {
         "daily_window_days": TEAM_DAILY_WINDOW_DAYS,
         "tables": {
-            "by_annotator": [{"annotator": names.get(r["annotator_id"]), **_work_row(r)} for r in by_annotator],
-            "by_day": [{"day": r["day"].isoformat(), **_work_row(r)} for r in _sums(base, ("day",), WORK_FIELDS)],
+            "by_annotator": [{"annotator": names.get(annotator), **_work_row(sums)}
+                             for annotator, sums in _add_up(person_days, lambda r: r["annotator_id"])],
+            "by_day": [{"day": day.isoformat(), **_work_row(sums)}
+                       for day, sums in _add_up(person_days, lambda r: r["day"])],
             "by_annotator_day": [
                 {"day": r["day"].isoformat(), "annotator": names.get(r["annotator_id"]), **_work_row(r)}
-                for r in by_annotator_day
+                for r in person_days if r["day"] >= since
             ],
         },
     }
@@ -308,10 +320,20 @@ def _labels_and_pace(project: Project) -> tuple[int, float]:
     return labeled, forecast.recent_pace(_history(days, _today()))
 
 
+IMAGE_COUNT_TTL_SECONDS = 60
+
+
+def _image_count(project: Project) -> int:
+    # Counting a million images takes ~100 ms; a total up to a minute old serves a
+    # burn-down as well, so each process counts at most once a minute.
+    return cache.get_or_set(f"reports:image-count:{project.pk}",
+                            lambda: Image.objects.filter(project=project).count(), IMAGE_COUNT_TTL_SECONDS)
+
+
 def report_queue(*, project: Project) -> dict:
     today = _today()
     days = _daily_labels(project)
-    total = Image.objects.filter(project=project).count()
+    total = _image_count(project)
     burn_down, cumulative = [], 0
     for d in days:
         cumulative += d["images_labeled"] + d["images_imported"]
