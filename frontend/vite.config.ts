@@ -18,6 +18,7 @@ export default defineConfig({
         settings: "src/pages/settings.ts",
         upload: "src/pages/upload.ts",
         reports: "src/pages/reports.ts",
+        reportCharts: "src/reports/main.ts",
       },
     },
   },
