@@ -71,6 +71,9 @@ class AnnotationSubmitApi(APIView):
         flag_reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
         time_spent_ms = serializers.IntegerField(min_value=0, required=False, default=0)
 
+        class Meta:
+            ref_name = "AnnotationSubmitInput"
+
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = Annotation
@@ -157,6 +160,9 @@ class AnnotationReviewApi(APIView):
     class InputSerializer(serializers.Serializer):
         decision = serializers.ChoiceField(choices=[ACCEPT, REJECT])
         comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+        class Meta:
+            ref_name = "AnnotationReviewInput"
 
     @extend_schema(request=InputSerializer, responses=ReviewAnnotationSerializer)
     def post(self, request, annotation_id: int):

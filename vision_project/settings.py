@@ -171,6 +171,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status` field with different choices; name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "labeling.models.JobStatus",
+        "TaskStatusEnum": "labeling.models.TaskStatus",
+        "ModelVersionStatusEnum": "training.models.VersionStatus",
+    },
 }
 
 # Celery. The embedded default is kombu's file-system transport: no broker server needed.
