@@ -28,6 +28,9 @@ from .payloads import DETECTION
 logger = logging.getLogger(__name__)
 
 UPDATE_CHUNK = 5000
+# sampling.detection_image_uncertainty's defaults, which the vectorized version follows.
+_CONFIDENT = 0.5
+_EMPTY_VALUE = 1.0
 # Measure used where the strategy names none (hybrid).
 DEFAULT_MEASURE = SamplingStrategy.ENTROPY
 _EMBEDDING_STRATEGIES = (SamplingStrategy.DIVERSITY, SamplingStrategy.HYBRID)
@@ -108,7 +111,7 @@ def _prediction_inputs(project: Project, deployed: ModelVersion, train: set[int]
         labeled_ids = set(
             Task.objects.filter(project=project, status=TaskStatus.DONE).values_list("image_id", flat=True)
         )
-    ids, scores, vectors, labeled = [], [], [], []
+    ids, payloads, stored, vectors, labeled = [], [], [], [], []
     rows = Prediction.objects.filter(model_version=deployed).values(*fields).iterator(chunk_size=2000)
     for row in rows:
         image_id = row["image_id"]
@@ -119,31 +122,81 @@ def _prediction_inputs(project: Project, deployed: ModelVersion, train: set[int]
             continue
         ids.append(image_id)
         if wants_uncertainty:
-            scores.append(_uncertainty(row["payload"], row["uncertainty"], project, measure))
+            payloads.append(row["payload"])
+            stored.append(row["uncertainty"])
         if wants_embeddings:
             vectors.append(vector)
     return (
         ids,
-        np.asarray(scores, dtype=np.float64) if wants_uncertainty else None,
+        _uncertainties(payloads, stored, project, measure) if wants_uncertainty else None,
         np.stack(vectors) if vectors else None,
         np.stack(labeled) if labeled else None,
     )
 
 
-def _uncertainty(payload: dict, stored: float, project: Project, measure: str) -> float:
-    """The strategy's measure over the full class scores kept in the payload; the
-    prelabel job's stored value when the payload has none."""
-    try:
-        if project.task_type == DETECTION:
-            boxes = [box["probs"] for box in payload["boxes"]]
-            return sampling.detection_image_uncertainty(
-                boxes,
+def _uncertainties(payloads: list[dict], stored: list[float], project: Project, measure: str) -> np.ndarray:
+    """The strategy's measure over the full class scores kept in each payload, in one
+    vectorized pass; the prelabel job's stored value for a payload without them."""
+    scores = np.asarray(stored, dtype=np.float64)
+    if project.task_type == DETECTION:
+        parsed = [_box_scores(payload) for payload in payloads]
+        usable = np.array([boxes is not None for boxes in parsed], dtype=bool)
+        if usable.any():
+            scores[usable] = detection_uncertainties(
+                [boxes for boxes in parsed if boxes is not None],
                 measure=measure,
                 aggregation=project.detection_aggregation or DetectionAggregation.MAX,
             )
-        return float(sampling.classification_uncertainty(payload["probs"], measure)[0])
+        return scores
+    parsed = [_probs(payload) for payload in payloads]
+    usable = np.array([probs is not None for probs in parsed], dtype=bool)
+    if usable.any() and len({len(probs) for probs in parsed if probs is not None}) == 1:
+        rows = np.array([probs for probs in parsed if probs is not None], dtype=np.float64)
+        scores[usable] = sampling.classification_uncertainty(rows, measure)
+    return scores
+
+
+def _box_scores(payload) -> np.ndarray | None:
+    try:
+        return np.asarray([box["probs"] for box in payload["boxes"]], dtype=np.float64)
     except (KeyError, TypeError, ValueError):
-        return float(stored)
+        return None
+
+
+def _probs(payload) -> list[float] | None:
+    probs = payload.get("probs") if isinstance(payload, dict) else None
+    return probs if isinstance(probs, list) and probs else None
+
+
+def detection_uncertainties(images: list[np.ndarray], *, measure: str, aggregation: str) -> np.ndarray:
+    """sampling.detection_image_uncertainty for many images at once, with its default
+    threshold and empty value: box uncertainties for all boxes in one call, then per-image
+    aggregation with reduceat. Called per image it costs ~0.4 ms of numpy overhead each,
+    a minute for 100k images. Falls back to the per-image function when images disagree on
+    the number of classes."""
+    counts = np.array([len(boxes) for boxes in images], dtype=np.int64)
+    result = np.full(len(images), _EMPTY_VALUE)
+    nonempty = [boxes.reshape(len(boxes), -1) for boxes in images if len(boxes)]
+    if not nonempty:
+        return result
+    if len({boxes.shape[1] for boxes in nonempty}) > 1:
+        return sampling.detection_batch_uncertainty(images, measure=measure, aggregation=aggregation)
+    has_boxes = counts > 0
+    stacked = np.clip(np.concatenate(nonempty), 0.0, 1.0)
+    per_box = sampling.detection_box_uncertainty(stacked, measure=measure)
+    starts = np.concatenate([[0], np.cumsum(counts[has_boxes])[:-1]])
+    best = np.maximum.reduceat(stacked.max(axis=1), starts)
+    # Missed objects: without a confident box a pseudo-box of uncertainty best / threshold joins.
+    missed = best < _CONFIDENT
+    missed_term = np.where(missed, best / _CONFIDENT, 0.0)
+    if aggregation == "max":
+        aggregated = np.maximum(np.maximum.reduceat(per_box, starts), missed_term)
+    elif aggregation == "sum":
+        aggregated = np.add.reduceat(per_box, starts) + missed_term
+    else:
+        aggregated = (np.add.reduceat(per_box, starts) + missed_term) / (counts[has_boxes] + missed)
+    result[has_boxes] = aggregated
+    return result
 
 
 def _embedding(raw) -> np.ndarray | None:
