@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--imgsz", type=int, default=32)
+    parser.add_argument("--train-batch", type=int, default=8, help="small: few labels still make many steps")
     parser.add_argument("--arch", help="classifier architecture (default: the backend's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -70,7 +71,7 @@ def main() -> None:
     config = SimulationConfig(
         strategies=[s for s in args.strategies.split(",") if s], seed_size=args.seed_size,
         batch_size=args.batch, rounds=args.rounds, seed=args.seed,
-        params=TrainParams(epochs=args.epochs, imgsz=args.imgsz, batch=32 if kind == "classifier" else 8,
+        params=TrainParams(epochs=args.epochs, imgsz=args.imgsz, batch=args.train_batch,
                            seed=args.seed, device=device, arch=args.arch, workers=0, patience=args.epochs),
     )
     started = time.perf_counter()
@@ -93,15 +94,18 @@ def main() -> None:
     if args.no_record:
         return
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
-    machine = gpu or f"{os.cpu_count()}-core CPU box ({platform.machine()}), no GPU"
+    machine = gpu or f"{os.cpu_count()}-core CPU box ({platform.machine()}, shared with other work), no GPU"
     command = "python bench/bench_simulation.py " + shlex.join(sys.argv[1:])
     entry = (
         f"\n## Active-learning simulation: {args.dataset} ({'GPU' if gpu else 'CPU'}), {stamp:%Y-%m-%d %H:%M} UTC\n\n"
-        f"Machine: {machine}; {data_note}; {kind}, {args.epochs} epochs a round at imgsz {args.imgsz}; "
+        f"Machine: {machine}; {data_note}; {kind}, {args.epochs} epochs a round at imgsz {args.imgsz}, "
+        f"batch {args.train_batch}; "
         f"seed set {args.seed_size}, {args.batch} labels a round, {args.rounds} rounds; "
         f"metric {rows[0]['metric']} on the test split; {minutes:.1f} min.\n"
         f"Command: `{command.strip()}`\nCurves: `{out.relative_to(ROOT)}/learning_curves.png`\n\n{table}\n"
     )
+    if not gpu:
+        entry += "\nNo GPU was available: a small CPU run; the real-scale GPU run is unmeasured.\n"
     with open(ROOT / "bench" / "RESULTS.md", "a") as handle:
         handle.write(entry)
 
