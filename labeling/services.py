@@ -38,12 +38,23 @@ def project_create(
     return project
 
 
+# Settings that decide the queue order: changing one re-scores the open tasks.
+QUEUE_ORDER_FIELDS = {"sampling_strategy", "detection_aggregation", "random_share"}
+
+
 @transaction.atomic
 def project_update(*, project: Project, **fields) -> Project:
+    reorder = any(
+        field in QUEUE_ORDER_FIELDS and getattr(project, field) != value for field, value in fields.items()
+    )
     for field, value in fields.items():
         setattr(project, field, value)
     project.full_clean()
     project.save()
+    if reorder:
+        from .tasks import queue_priorities_refresh
+
+        transaction.on_commit(lambda: queue_priorities_refresh.delay(project.pk))
     return project
 
 

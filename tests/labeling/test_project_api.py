@@ -126,3 +126,18 @@ def test_media_is_only_served_to_members(client):
     response = client.get(image.file.url)
     assert response.status_code == 200
     assert b"".join(response.streaming_content)[:4] == b"\x89PNG"
+
+
+def test_changing_the_strategy_rescores_the_queue(api_client, django_capture_on_commit_callbacks, monkeypatch):
+    from labeling import tasks
+
+    enqueued = []
+    monkeypatch.setattr(tasks.queue_priorities_refresh, "delay", lambda project_id: enqueued.append(project_id))
+    project = ProjectFactory(sampling_strategy="entropy")
+    api_client.force_authenticate(_member(project, Role.ADMIN))
+    with django_capture_on_commit_callbacks(execute=True):
+        api_client.patch(f"/api/projects/{project.pk}/", {"lease_ttl_seconds": 30}, format="json")
+    assert enqueued == []
+    with django_capture_on_commit_callbacks(execute=True):
+        api_client.patch(f"/api/projects/{project.pk}/", {"sampling_strategy": "margin"}, format="json")
+    assert enqueued == [project.pk]
