@@ -375,3 +375,25 @@ def test_recording_during_a_rebuild_stands_aside_and_the_rebuild_counts_it(team,
         holder.join()
     assert report_aggregates_rebuild(project=project) == 1
     assert ReportDailyCounts.objects.get(project=project).labeled == 1
+
+
+def test_a_submit_through_the_queue_lands_in_the_reports_once(api_client, team, django_capture_on_commit_callbacks):
+    from labeling.queue_services import annotation_submit
+
+    project, users = team
+    tree = LabelClass.objects.create(project=project, name="tree")
+    [image] = make_images(project, 1)
+    version = ModelVersion.objects.create(project=project, number=1, backend=Backend.YOLO, class_ids=[tree.pk],
+                                          is_deployed=True, status="deployed")
+    Prediction.objects.create(image=image, model_version=version,
+                              payload={"boxes": [box(10, 10, 50, 50, tree.pk, score=0.8)]})
+    task = Task.objects.select_related("project", "image").get(
+        pk=Task.objects.create(project=project, image=image).pk)
+    for _ in range(2):  # a retried submit replays the first
+        with django_capture_on_commit_callbacks(execute=True):
+            annotation_submit(task=task, user=users["alice"], kind=AnnotationKind.ACCEPT,
+                              idempotency_key="k1", time_spent_ms=4_000)
+    [row] = get_report(api_client, users["lead"], project, "prelabel-quality").json()["tables"]["by_version"]
+    assert (row["prelabeled"], row["accepted_unchanged"]) == (1, 1)
+    queue = get_report(api_client, users["lead"], project, "queue").json()
+    assert (queue["labeled"], queue["remaining"]) == (1, 0)
