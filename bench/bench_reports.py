@@ -287,11 +287,11 @@ def main() -> None:
     print(table)
     print(extra)
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    load = os.getloadavg()[0]
+    load_average = os.getloadavg()[0]
     date = subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip()
     entry = (f"\n## Report endpoints at {args.images:,} images / {args.annotations:,} annotations\n\n"
              f"Machine: {cpu}-core CPU box ({platform.processor() or platform.machine()}), PostgreSQL 15 on "
-             f"loopback, shared with other work (load average {load:.1f} when the timing ended). Date: {date}.\n"
+             f"loopback, shared with other work (load average {load_average:.1f} when the timing ended). Date: {date}.\n"
              f"Command: `.venv/bin/python bench/bench_reports.py --images {args.images} "
              f"--annotations {args.annotations}`\n\n"
              f"Each endpoint: one warm-up request (first request ms; the queue report's first one "
