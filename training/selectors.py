@@ -17,14 +17,15 @@ def verified_annotations(project: Project) -> QuerySet[Annotation]:
 
 
 def image_latest_labels(project: Project) -> dict[int, dict]:
-    """image id -> payload of the image's current label, for every labeled image whose
-    "unclear" flag a lead has not confirmed (a confirmed-unclear image trains nothing)."""
-    confirmed_flag = Annotation.objects.filter(
-        image=OuterRef("image"), kind=AnnotationKind.FLAG, review_status=ReviewStatus.ACCEPTED
+    """image id -> payload of the image's current label, for every labeled image without an
+    "unclear" flag that a lead has not sent back: a pending flag keeps the image out until a
+    lead decides, and a confirmed one keeps it out for good."""
+    standing_flag = Annotation.objects.filter(image=OuterRef("image"), kind=AnnotationKind.FLAG).exclude(
+        review_status=ReviewStatus.REJECTED
     )
     rows = (
         labeling_selectors.image_latest_labels(project)
-        .exclude(Exists(confirmed_flag))
+        .exclude(Exists(standing_flag))
         .values_list("image_id", "payload")
     )
     return dict(rows.iterator(chunk_size=2000))

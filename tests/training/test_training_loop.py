@@ -203,8 +203,8 @@ def test_start_point_comes_only_from_the_trusted_weights_folder(settings):
 
 
 def test_latest_verified_label_rule(db):
-    project, admin, cls, images = detection_project(labeled_train=3, labeled_val=0, pool=0)
-    first, second, third = images["train"]
+    project, admin, cls, images = detection_project(labeled_train=4, labeled_val=0, pool=0)
+    first, second, third, fourth = images["train"]
     later = Annotation.objects.create(project=project, image=first, kind=AnnotationKind.ACCEPT,
                                       payload={"boxes": []})
     Annotation.objects.create(project=project, image=first, kind=AnnotationKind.CORRECT, payload={"boxes": [1]},
@@ -213,10 +213,12 @@ def test_latest_verified_label_rule(db):
                               state=AnnotationState.EXTRA_OPINION)
     Annotation.objects.create(project=project, image=second, kind=AnnotationKind.FLAG,
                               review_status=ReviewStatus.ACCEPTED)
-    Annotation.objects.create(project=project, image=third, kind=AnnotationKind.FLAG)  # not confirmed
+    Annotation.objects.create(project=project, image=third, kind=AnnotationKind.FLAG)  # awaiting a lead
+    Annotation.objects.create(project=project, image=fourth, kind=AnnotationKind.FLAG,
+                              review_status=ReviewStatus.REJECTED)  # sent back: the label stands
     labels = selectors.image_latest_labels(project)
     assert labels[first.pk] == later.payload
-    assert second.pk not in labels and third.pk in labels
+    assert second.pk not in labels and third.pk not in labels and fourth.pk in labels
 
 
 def test_auto_retrain_starts_after_n_new_labels(django_capture_on_commit_callbacks, monkeypatch):
