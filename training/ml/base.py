@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import json
+import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,6 +102,12 @@ class TrainParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def loader_workers(requested: int) -> int:
+    """Data-loading worker processes that can really be started: none inside a daemonic
+    process (a Celery prefork child may not have children), where loading runs in-process."""
+    return 0 if multiprocessing.current_process().daemon else requested
 
 
 @dataclass

@@ -46,9 +46,10 @@ from training.ml.base import (
     Item,
     ProgressCallback,
     ShouldStop,
-    TrainingCancelled,
     TrainParams,
     TrainResult,
+    TrainingCancelled,
+    loader_workers,
     resolve_device,
     write_run_args,
 )
@@ -267,7 +268,7 @@ class ClassifierBackend(Backend):
             _TrainImages(dataset.train, imgsz),
             batch_size=params.batch,
             shuffle=True,
-            num_workers=params.workers,
+            num_workers=loader_workers(params.workers),
             generator=generator,
             pin_memory=cuda,
         )

@@ -143,3 +143,14 @@ def test_device_decode_path_agrees_with_the_cpu_path(tmp_path, mode):
     for (_, _, a), (_, _, b) in zip(cpu_rows, dev_rows):
         # OpenCV's area filter and torch's antialiased bilinear differ a little on hard edges
         assert (a - b).abs().mean() < 8 / 255
+
+
+def test_no_loader_workers_inside_a_daemonic_process():
+    """A Celery prefork child is daemonic and may not start DataLoader workers."""
+    import multiprocessing
+
+    from training.ml.base import loader_workers
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(loader_workers, (4,)) == 0
+    assert loader_workers(4) == 4
