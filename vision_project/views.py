@@ -26,9 +26,10 @@ def protected_media(request, path: str):
     if match is None or ".." in path.split("/"):
         raise Http404("No such file.")
     project = Project.objects.filter(pk=int(match.group(1))).first()
-    if project is None or role_in_project(request.user, project) is None:
+    role = role_in_project(request.user, project) if project is not None else None
+    if role is None:
         raise Http404("No such file.")
-    if path.startswith(f"projects/{project.pk}/models/") and role_in_project(request.user, project) != Role.ADMIN:
+    if path.startswith(f"projects/{project.pk}/models/") and role != Role.ADMIN:
         raise Http404("No such file.")
     if not default_storage.exists(path):
         raise Http404("No such file.")

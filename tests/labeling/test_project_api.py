@@ -141,3 +141,17 @@ def test_changing_the_strategy_rescores_the_queue(api_client, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         api_client.patch(f"/api/projects/{project.pk}/", {"sampling_strategy": "margin"}, format="json")
     assert enqueued == [project.pk]
+
+
+def test_model_weights_are_served_to_admins_only(client):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    project = ProjectFactory()
+    path = default_storage.save(f"projects/{project.pk}/models/v1/best.pt", ContentFile(b"weights"))
+    client.force_login(_member(project, Role.LEAD))
+    assert client.get(f"/media/{path}").status_code == 404
+    client.force_login(_member(project, Role.ADMIN))
+    response = client.get(f"/media/{path}")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"weights"
