@@ -20,7 +20,7 @@ PAGE_ROLES = {
 }
 
 
-def _project_page(request, project_id: int, page: str, template: str, **context):
+def _project_page(request, project_id: int, page: str, template: str, extra):
     project = Project.objects.filter(pk=project_id).first()
     role = role_in_project(request.user, project) if project else None
     if role is None:
@@ -28,11 +28,12 @@ def _project_page(request, project_id: int, page: str, template: str, **context)
     if ROLE_RANK[role] < ROLE_RANK[PAGE_ROLES[page]]:
         raise PermissionDenied(f"This page needs the {PAGE_ROLES[page]} role; you are {role}.")
     nav = [name for name, minimum in PAGE_ROLES.items() if ROLE_RANK[role] >= ROLE_RANK[minimum]]
-    return render(request, template, {"project": project, "role": role, "page": page, "nav": nav, **context})
+    context = {"project": project, "role": role, "page": page, "nav": nav, **extra(project)}
+    return render(request, template, context)
 
 
-def _label_classes(project_id: int) -> list[dict]:
-    return list(LabelClass.objects.filter(project_id=project_id).values("id", "name", "color", "hotkey"))
+def _label_classes(project: Project) -> list[dict]:
+    return list(LabelClass.objects.filter(project=project).values("id", "name", "color", "hotkey"))
 
 
 @login_required
@@ -50,25 +51,26 @@ def project_list(request):
     return render(request, "labeling/project_list.html", {"rows": rows})
 
 
-def _page(page: str, template: str, extra=lambda project_id: {}):
+def _page(page: str, template: str, extra=lambda project: {}):
+    """A project page; `extra(project)` adds context once the caller's role is checked."""
     @login_required
     def view(request, project_id: int):
-        return _project_page(request, project_id, page, template, **extra(project_id))
+        return _project_page(request, project_id, page, template, extra)
 
     view.__name__ = page
     return view
 
 
 # Renew a lease three times per TTL, so one lost beat does not lose it.
-annotate = _page("annotate", "labeling/annotate.html", lambda project_id: {
-    "heartbeat_ms": max(1000, Project.objects.get(pk=project_id).lease_ttl_seconds * 1000 // 3),
+annotate = _page("annotate", "labeling/annotate.html", lambda project: {
+    "heartbeat_ms": max(1000, project.lease_ttl_seconds * 1000 // 3),
 })
 review = _page("review", "labeling/review.html",
-               lambda project_id: {"label_classes": _label_classes(project_id)})
+               lambda project: {"label_classes": _label_classes(project)})
 upload = _page("upload", "labeling/upload.html")
 reports = _page("reports", "labeling/reports.html")
 models = _page("models", "labeling/models.html")
-project_settings = _page("settings", "labeling/settings.html", lambda project_id: {
+project_settings = _page("settings", "labeling/settings.html", lambda project: {
     "sampling_choices": SamplingStrategy.choices,
     "aggregation_choices": DetectionAggregation.choices,
 })

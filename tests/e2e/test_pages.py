@@ -50,6 +50,8 @@ def test_project_pages_check_the_callers_role(client, make_user):
     assert client.get(f"/projects/{pid}/models/").status_code == 403
     client.force_login(stranger)
     assert client.get(f"/projects/{pid}/annotate/").status_code == 404
+    client.force_login(annotator)
+    assert client.get(f"/projects/{pid + 1000}/annotate/").status_code == 404
     client.logout()
     assert client.get(f"/projects/{pid}/annotate/").status_code == 302
 
