@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from .api import get_project_for
 from .models import Annotation, AnnotationKind, ReviewStatus, Role, Task
 from .permissions import require_role
-from .queue_selectors import image_urls, project_queue_stats, task_work_item
+from .queue_selectors import image_item, prediction_item, project_queue_stats, task_work_item
 from .queue_services import (
     annotation_submit,
     extra_opinion_explanation,
@@ -125,16 +125,10 @@ class ReviewAnnotationSerializer(serializers.ModelSerializer):
                   "review_comment", "reviewed_at"]
 
     def get_image(self, annotation) -> dict:
-        image = annotation.image
-        return {"id": image.pk, "name": image.original_name, **image_urls(image),
-                "width": image.width, "height": image.height, "split": image.split}
+        return image_item(annotation.image)
 
     def get_prediction(self, annotation) -> dict | None:
-        prediction = annotation.prediction
-        if prediction is None:
-            return None
-        return {"id": prediction.pk, "model_version": prediction.model_version.number,
-                "payload": prediction.payload, "class_ids": prediction.model_version.class_ids}
+        return prediction_item(annotation.prediction)
 
 
 class AnnotationReviewListApi(APIView):

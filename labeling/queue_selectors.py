@@ -19,6 +19,20 @@ def image_urls(image: Image) -> dict:
     return {"url": url, "display_url": image.display_file.url if image.display_file else url}
 
 
+def image_item(image: Image) -> dict:
+    """An image as the editor and the review list show it."""
+    return {"id": image.pk, "name": image.original_name, **image_urls(image),
+            "width": image.width, "height": image.height, "split": image.split}
+
+
+def prediction_item(prediction: Prediction | None) -> dict | None:
+    """A pre-label with the model version's number and class ids (model_version loaded)."""
+    if prediction is None:
+        return None
+    return {"id": prediction.pk, "model_version": prediction.model_version.number,
+            "payload": prediction.payload, "class_ids": prediction.model_version.class_ids}
+
+
 def task_work_item(*, task: Task, project: Project) -> dict:
     """A leased task with its image, the deployed model's pre-label and the taxonomy."""
     image = task.image
@@ -37,20 +51,8 @@ def task_work_item(*, task: Task, project: Project) -> dict:
             "lease_expires_at": task.lease_expires_at,
             "is_random_pick": task.is_random_pick,
         },
-        "image": {
-            "id": image.pk,
-            "name": image.original_name,
-            **image_urls(image),
-            "width": image.width,
-            "height": image.height,
-            "split": image.split,
-        },
-        "prediction": None if prediction is None else {
-            "id": prediction.pk,
-            "model_version": prediction.model_version.number,
-            "payload": prediction.payload,
-            "class_ids": prediction.model_version.class_ids,
-        },
+        "image": image_item(image),
+        "prediction": prediction_item(prediction),
         "label_classes": list(project.label_classes.values("id", "name", "color", "hotkey", "parent")),
         "task_type": project.task_type,
         "project_id": project.pk,
