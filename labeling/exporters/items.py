@@ -30,10 +30,6 @@ def export_classes(project: Project) -> list[LabelClass]:
     return list(project.label_classes.order_by("order", "id"))
 
 
-def export_count(project: Project) -> int:
-    return image_latest_labels(project).count()
-
-
 def export_items(project: Project) -> Iterator[ExportItem]:
     used: set[str] = set()  # lower-cased stems
     annotations = (

@@ -22,9 +22,10 @@ from vision_project.api_errors import Conflict
 
 from ..importers.service import staging_dir
 from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, Project, TaskType
+from ..selectors import image_latest_labels
 from .coco import coco_write
 from .csv import csv_write
-from .items import export_classes, export_count, export_items
+from .items import export_classes, export_items
 from .sinks import ZipSink
 from .voc import voc_write
 from .yolo import yolo_classify_write, yolo_write
@@ -104,7 +105,7 @@ def export_zip(*, project: Project, export_format: str, include_images: bool = T
 
 def export_size(*, project: Project) -> int:
     """How many images an export would hold."""
-    return export_count(project)
+    return image_latest_labels(project).count()
 
 
 @transaction.atomic
