@@ -16,7 +16,6 @@ GET  /api/export-jobs/{id}/        lead; progress and download_url when done
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -45,6 +44,7 @@ from .exporters.service import (
 from .importers.service import (
     LABEL_FORMATS,
     ImportRefused,
+    class_map_parse,
     import_check_format,
     import_job_cancel,
     import_job_create,
@@ -62,18 +62,10 @@ class ImportInputSerializer(serializers.Serializer):
     create_classes = serializers.BooleanField(required=False, default=False)
 
     def validate_class_map(self, value):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise serializers.ValidationError(f"not valid JSON: {exc}") from None
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise serializers.ValidationError(
-                'must be an object of names: {"their category": "our class name"}'
-            )
-        return value
+        try:
+            return class_map_parse(value)
+        except ImportRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class ImportReportSerializer(serializers.Serializer):

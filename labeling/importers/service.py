@@ -7,6 +7,7 @@ writes conditional on RUNNING) for the API's background uploads and the command.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -69,6 +70,20 @@ def import_check_format(*, project: Project, label_format: str) -> None:
         raise ImportRefused(f"unknown label format {label_format!r}; use one of {', '.join(LABEL_FORMATS)}")
     if project.task_type not in _FORMAT_TASK_TYPES[label_format]:
         raise ImportRefused(f"{label_format} labels do not fit a {project.task_type} project")
+
+
+def class_map_parse(value: str | dict) -> dict[str, str]:
+    """A class map given as JSON text or as an object: {"their category": "our class name"}."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ImportRefused(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ImportRefused('must be an object of names: {"their category": "our class name"}')
+    return value
 
 
 class _Report:

@@ -190,6 +190,10 @@ def test_import_command_refuses_what_it_cannot_do(project, tmp_path):
         call_command("import_images", "no such project", str(tmp_path))
     with pytest.raises(CommandError, match="unknown label format 'kitti'"):
         call_command("import_images", str(project.pk), str(tmp_path), "--labels", "kitti")
+    with pytest.raises(CommandError, match="--map must be an object of names"):
+        call_command("import_images", str(project.pk), str(tmp_path), "--labels", "coco", "--map", "[1]")
+    with pytest.raises(CommandError, match="--map not valid JSON"):
+        call_command("import_images", str(project.pk), str(tmp_path), "--labels", "coco", "--map", "{")
 
 
 def test_cancelled_queued_job_never_runs_and_its_staged_files_go(

@@ -1,12 +1,17 @@
 """Import a server-side folder (or zip) of images, optionally with their labels."""
 
-import json
 import os
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.importers.service import LABEL_FORMATS, ImportRefused, import_job_create, import_job_execute
+from labeling.importers.service import (
+    LABEL_FORMATS,
+    ImportRefused,
+    class_map_parse,
+    import_job_create,
+    import_job_execute,
+)
 from labeling.models import ImportJob, JobStatus, Project
 
 
@@ -55,9 +60,9 @@ class Command(BaseCommand):
                 if not os.path.exists(label_path):
                     raise CommandError(f"{label_path} does not exist.")
         try:
-            class_map = json.loads(map)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--map is not valid JSON: {exc}") from None
+            class_map = class_map_parse(map)
+        except ImportRefused as exc:
+            raise CommandError(f"--map {exc}") from None
         author = None
         if user:
             author = get_user_model().objects.filter(username=user).first()
