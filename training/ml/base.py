@@ -165,6 +165,12 @@ class Backend(abc.ABC):
             raise ValueError("a backend needs at least one class")
         self.class_names = list(class_names)
         self.device = resolve_device(device)
+        self._model: Any = None  # the loaded or trained model; subclasses set it
+
+    def _require_model(self) -> Any:
+        if self._model is None:
+            raise RuntimeError("no weights loaded: train the backend or load it with weights")
+        return self._model
 
     @property
     def num_classes(self) -> int:
@@ -199,7 +205,7 @@ class Backend(abc.ABC):
         if list(dataset.class_names) != self.class_names:
             raise ValueError("dataset class names differ from the backend's (order matters)")
         if not dataset.val:
-            raise ValueError("the validation split is empty; training needs it to select weights")
+            raise ValueError("the validation split is empty; weights are selected and evaluated on it")
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -172,7 +172,6 @@ class ClassifierBackend(Backend):
         self, class_names: list[str], weights_path: str | Path | None = None, device: str = "auto"
     ) -> None:
         super().__init__(class_names, weights_path, device)
-        self._model: nn.Module | None = None
         self.arch = DEFAULT_ARCH
         self.imgsz = DEFAULT_IMGSZ
         self.weights_path: str | None = None
@@ -195,11 +194,6 @@ class ClassifierBackend(Backend):
         model.load_state_dict(ckpt["state_dict"])
         self._model = model.to(self.device).eval()
         self.arch, self.imgsz, self.weights_path = ckpt["arch"], int(ckpt["imgsz"]), str(weights_path)
-
-    def _require_model(self) -> nn.Module:
-        if self._model is None:
-            raise RuntimeError("no weights loaded: train the backend or load it with weights")
-        return self._model
 
     def _start_model(self, params: TrainParams) -> tuple[nn.Module, str]:
         """A new model to train: from ``start_weights`` (other class count: new head) or from scratch."""
@@ -331,8 +325,7 @@ class ClassifierBackend(Backend):
     def evaluate(self, dataset: DatasetSpec, batch_size: int = 64) -> dict[str, Any]:
         """Metrics of the loaded weights on ``dataset.val``; undecodable images are counted in ``skipped``."""
         model = self._require_model()
-        if dataset.task != self.task or list(dataset.class_names) != self.class_names:
-            raise ValueError("dataset task or class names differ from the backend's")
+        self._check_dataset(dataset)
         return self._evaluate_model(model, self.arch, self.imgsz, dataset.val, batch_size)
 
     def _evaluate_model(

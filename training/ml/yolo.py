@@ -183,7 +183,6 @@ class YoloBackend(Backend):
         self, class_names: list[str], weights_path: str | Path | None = None, device: str = "auto"
     ) -> None:
         super().__init__(class_names, weights_path, device)
-        self._yolo: Any = None
         self.imgsz = DEFAULT_IMGSZ
         self.weights_path: str | None = None
         if weights_path is not None:
@@ -197,17 +196,12 @@ class YoloBackend(Backend):
         head = model.model.model[-1]
         if getattr(head, "one2one_cv2", None) is not None:
             head.end2end = False  # NMS-free heads drop the class vector; use the one-to-many outputs
-        self._yolo = model
+        self._model = model
         self.imgsz = int(model.overrides.get("imgsz") or DEFAULT_IMGSZ)
         self.weights_path = str(weights_path)
         self._embed_layer = next((m for m in model.model.modules() if type(m).__name__ == "SPPF"), None)
         if self._embed_layer is None:
             raise ValueError(f"{weights_path}: no SPPF layer to take embeddings from")
-
-    def _require_model(self) -> Any:
-        if self._yolo is None:
-            raise RuntimeError("no weights loaded: train the backend or load it with weights")
-        return self._yolo
 
     # -- training ------------------------------------------------------------------------------
 
@@ -320,10 +314,7 @@ class YoloBackend(Backend):
         the same boxes), from our own batched prediction at the training imgsz. Predictions
         are kept down to a 0.001 score, as COCO evaluation expects; precision and recall are
         read at the 0.25 pre-label threshold (see training.ml.metrics.detection_metrics)."""
-        if dataset.task != self.task or list(dataset.class_names) != self.class_names:
-            raise ValueError("dataset task or class names differ from the backend's")
-        if not dataset.val:
-            raise ValueError("the validation split is empty")
+        self._check_dataset(dataset)
         predictions, truths = [], []
         outputs = self.predict([str(item.path) for item in dataset.val], batch_size, conf=0.001, max_det=100)
         for item, out in zip(dataset.val, outputs):

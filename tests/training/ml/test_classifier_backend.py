@@ -99,6 +99,16 @@ def test_classifier_reloaded_checkpoint_predicts_the_same(trained):
     assert backend.evaluate(trained["dataset"])["accuracy"] == trained["result"].metrics["accuracy"]
 
 
+def test_classifier_evaluate_refuses_a_dataset_that_does_not_fit(trained):
+    dataset, backend = trained["dataset"], trained["backend"]
+    with pytest.raises(ValueError, match="class names differ"):
+        backend.evaluate(DatasetSpec("classification", ["blue", "red"], dataset.train, dataset.val))
+    with pytest.raises(ValueError, match="validation split is empty"):
+        backend.evaluate(DatasetSpec("classification", CLASSES, dataset.train, []))
+    with pytest.raises(RuntimeError, match="no weights loaded"):
+        load_backend("classifier", None, CLASSES, device="cpu").evaluate(dataset)
+
+
 def test_classifier_load_refuses_weights_for_another_class_count(trained):
     with pytest.raises(ValueError, match="classes"):
         load_backend("classifier", trained["result"].weights_path, ["a", "b", "c"], device="cpu")
