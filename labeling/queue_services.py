@@ -269,9 +269,11 @@ def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
 
 def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason: str):
     project, image = task.project, task.image
+    # The embedding (kilobytes per row) is for sampling; a submit never reads it.
+    predictions = Prediction.objects.filter(image_id=image.pk).defer("embedding")
     prediction = None
     if prediction_id is not None:
-        prediction = Prediction.objects.filter(pk=prediction_id, image_id=image.pk).first()
+        prediction = predictions.filter(pk=prediction_id).first()
         if prediction is None:
             raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
     if kind == AnnotationKind.CORRECT:
@@ -280,8 +282,8 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
         return prediction, _validate(payload, project, image)
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
-            prediction = Prediction.objects.filter(
-                image_id=image.pk, model_version__is_deployed=True, model_version__project_id=project.pk
+            prediction = predictions.filter(
+                model_version__is_deployed=True, model_version__project_id=project.pk
             ).first()
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
