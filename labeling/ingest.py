@@ -135,14 +135,15 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
     data, sha256 = _read_limited(stream, limit)
     if not data:
         raise IngestError("file is empty (0 bytes)")
-    upright, fmt, width, height = _decode_upright(data)
+    upright, turned, fmt = _decode_upright(data)
+    width, height = upright.size
     stored_bytes = data
     suffix = "." + ("jpg" if fmt == "JPEG" else fmt.lower())
-    if upright is not None or fmt in REENCODED_FORMATS:
-        stored_bytes, suffix = _encode(upright or PILImage.open(io.BytesIO(data)), fmt)
+    if turned or fmt in REENCODED_FORMATS:
+        stored_bytes, suffix = _encode(upright, fmt)
     display_bytes = None
     if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
-        display_bytes = _display_version(upright or PILImage.open(io.BytesIO(data)))
+        display_bytes = _display_version(upright)
     original_name = posixpath.basename(name.replace("\\", "/"))[:500]
     image = Image(
         project=project,
@@ -262,9 +263,10 @@ def _read_chunk(stream: BinaryIO) -> bytes:
         raise IngestError(f"archive entry is corrupt ({exc})") from None
 
 
-def _decode_upright(data: bytes) -> tuple[PILImage.Image | None, str, int, int]:
-    """Validate the bytes as a whole image. Returns the EXIF-transposed image when the
-    orientation tag asked for a turn (None when the bytes are upright already)."""
+def _decode_upright(data: bytes) -> tuple[PILImage.Image, bool, str]:
+    """Validate the bytes as a whole image. Returns the decoded image, upright (EXIF-
+    transposed when the orientation tag asked for a turn), whether it was turned, and
+    its format."""
     try:
         probe = PILImage.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -289,9 +291,8 @@ def _decode_upright(data: bytes) -> tuple[PILImage.Image | None, str, int, int]:
         raise IngestError(f"image data is broken or truncated ({exc})") from None
     orientation = probe.getexif().get(0x0112, 1)
     if orientation in (None, 1):
-        return None, fmt, width, height
-    upright = ImageOps.exif_transpose(probe)
-    return upright, fmt, upright.width, upright.height
+        return probe, False, fmt
+    return ImageOps.exif_transpose(probe), True, fmt
 
 
 def _too_many_pixels_message(width: int | None = None, height: int | None = None) -> str:
