@@ -122,9 +122,10 @@ def _today() -> date:
 
 
 def report_learning_curve(*, project: Project) -> dict:
+    versions = list(_versions(project))
     points = [{"version": v.number, "train_labels": v.dataset_size, "primary_metric": v.primary_metric,
                "created_at": v.created_at.isoformat()}
-              for v in _versions(project) if v.primary_metric is not None]
+              for v in versions if v.primary_metric is not None]
     labeled, pace = _labels_and_pace(project)
     train_share = 1 - project.validation_share
     fit = forecast.learning_curve_fit(
@@ -133,7 +134,7 @@ def report_learning_curve(*, project: Project) -> dict:
     arms = []
     rows = _sums(ReportDailyCounts.objects.filter(project=project, prelabeled__gt=0).exclude(arm="none"),
                  ("model_version_id", "arm"), ("prelabeled", "accepted_unchanged"))
-    numbers = dict(ModelVersion.objects.filter(project=project).values_list("pk", "number"))
+    numbers = {v.pk: v.number for v in versions}
     for row in rows:
         arms.append({"version": numbers.get(row["model_version_id"]), "arm": row["arm"],
                      "prelabeled": row["prelabeled"],
