@@ -202,6 +202,17 @@ def test_open_page_keeps_its_leases_alive(page, scene):
     assert task.lease_expires_at > first_expiry
 
 
+def test_leaving_the_page_gives_its_leases_back(page, scene):
+    task_id = open_annotate(page, scene)
+    page.wait_for_function("document.getElementById('annotate').dataset.prefetched")
+    held = set(Task.objects.filter(lease_holder__username="ann").values_list("pk", flat=True))
+    assert task_id in held and len(held) == 2  # the shown image and the prefetched one
+    page.goto("/")
+    page.wait_for_timeout(500)
+    assert not Task.objects.filter(pk__in=held, lease_holder__isnull=False).exists()
+    assert not Task.objects.filter(pk__in=held, lease_expires_at__isnull=False).exists()
+
+
 def test_classification_tag_chosen_by_hotkey_then_accepted_as_is(page, make_user):
     annotator = make_user("ann")
     scene = classification_scene(members={annotator: Role.ANNOTATOR})

@@ -449,12 +449,9 @@ async function heartbeat(): Promise<void> {
 function releaseUnfinished(): void {
   for (const prepared of [current, prefetched]) {
     if (!prepared) continue;
-    void fetch(`/api/tasks/${prepared.next.task.id}/release/`, {
-      method: "POST",
-      keepalive: true,
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": (document.cookie.match(/csrftoken=([^;]+)/) ?? [])[1] ?? "" },
-    }).catch(() => {});
+    // keepalive: the release still goes out while the page unloads.
+    void request("POST", `/api/tasks/${prepared.next.task.id}/release/`, undefined, {}, { keepalive: true })
+      .catch(() => {});
   }
 }
 
