@@ -136,10 +136,12 @@ def test_changing_the_strategy_rescores_the_queue(api_client, django_capture_on_
     project = ProjectFactory(sampling_strategy="entropy")
     api_client.force_authenticate(_member(project, Role.ADMIN))
     with django_capture_on_commit_callbacks(execute=True):
-        api_client.patch(f"/api/projects/{project.pk}/", {"lease_ttl_seconds": 30}, format="json")
+        response = api_client.patch(f"/api/projects/{project.pk}/", {"lease_ttl_seconds": 30}, format="json")
+    assert response.status_code == 200 and response.json()["lease_ttl_seconds"] == 30
     assert enqueued == []
     with django_capture_on_commit_callbacks(execute=True):
-        api_client.patch(f"/api/projects/{project.pk}/", {"sampling_strategy": "margin"}, format="json")
+        response = api_client.patch(f"/api/projects/{project.pk}/", {"sampling_strategy": "margin"}, format="json")
+    assert response.status_code == 200 and response.json()["sampling_strategy"] == "margin"
     assert enqueued == [project.pk]
 
 
