@@ -1,11 +1,11 @@
 """A detection project with a deployed model and pre-labeled images, made via the ORM."""
-import io
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
+from labeling.ingest import _display_version
 from labeling.models import Membership, Project, Role, Split
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
@@ -59,11 +59,8 @@ def detection_scene(*, members: dict, images: int = 3, width: int = IMAGE_W, hei
 def _attach_display_version(image) -> None:
     """What ingest stores for a large image: a JPEG no larger than VISION_DISPLAY_MAX_SIDE."""
     with image.file.open("rb") as stored:
-        display = PILImage.open(stored).convert("RGB")
-        display.thumbnail((settings.VISION_DISPLAY_MAX_SIDE,) * 2)
-    out = io.BytesIO()
-    display.save(out, "JPEG", quality=85)
-    image.display_file.save(f"{image.sha256}.jpg", ContentFile(out.getvalue()))
+        display = _display_version(PILImage.open(stored))
+    image.display_file.save(f"{image.sha256}.jpg", ContentFile(display))
 
 
 def classification_scene(*, members: dict, images: int = 2) -> Scene:
