@@ -31,17 +31,13 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 def measure(base_url: str, project_id: int, images: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in
 
     durations = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 800}).new_page()
-        page.goto("/accounts/login/")
-        page.fill("input[name=username]", "bench")
-        page.fill("input[name=password]", "pw-bench")
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        sign_in(page, "bench")
         page.goto(f"/projects/{project_id}/annotate/")
         for _ in range(images - 1):
             # Steady state: the next task is prefetched and the last submit has landed.
