@@ -233,7 +233,6 @@ class Task(models.Model):
                 condition=Q(status="open"),
                 name="task_queue_order",
             ),
-            models.Index(fields=["lease_holder", "lease_expires_at"], name="task_lease_holder"),
             # A caller's own live leases (asked before every claim) and the stats' lease
             # count, without scanning the open pool.
             models.Index(
