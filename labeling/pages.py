@@ -4,19 +4,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 
 from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy
 from .permissions import projects_visible_to, role_in_project
 from .queue_selectors import project_queue_stats
 
-# Which pages a role reaches; the navigation shows only those.
-PAGE_ROLES = {
-    "annotate": Role.ANNOTATOR,
-    "review": Role.LEAD,
-    "upload": Role.LEAD,
-    "reports": Role.LEAD,
-    "models": Role.ADMIN,
-    "settings": Role.ADMIN,
+# Each page: the least role that reaches it and its navigation title; the navigation
+# shows only the pages the caller reaches.
+PAGES = {
+    "annotate": (Role.ANNOTATOR, "Annotate"),
+    "review": (Role.LEAD, "Review"),
+    "upload": (Role.LEAD, "Upload"),
+    "reports": (Role.LEAD, "Reports"),
+    "models": (Role.ADMIN, "Models & training"),
+    "settings": (Role.ADMIN, "Settings"),
 }
 
 
@@ -25,9 +27,13 @@ def _project_page(request, project_id: int, page: str, template: str, extra):
     role = role_in_project(request.user, project) if project else None
     if role is None:
         raise Http404("No such project.")
-    if ROLE_RANK[role] < ROLE_RANK[PAGE_ROLES[page]]:
-        raise PermissionDenied(f"This page needs the {PAGE_ROLES[page]} role; you are {role}.")
-    nav = [name for name, minimum in PAGE_ROLES.items() if ROLE_RANK[role] >= ROLE_RANK[minimum]]
+    minimum = PAGES[page][0]
+    if ROLE_RANK[role] < ROLE_RANK[minimum]:
+        raise PermissionDenied(f"This page needs the {minimum} role; you are {role}.")
+    nav = [
+        {"name": name, "title": title, "url": reverse(f"page-{name}", args=[project.pk])}
+        for name, (least, title) in PAGES.items() if ROLE_RANK[role] >= ROLE_RANK[least]
+    ]
     context = {"project": project, "role": role, "page": page, "nav": nav, **extra(project)}
     return render(request, template, context)
 
