@@ -348,27 +348,6 @@ def cohen_kappa(a: ArrayLike, b: ArrayLike, num_classes: int | None = None) -> f
     return float((observed - expected) / (1.0 - expected))
 
 
-def fleiss_kappa(ratings: ArrayLike) -> float:
-    """Fleiss' kappa from an (n_items, n_categories) matrix of rater counts.
-
-    Every row must sum to the same number of raters (>= 2). When all ratings fall in one
-    category chance agreement is 1 and the result is 1.0 (complete agreement).
-    """
-    counts = np.asarray(ratings, dtype=np.float64)
-    if counts.ndim != 2 or counts.shape[0] == 0:
-        raise ValueError("expected an (n_items, n_categories) count matrix")
-    raters = counts.sum(axis=1)
-    if not np.allclose(raters, raters[0]) or raters[0] < 2:
-        raise ValueError("every item needs the same number of raters, at least 2")
-    n = raters[0]
-    per_item = ((counts**2).sum(axis=1) - n) / (n * (n - 1))
-    shares = counts.sum(axis=0) / counts.sum()
-    expected = float((shares**2).sum())
-    if expected >= 1.0:
-        return 1.0
-    return float((per_item.mean() - expected) / (1.0 - expected))
-
-
 def box_f1(
     boxes_a: ArrayLike,
     boxes_b: ArrayLike,

@@ -320,14 +320,7 @@ def hybrid_select(
     return [int(subset[i]) for i in local]
 
 
-# --- cold start and random arm --------------------------------------------------------
-
-
-def random_priorities(n: int, seed: int) -> np.ndarray:
-    """A seeded random queue order as priorities: a permutation of n evenly spaced values
-    in [0, 1] (distinct, so the order has no ties)."""
-    return _positions_to_priorities(np.random.default_rng(seed).permutation(n))
-
+# --- cold start -----------------------------------------------------------------------
 
 _HIST_BINS = 8
 _THUMB_SIDE = 8

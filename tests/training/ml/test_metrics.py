@@ -14,7 +14,6 @@ from training.ml.metrics import (
     cohen_kappa,
     confusion_matrix,
     detection_metrics,
-    fleiss_kappa,
     match_boxes,
 )
 
@@ -284,32 +283,6 @@ def test_cohen_kappa_hand_computed():
 
 def test_cohen_kappa_is_one_for_identical_single_label_annotations():
     assert cohen_kappa([2, 2, 2], [2, 2, 2]) == 1.0
-
-
-def test_fleiss_kappa_matches_the_wikipedia_example():
-    # 10 items, 14 raters, 5 categories. sum of n_ij^2 over the table = 828, so
-    # P_bar = (828 - 10 * 14) / (10 * 14 * 13) = 688/1820 = 0.378022;
-    # column totals 20, 28, 39, 21, 32 -> P_e = 4170/19600 = 0.212755;
-    # kappa = (P_bar - P_e) / (1 - P_e) = 4211/20059 = 0.209931
-    table = [
-        [0, 0, 0, 0, 14],
-        [0, 2, 6, 4, 2],
-        [0, 0, 3, 5, 6],
-        [0, 3, 9, 2, 0],
-        [2, 2, 8, 1, 1],
-        [7, 7, 0, 0, 0],
-        [3, 2, 6, 3, 0],
-        [2, 5, 3, 2, 2],
-        [6, 5, 2, 1, 0],
-        [0, 2, 2, 3, 7],
-    ]
-    assert fleiss_kappa(table) == pytest.approx(4211 / 20059)
-    assert round(fleiss_kappa(table), 3) == 0.210
-
-
-def test_fleiss_kappa_rejects_unequal_rater_counts():
-    with pytest.raises(ValueError):
-        fleiss_kappa([[1, 1], [2, 1]])
 
 
 def test_box_f1_hand_computed():

@@ -16,7 +16,6 @@ from training.ml.sampling import (
     least_confidence,
     margin,
     queue_priorities,
-    random_priorities,
     simple_image_features,
 )
 
@@ -210,9 +209,10 @@ def test_hybrid_measures_diversity_from_already_selected_points():
 
 
 def test_random_priorities_are_a_seeded_permutation_of_evenly_spaced_values():
-    p = random_priorities(5, seed=1)
+    p, is_random = queue_priorities(strategy="random", num_items=5, seed=1)
     assert sorted(p.tolist()) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
-    assert np.array_equal(p, random_priorities(5, seed=1))
+    assert np.array_equal(p, queue_priorities(strategy="random", num_items=5, seed=1)[0])
+    assert is_random.all()
 
 
 def test_simple_features_have_fixed_size_for_any_image_shape():
