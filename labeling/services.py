@@ -6,8 +6,21 @@ from collections.abc import Iterable
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from .models import LabelClass, Membership, Project, Role
+from .models import (
+    Annotation,
+    AnnotationKind,
+    AnnotationSource,
+    LabelClass,
+    Membership,
+    Project,
+    Role,
+    Task,
+    TaskStatus,
+)
+from .payloads import validate_payload
+from .selectors import image_current_label
 
 DEFAULT_COLORS = [
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
@@ -108,14 +121,13 @@ def project_class_ids(project: Project) -> list[int]:
 
 
 @transaction.atomic
-def annotation_import_create(*, image, payload: dict, author=None, class_ids: list[int] | None = None):
+def annotation_import_create(
+    *, image, payload: dict, author=None, class_ids: list[int] | None = None
+) -> Annotation | None:
     """Record a label made elsewhere as an import annotation and close the image's queue
-    rows: an imported label counts as verified work. Raises PayloadError on a bad payload."""
-    from django.utils import timezone
-
-    from .models import Annotation, AnnotationKind, AnnotationSource, Task, TaskStatus
-    from .payloads import validate_payload
-
+    rows: an imported label counts as verified work. Returns None, recording nothing, when
+    the image's current label says the same already (a re-import). Raises PayloadError on
+    a bad payload."""
     project = image.project
     clean = validate_payload(
         payload,
@@ -124,6 +136,8 @@ def annotation_import_create(*, image, payload: dict, author=None, class_ids: li
         width=image.width,
         height=image.height,
     )
+    if image_current_label(image) == clean:
+        return None
     annotation = Annotation.objects.create(
         project=project,
         image=image,

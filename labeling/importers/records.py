@@ -17,8 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from ..models import Image, Project
-from ..payloads import PayloadError, validate_payload
-from ..selectors import image_current_label
+from ..payloads import PayloadError
 from ..services import annotation_import_create, label_class_create
 
 # Tools round box edges differently; an edge this close outside the image is clipped.
@@ -167,14 +166,11 @@ def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, aut
         payload = {"labels": [classes.find(name) for name in record.labels]}
     else:
         payload = {"boxes": [_box(box, record.normalized, image, classes) for box in record.boxes or []]}
-    class_ids = list(classes.ids.values())
-    clean = validate_payload(
-        payload, task_type=project.task_type, class_ids=class_ids, width=image.width, height=image.height
+    # None: imported before, or labeled the same since; nothing new to record.
+    created = annotation_import_create(
+        image=image, payload=payload, author=author, class_ids=list(classes.ids.values())
     )
-    if image_current_label(image) == clean:
-        return False  # imported before, or labeled the same since: nothing new to record
-    annotation_import_create(image=image, payload=clean, author=author, class_ids=class_ids)
-    return True
+    return created is not None
 
 
 def _box(box, normalized: bool, image: Image, classes: _ClassResolver) -> dict:
