@@ -5,7 +5,7 @@ import json
 import pytest
 from django.template import Context, Template
 
-from labeling.models import Annotation, Role, Task, TaskStatus
+from labeling.models import Annotation, Project, Role, Task, TaskStatus
 from labeling.templatetags.vite import entry_files
 
 from .conftest import sign_in
@@ -133,23 +133,46 @@ def test_lead_rejects_an_annotation_and_decides_a_flag(page, make_user):
     assert task.image.split == "unassigned"
 
 
+def upload_as_lead(page, make_user, files) -> Project:
+    """Sign in as the lead of an empty project and upload `files` on its upload page."""
+    lead = make_user("lea")
+    project = detection_scene(members={lead: Role.LEAD}, images=0).project
+    sign_in(page, "lea")
+    page.goto(f"/projects/{project.pk}/upload/")
+    page.set_input_files("#upload-files", [str(f) for f in files])
+    page.click("#upload-form button[type=submit]")
+    return project
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_upload_page_reports_each_file(page, make_user, tmp_path):
     from tests.factories import png_bytes
 
-    lead = make_user("lea")
-    scene = detection_scene(members={lead: Role.LEAD}, images=0)
     good = tmp_path / "new.png"
     good.write_bytes(png_bytes(80, 60, (10, 200, 10)))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
-    sign_in(page, "lea")
-    page.goto(f"/projects/{scene.project.pk}/upload/")
-    page.set_input_files("#upload-files", [str(good), str(broken)])
-    page.click("#upload-form button[type=submit]")
+    project = upload_as_lead(page, make_user, [good, broken])
     page.wait_for_selector("#upload-report strong")
     assert "1 new" in page.text_content("#upload-report strong")
     assert "1 failed" in page.text_content("#upload-report strong")
     assert "broken.png: error" in page.text_content("#upload-report .error")
-    assert scene.project.images.count() == 1
+    assert project.images.count() == 1
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_upload_page_says_so_when_it_cannot_follow_the_import_job(page, make_user, tmp_path):
+    import zipfile
+
+    from tests.factories import png_bytes
+
+    archive = tmp_path / "batch.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("a.png", png_bytes(80, 60))
+    page.console.allow_network_cut = True
+    page.route("**/api/import-jobs/**", lambda route: route.abort("failed"))
+    upload_as_lead(page, make_user, [archive])
+    page.wait_for_selector(".toast-error")
+    assert "Could not follow import job" in page.text_content(".toast-error")

@@ -1,5 +1,5 @@
 /** Upload images (files or a .zip); shows the per-file report or follows the import job. */
-import { byId, el, request, toast } from "../lib/api";
+import { byId, call, el, request, toast } from "../lib/api";
 
 interface ItemResult {
   name: string;
@@ -34,12 +34,24 @@ function showReport(data: ImportReport | null): void {
   );
 }
 
+interface ImportJob {
+  status: string;
+  processed?: number;
+  total?: number;
+  report?: ImportReport | null;
+}
+
 async function follow(jobId: number): Promise<void> {
-  const response = await request<Record<string, unknown>>("GET", `/api/import-jobs/${jobId}/`);
-  const job = response.data ?? {};
+  let job: ImportJob;
+  try {
+    job = await call<ImportJob>("GET", `/api/import-jobs/${jobId}/`);
+  } catch (error) {
+    toast(`Could not follow import job ${jobId}: ${(error as Error).message}`, "error");
+    return;
+  }
   report.replaceChildren(el("li", {}, `Import job ${jobId}: ${job.status} (${job.processed ?? 0}/${job.total ?? "?"})`));
   if (job.status === "queued" || job.status === "running") setTimeout(() => void follow(jobId), 1500);
-  else if (job.report) showReport(job.report as ImportReport);
+  else if (job.report) showReport(job.report);
 }
 
 form.addEventListener("submit", async (e) => {
