@@ -151,6 +151,20 @@ class ImagePrediction:
     error: str | None = None
 
 
+def predictions_in_order(
+    batches: Iterable[Any], predict_rows: Callable[[Any], dict[int, ImagePrediction]]
+) -> Iterator[ImagePrediction]:
+    """One prediction per input image, in input order, from ``batching.BatchLoader`` batches:
+    an unreadable image gets one carrying its error, the others come from
+    ``predict_rows(batch)`` (input index -> prediction), called for batches that hold images."""
+    for batch in batches:
+        results = {e.index: ImagePrediction(path=e.path, error=e.message) for e in batch.errors}
+        if batch.indices:
+            results.update(predict_rows(batch))
+        for index in sorted(results):
+            yield results[index]
+
+
 class Backend(abc.ABC):
     """One trainable model. Construct via ``load_backend``."""
 

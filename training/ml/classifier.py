@@ -50,6 +50,7 @@ from training.ml.base import (
     TrainResult,
     TrainingCancelled,
     loader_workers,
+    predictions_in_order,
     resolve_device,
     write_run_args,
 )
@@ -383,32 +384,28 @@ class ClassifierBackend(Backend):
             half=cuda,
             timings=timings,
         )
-        try:
-            for batch in loader:
-                results: dict[int, ImagePrediction] = {
-                    e.index: ImagePrediction(path=e.path, error=e.message) for e in batch.errors
+
+        def predict_rows(batch: Any) -> dict[int, ImagePrediction]:
+            with stage(timings, "forward", device), torch.inference_mode():
+                features.clear()
+                x = (batch.images.float() - mean) / std
+                with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+                    logits = model(x)
+                probs = torch.softmax(logits.float(), dim=1)
+            with stage(timings, "postprocess", device):
+                probs_np = probs.cpu().numpy()
+                emb_np = features[-1].float().flatten(1).cpu().numpy()
+                rows = zip(batch.indices, batch.paths, batch.geometries)
+                return {
+                    index: ImagePrediction(
+                        path=path, width=geom.orig_w, height=geom.orig_h,
+                        probs=probs_np[row], embedding=emb_np[row],
+                    )
+                    for row, (index, path, geom) in enumerate(rows)
                 }
-                if batch.indices:
-                    with stage(timings, "forward", device), torch.inference_mode():
-                        features.clear()
-                        x = (batch.images.float() - mean) / std
-                        with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
-                            logits = model(x)
-                        probs = torch.softmax(logits.float(), dim=1)
-                    with stage(timings, "postprocess", device):
-                        probs_np = probs.cpu().numpy()
-                        emb_np = features[-1].float().flatten(1).cpu().numpy()
-                        rows = zip(batch.indices, batch.paths, batch.geometries)
-                        for row, (index, path, geom) in enumerate(rows):
-                            results[index] = ImagePrediction(
-                                path=path,
-                                width=geom.orig_w,
-                                height=geom.orig_h,
-                                probs=probs_np[row],
-                                embedding=emb_np[row],
-                            )
-                for index in sorted(results):
-                    yield results[index]
+
+        try:
+            yield from predictions_in_order(loader, predict_rows)
         finally:
             hook.remove()
             model.train(was_training)

@@ -45,6 +45,7 @@ from training.ml.base import (
     TrainResult,
     TrainingCancelled,
     loader_workers,
+    predictions_in_order,
     resolve_device,
     write_run_args,
 )
@@ -378,23 +379,20 @@ class YoloBackend(Backend):
             half=half,
             timings=timings,
         )
+
+        def predict_rows(batch: Any) -> dict[int, ImagePrediction]:
+            with stage(timings, "forward", device), torch.inference_mode():
+                pooled.clear()
+                out = net(batch.images)
+                raw = out[0] if isinstance(out, (list, tuple)) else out
+            with stage(timings, "postprocess", device), torch.inference_mode():
+                dets, keep = non_max_suppression(
+                    raw, conf, iou, nc=nc, max_det=max_det, multi_label=False, return_idxs=True
+                )
+                return self._unpack(batch, raw, dets, keep, pooled[-1], nc)
+
         try:
-            for batch in loader:
-                results: dict[int, ImagePrediction] = {
-                    e.index: ImagePrediction(path=e.path, error=e.message) for e in batch.errors
-                }
-                if batch.indices:
-                    with stage(timings, "forward", device), torch.inference_mode():
-                        pooled.clear()
-                        out = net(batch.images)
-                        raw = out[0] if isinstance(out, (list, tuple)) else out
-                    with stage(timings, "postprocess", device), torch.inference_mode():
-                        dets, keep = non_max_suppression(
-                            raw, conf, iou, nc=nc, max_det=max_det, multi_label=False, return_idxs=True
-                        )
-                        results.update(self._unpack(batch, raw, dets, keep, pooled[-1], nc))
-                for index in sorted(results):
-                    yield results[index]
+            yield from predictions_in_order(loader, predict_rows)
         finally:
             hook.remove()
 
