@@ -97,4 +97,17 @@ describe("SubmitQueue", () => {
     expect(outcomes).toHaveLength(1);
     expect(outcomes[0]).toMatchObject({ kind: "rejected", status: 400, detail: "boxes[0]: no area" });
   });
+
+  it("reports a submit refused with field errors by its fields", async () => {
+    const outcomes: Outcome[] = [];
+    const queue = new SubmitQueue(
+      new MemoryStorage(),
+      "q",
+      async () => ({ status: 400, data: { time_spent_ms: ["A valid integer is required."] } }),
+      (o) => outcomes.push(o),
+    );
+    queue.enqueue(1, {}, "k");
+    await new Promise((r) => setTimeout(r, 0));
+    expect(outcomes[0]).toMatchObject({ kind: "rejected", status: 400, detail: "time_spent_ms: A valid integer is required." });
+  });
 });

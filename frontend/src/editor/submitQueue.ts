@@ -4,6 +4,7 @@
  * until the server answers. The server returns the first result for a replayed key, so a
  * retry after a lost response cannot create a second annotation.
  */
+import { errorText } from "../lib/api";
 
 export interface PendingSubmit {
   key: string;
@@ -124,12 +125,11 @@ export class SubmitQueue {
   }
 
   private outcomeOf(item: PendingSubmit, result: SendResult): Outcome {
-    const detail = typeof result.data?.detail === "string" ? result.data.detail : "";
     if (result.status === 200 || result.status === 201) return { kind: "saved", item, data: result.data };
     if (result.status === 409 && result.data?.state === "extra_opinion") {
-      return { kind: "extra_opinion", item, detail };
+      return { kind: "extra_opinion", item, detail: errorText(result.data) };
     }
-    return { kind: "rejected", item, status: result.status, detail };
+    return { kind: "rejected", item, status: result.status, detail: errorText(result.data) };
   }
 
   private retryLater(item: PendingSubmit): void {

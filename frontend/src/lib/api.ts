@@ -44,11 +44,22 @@ export async function request<T = Record<string, unknown>>(
   return { status: response.status, data };
 }
 
-/** Like request(), but a non-2xx answer throws an ApiError carrying the server's detail. */
+/** What an error answer says: DRF's `detail`, or its field errors as "field: problem; …"; "" if nothing. */
+export function errorText(data: unknown): string {
+  if (!data || typeof data !== "object") return "";
+  const record = data as Record<string, unknown>;
+  if (typeof record.detail === "string") return record.detail;
+  const said = (problem: unknown): string => (typeof problem === "string" ? problem : JSON.stringify(problem));
+  return Object.entries(record)
+    .map(([field, problem]) => `${field}: ${Array.isArray(problem) ? problem.map(said).join(" ") : said(problem)}`)
+    .join("; ");
+}
+
+/** Like request(), but a non-2xx answer throws an ApiError carrying what the server said. */
 export async function call<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<T> {
   const response = await request<T>(method, url, body);
   if (response.status < 200 || response.status >= 300) {
-    const detail = (response.data as { detail?: string } | null)?.detail;
+    const detail = errorText(response.data);
     throw new ApiError(response.status, detail || `${method} ${url} failed with HTTP ${response.status}`, response.data);
   }
   return response.data as T;

@@ -8,7 +8,7 @@ import { type EditorBox, BoxEditor, type Labels, isTyping } from "../editor/boxE
 import { clampBox } from "../editor/geometry";
 import { Stopwatch } from "../editor/stopwatch";
 import { type Outcome, type PendingSubmit, type SendResult, SubmitQueue } from "../editor/submitQueue";
-import { byId, el, request, toast, uuid4 } from "../lib/api";
+import { byId, el, errorText, request, toast, uuid4 } from "../lib/api";
 import type { LabelClass } from "../lib/types";
 
 
@@ -114,7 +114,7 @@ async function fetchNext(exclude: number[]): Promise<NextTask | null> {
   const response = await request<NextTask>("GET", `/api/projects/${projectId}/tasks/next/${query}`);
   if (response.status === 204) return null;
   if (response.status !== 200 || !response.data) {
-    throw new Error((response.data as { detail?: string } | null)?.detail ?? `HTTP ${response.status}`);
+    throw new Error(errorText(response.data) || `HTTP ${response.status}`);
   }
   return response.data;
 }

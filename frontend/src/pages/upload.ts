@@ -1,5 +1,5 @@
 /** Upload images (files or a .zip); shows the per-file report or follows the import job. */
-import { byId, call, el, request, toast } from "../lib/api";
+import { byId, call, el, errorText, request, toast } from "../lib/api";
 
 interface ItemResult {
   name: string;
@@ -67,7 +67,7 @@ form.addEventListener("submit", async (e) => {
   try {
     const response = await request<Record<string, unknown>>("POST", `/api/projects/${projectId}/images/`, body);
     if (response.status === 202 && response.data?.job_id) await follow(Number(response.data.job_id));
-    else if (response.status >= 400) toast(String(response.data?.detail ?? `HTTP ${response.status}`), "error");
+    else if (response.status >= 400) toast(errorText(response.data) || `HTTP ${response.status}`, "error");
     else showReport(response.data as ImportReport);
   } catch (error) {
     toast(`Upload failed: ${(error as Error).message}`, "error");
