@@ -273,3 +273,16 @@ def test_import_command_reads_a_zip_with_its_labels_inside(project, tmp_path):
     job = ImportJob.objects.get()
     assert job.report["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "error": 0}
     assert Annotation.objects.get().payload["boxes"][0]["x2"] == 4
+
+
+def test_commands_refuse_a_project_name_that_several_projects_share(db):
+    from django.core.management import CommandError, call_command
+
+    from tests.factories import ProjectFactory
+
+    ProjectFactory(name="Cars")
+    ProjectFactory(name="Cars")
+    with pytest.raises(CommandError, match="Several projects are named 'Cars'"):
+        call_command("export_labels", "Cars", "/tmp/unused-export", "--format", "coco")
+    with pytest.raises(CommandError, match="No project with id or name 'Bikes'"):
+        call_command("train", "Bikes")

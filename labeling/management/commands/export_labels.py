@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling.exporters.service import EXPORT_FORMATS, ExportRefused, export_write
 from labeling.exporters.sinks import DirSink, ZipSink
 
-from .import_images import project_by_id_or_name
+from ..project_arg import project_from_argument
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-images", action="store_true", help="labels only")
 
     def handle(self, *args, project, out, format, no_images, **options):
-        project = project_by_id_or_name(project)
+        project = project_from_argument(project)
         try:
             if out.lower().endswith(".zip"):
                 with open(out, "xb") as fileobj:

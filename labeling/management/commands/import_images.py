@@ -12,15 +12,8 @@ from labeling.importers.service import (
     import_job_create,
     import_job_execute,
 )
-from labeling.models import ImportJob, JobStatus, Project
-
-
-def project_by_id_or_name(value: str) -> Project:
-    project = Project.objects.filter(pk=int(value)).first() if value.isdigit() else None
-    project = project or Project.objects.filter(name=value).first()
-    if project is None:
-        raise CommandError(f"No project with id or name {value!r}.")
-    return project
+from labeling.management.project_arg import project_from_argument
+from labeling.models import ImportJob, JobStatus
 
 
 class Command(BaseCommand):
@@ -47,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--background", action="store_true", help="queue the job for a worker and return")
 
     def handle(self, *args, project, path, labels, create_classes, map, user, background, **options):
-        project = project_by_id_or_name(project)
+        project = project_from_argument(project)
         if not os.path.exists(path):
             raise CommandError(f"{path} does not exist.")
         label_format, label_path = "", ""

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.models import Project
+from labeling.management.project_arg import project_from_argument
 from training.datasets import SnapshotError, dataset_snapshot
 from training.ml.base import TrainParams
 from training.ml.sampling import STRATEGIES
@@ -34,11 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--out", help="output folder (default: a new folder under VISION_RUNS_DIR/simulations)")
 
     def handle(self, *args, **opts):
-        ref = opts["project"]
-        found = Project.objects.filter(pk=int(ref)) if ref.isdigit() else Project.objects.filter(name=ref)
-        if found.count() != 1:
-            raise CommandError(f"No single project with id or name {ref!r}.")
-        project = found.get()
+        project = project_from_argument(opts["project"])
         try:
             snapshot = dataset_snapshot(project=project)
             config = SimulationConfig(

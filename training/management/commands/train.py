@@ -1,7 +1,7 @@
 """python manage.py train PROJECT [--wait] [--epochs N] [--image-size N]"""
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.models import Project
+from labeling.management.project_arg import project_from_argument
 from training import services
 from training.models import TrainingTrigger
 from vision_project.api_errors import Conflict
@@ -18,12 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--image-size", type=int, help="override the project's train_image_size")
 
     def handle(self, *args, project, wait, epochs, image_size, **options):
-        found = Project.objects.filter(pk=int(project)) if project.isdigit() else Project.objects.filter(name=project)
-        if found.count() != 1:
-            raise CommandError(f"No single project with id or name {project!r}.")
         try:
             run = services.training_run_start(
-                project=found.get(), trigger=TrainingTrigger.COMMAND, epochs=epochs, image_size=image_size,
+                project=project_from_argument(project), trigger=TrainingTrigger.COMMAND, epochs=epochs, image_size=image_size,
                 enqueue=not wait,
             )
         except Conflict as exc:
