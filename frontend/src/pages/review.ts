@@ -120,9 +120,13 @@ function renderDecision(item: ReviewItem, host: HTMLElement): void {
   host.replaceChildren(comment, el("div", { class: "row" }, accept, reject));
 }
 
+function loadFirstPage(): void {
+  void load(`/api/projects/${projectId}/annotations/?${filterQuery()}`, false);
+}
+
 form.addEventListener("submit", (e) => {
   e.preventDefault();
-  void load(`/api/projects/${projectId}/annotations/?${filterQuery()}`, false);
+  loadFirstPage();
 });
 more.addEventListener("click", () => nextUrl && void load(nextUrl, true));
-void load(`/api/projects/${projectId}/annotations/?${filterQuery()}`, false);
+loadFirstPage();
