@@ -1,13 +1,11 @@
 """Server-rendered pages around the editor. Each project page checks the caller's role
 like the API does: strangers get 404, members below the page's role get 403."""
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
 from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy
-from .permissions import projects_visible_to, role_in_project
+from .permissions import projects_visible_to, require_role
 from .queue_selectors import project_queue_stats
 
 # Each page: the least role that reaches it and its navigation title; the navigation
@@ -24,12 +22,7 @@ PAGES = {
 
 def _project_page(request, project_id: int, page: str, template: str, extra):
     project = Project.objects.filter(pk=project_id).first()
-    role = role_in_project(request.user, project) if project else None
-    if role is None:
-        raise Http404("No such project.")
-    minimum = PAGES[page][0]
-    if ROLE_RANK[role] < ROLE_RANK[minimum]:
-        raise PermissionDenied(f"This page needs the {minimum} role; you are {role}.")
+    role = require_role(request.user, project, PAGES[page][0])
     nav = [
         {"name": name, "title": title, "url": reverse(f"page-{name}", args=[project.pk])}
         for name, (least, title) in PAGES.items() if ROLE_RANK[role] >= ROLE_RANK[least]
