@@ -6,17 +6,12 @@ class LabelingConfig(AppConfig):
     verbose_name = "Labeling"
 
     def ready(self):
-        from django.db import transaction
         from django.db.models.signals import post_save
 
         from .models import Annotation
-        from .reports.aggregates import report_aggregates_record_safely
+        from .reports.aggregates import record_new_annotation_on_commit
 
-        def record_for_reports(sender, instance, created, raw=False, **kwargs):
-            # On commit, outside the submit's transaction: reports never slow down or
-            # fail a submit (see labeling/reports/aggregates.py).
-            if created and not raw:
-                annotation_id = instance.pk
-                transaction.on_commit(lambda: report_aggregates_record_safely(annotation_id))
-
-        post_save.connect(record_for_reports, sender=Annotation, dispatch_uid="labeling.reports.record")
+        # A module-level receiver: signals hold receivers by weak reference, and a function
+        # defined in here would be collected once ready() returns.
+        post_save.connect(record_new_annotation_on_commit, sender=Annotation,
+                          dispatch_uid="labeling.reports.record")

@@ -6,7 +6,7 @@ transaction, so an annotation is counted completely or not at all.
 `report_aggregates_rebuild(project=...)` recomputes a project's aggregates from the
 annotations (backfills, bulk imports that bypass signals, repairs).
 
-Hook: labeling.apps registers a post_save receiver on Annotation that, for new rows, calls
+Hook: labeling.apps connects `record_new_annotation_on_commit` (post_save on Annotation), which calls
 `report_aggregates_record` on commit of the submitting transaction. It runs synchronously
 (a handful of upserts) so reports are current the moment a submit returns, but outside the
 submit's transaction: a failure is logged and never undoes or fails the submit; the rebuild
@@ -307,6 +307,14 @@ def report_aggregates_record_safely(annotation_id: int) -> None:
     except Exception:
         logger.exception("report aggregates: could not record annotation %s; run "
                          "rebuild_report_aggregates to repair", annotation_id)
+
+
+def record_new_annotation_on_commit(sender, instance, created, raw=False, **kwargs) -> None:
+    """post_save receiver: count a new annotation once its transaction commits, outside
+    it, so reports never slow down or fail a submit."""
+    if created and not raw:
+        annotation_id = instance.pk
+        transaction.on_commit(lambda: report_aggregates_record_safely(annotation_id))
 
 
 def report_aggregates_rebuild(*, project) -> int:

@@ -38,3 +38,17 @@ def test_production_refuses_to_start_without_a_real_secret_key():
 def test_models_and_migrations_agree():
     result = _manage("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_report_recording_stays_connected_with_debug_off():
+    # Signals hold receivers by weak reference: a receiver that nothing else keeps alive
+    # disappears after start-up, and with DEBUG off nothing did.
+    code = (
+        "import gc; gc.collect()\n"
+        "from django.db.models.signals import post_save\n"
+        "from labeling.models import Annotation\n"
+        "print('connected' if post_save.has_listeners(Annotation) else 'missing')\n"
+    )
+    result = _manage("shell", "-c", code, env_extra={"DEBUG": "False"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("connected"), result.stdout
