@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from . import services
 from .models import LabelClass, Membership, Project, Role
-from .permissions import projects_visible_to, require_role
+from .permissions import get_for_caller, projects_visible_to
 from .serializers import (
     LabelClassInputSerializer,
     LabelClassSerializer,
@@ -36,9 +36,7 @@ def _roles_of(user, projects) -> dict[int, str]:
 
 def get_project_for(request, project_id: int, minimum: str) -> Project:
     """The project, after checking the caller holds at least `minimum` in it."""
-    project = get_object_or_404(Project, pk=project_id)
-    require_role(request.user, project, minimum)
-    return project
+    return get_for_caller(Project.objects.all(), project_id, request.user, minimum)
 
 
 class ProjectListCreateApi(APIView):

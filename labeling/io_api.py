@@ -22,7 +22,6 @@ import tempfile
 
 from django.conf import settings
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -52,7 +51,7 @@ from .importers.service import (
     staging_dir,
 )
 from .models import ExportJob, ImportJob, Role
-from .permissions import require_role
+from .permissions import get_for_caller
 
 
 class ImportInputSerializer(serializers.Serializer):
@@ -186,9 +185,7 @@ class ImageImportApi(APIView):
 
 def _job_for(request, model, job_id: int):
     """A job, after checking the caller is a lead of its project (strangers get 404)."""
-    job = get_object_or_404(model.objects.select_related("project"), pk=job_id)
-    require_role(request.user, job.project, Role.LEAD)
-    return job
+    return get_for_caller(model.objects.select_related("project"), job_id, request.user, Role.LEAD)
 
 
 class ImportJobDetailApi(APIView):

@@ -1,6 +1,5 @@
 """Queue and review API: thin views that check the caller's role in the task's project,
 then call one service or selector."""
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -10,7 +9,7 @@ from rest_framework.views import APIView
 
 from .api import get_project_for
 from .models import Annotation, AnnotationKind, ReviewStatus, Role, Task
-from .permissions import require_role
+from .permissions import get_for_caller
 from .queue_selectors import image_item, prediction_item, project_queue_stats, task_work_item
 from .queue_services import (
     annotation_submit,
@@ -23,9 +22,7 @@ from .review import ACCEPT, REJECT, annotation_review, annotations_for_review
 
 
 def _task_for(request, task_id: int) -> Task:
-    task = get_object_or_404(Task.objects.select_related("project", "image"), pk=task_id)
-    require_role(request.user, task.project, Role.ANNOTATOR)
-    return task
+    return get_for_caller(Task.objects.select_related("project", "image"), task_id, request.user, Role.ANNOTATOR)
 
 
 def _id_list(raw: str, name: str) -> list[int]:
@@ -160,8 +157,8 @@ class AnnotationReviewApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=ReviewAnnotationSerializer)
     def post(self, request, annotation_id: int):
-        annotation = get_object_or_404(Annotation.objects.select_related("project"), pk=annotation_id)
-        require_role(request.user, annotation.project, Role.LEAD)
+        annotation = get_for_caller(Annotation.objects.select_related("project"), annotation_id, request.user,
+                                    Role.LEAD)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         annotation_review(annotation_id=annotation.pk, reviewer=request.user, **serializer.validated_data)

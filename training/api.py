@@ -1,6 +1,5 @@
 """Training, model-version and prelabel API: thin views that check the caller's role in the
 project, then call one service or selector."""
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -8,7 +7,7 @@ from rest_framework.views import APIView
 
 from labeling.api import get_project_for
 from labeling.models import Role
-from labeling.permissions import require_role
+from labeling.permissions import get_for_caller
 
 from . import services
 from .models import ModelVersion, PrelabelRun, TrainingRun
@@ -22,9 +21,7 @@ from .serializers import (
 
 def _get_checked(request, queryset, pk: int, minimum: str):
     """A row of a project, after checking the caller's role there (strangers get 404)."""
-    obj = get_object_or_404(queryset.select_related("project"), pk=pk)
-    require_role(request.user, obj.project, minimum)
-    return obj
+    return get_for_caller(queryset.select_related("project"), pk, request.user, minimum)
 
 
 def _run_queryset():

@@ -5,6 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling.models import Image, Role, Split, Task, TaskStatus, TaskType
@@ -212,8 +214,31 @@ def test_strangers_get_404_on_every_queue_endpoint(api_client):
     as_user(api_client, make_user())
     assert next_task(api_client, project).status_code == 404
     assert api_client.get(f"/api/projects/{project.pk}/stats/").status_code == 404
+    missing_task = Task.objects.order_by("-pk").first().pk + 1000
     for action in ("heartbeat", "release", "annotations"):
-        assert api_client.post(f"/api/tasks/{task.pk}/{action}/", {}, format="json").status_code == 404
+        stranger = api_client.post(f"/api/tasks/{task.pk}/{action}/", {}, format="json")
+        missing = api_client.post(f"/api/tasks/{missing_task}/{action}/", {}, format="json")
+        # The same answer as for a task that does not exist: nothing disclosed.
+        assert stranger.status_code == missing.status_code == 404
+        assert stranger.json() == missing.json() == {"detail": "No such task."}
+    assert api_client.get(f"/api/projects/{project.pk + 1000}/stats/").json() == {"detail": "No such project."}
+
+
+def test_next_and_submit_load_the_callers_role_with_the_object(api_client, django_assert_num_queries):
+    project = make_project()
+    add_images(project, [0.9])
+    as_user(api_client, member(project))
+    # project with the caller's role, own leases, claim, claimed task with image, pre-label, classes
+    with django_assert_num_queries(6) as next_queries:
+        task_id = next_task(api_client, project).json()["task"]["id"]
+    with CaptureQueriesContext(connection) as submit_queries:
+        response = api_client.post(f"/api/tasks/{task_id}/annotations/", {"kind": "correct", "payload": {"boxes": []}},
+                                   format="json", HTTP_IDEMPOTENCY_KEY="budget")
+    assert response.status_code == 201
+    for captured, table in ((next_queries, "labeling_project"), (submit_queries, "labeling_task")):
+        role_lookups = [q["sql"] for q in captured.captured_queries if "labeling_membership" in q["sql"]]
+        assert len(role_lookups) == 1
+        assert f'FROM "{table}"' in role_lookups[0]
 
 
 def test_bad_exclude_is_a_400_naming_the_parameter(api_client):
