@@ -10,7 +10,7 @@ Prints p50/p95/p99 latency of next and submit, throughput and duplicates (a task
 to two annotators, or completed twice), plus EXPLAIN ANALYZE of the claim; appends the
 table to bench/RESULTS.md. The database is dropped afterwards (unless --keep-db).
 
-    .venv/bin/python bench/bench_queue.py --tasks 1000000 --annotators 32 --seconds 60
+    .venv/bin/python bench/bench_queue.py --tasks 1000000 --annotators 32 --seconds 60 --history 1000
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True)
         started = time.monotonic()
-        project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, args.annotators)
+        project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, args.annotators, args.history)
         print(f"filled {args.tasks:,} tasks in {time.monotonic() - started:.0f} s", flush=True)
         access_log = Path(env["VISION_VAR_DIR"]) / "bench-queue-access.log"
         access_log.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,11 @@ def _parse_args():
     parser.add_argument("--annotators", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time, after the warm-up")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
-    parser.add_argument("--think-ms", type=float, default=200.0,
+    parser.add_argument("--history", type=int, default=1000,
+                        help="tasks each annotator completed before the run (the claim skips their images)")
+    # A person looks at an image for seconds before submitting; 1 s after every request
+    # is a fast team (32 annotators finishing 16 tasks/s together).
+    parser.add_argument("--think-ms", type=float, default=1000.0,
                         help="mean pause after each request (uniform 0..2x); 0 = closed loop at full speed")
     parser.add_argument("--client-processes", type=int, default=4)
     parser.add_argument("--workers", type=int, default=6, help="gunicorn worker processes")
@@ -123,10 +127,11 @@ def _drop_database(server_dsn: str) -> None:
     connection.close()
 
 
-def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int) -> tuple[int, list[str]]:
+def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int, history: int) -> tuple[int, list[str]]:
     """One detection project with two classes and n_annotators users with API tokens
     (through the ORM), then n_tasks images each with one open task (set-based SQL: a
-    million rows in seconds)."""
+    million rows in seconds), of which n_annotators * history are already done, each by
+    one annotator: every claim has to pass over the caller's past work."""
     script = (
         "import json, django; django.setup()\n"
         "from django.contrib.auth import get_user_model\n"
@@ -173,11 +178,26 @@ def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int) -> tuple[int, li
             "INSERT INTO labeling_task (project_id, image_id, slot, status, priority, is_random_pick, created_at) "
             "SELECT project_id, id, 0, 'open', random(), false, now() FROM labeling_image WHERE project_id = %s",
             (project_id,))
+        cursor.execute(
+            "WITH authors AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM auth_user "
+            "                 WHERE username LIKE 'bench%%'), "
+            "     done AS (SELECT id, image_id, row_number() OVER (ORDER BY id) - 1 AS k FROM labeling_task "
+            "              WHERE project_id = %s ORDER BY id LIMIT %s), "
+            "     annotated AS (INSERT INTO labeling_annotation (project_id, image_id, task_id, author_id, kind, "
+            "         source, state, payload, flag_reason, time_spent_ms, review_status, review_comment, created_at) "
+            "       SELECT %s, done.image_id, done.id, authors.id, 'correct', 'human', 'submitted', "
+            "         '{\"boxes\": []}', '', 1000, 'pending', '', now() - interval '1 day' "
+            "       FROM done JOIN authors ON authors.n = done.k %% %s RETURNING task_id, author_id) "
+            "UPDATE labeling_task t SET status = 'done', completed_by_id = annotated.author_id, "
+            "  completed_at = now() - interval '1 day' FROM annotated WHERE t.id = annotated.task_id",
+            (project_id, n_annotators * history, project_id, n_annotators))
         for _, definition in secondary:
             cursor.execute(definition)
         cursor.execute("SET session_replication_role = DEFAULT")
         for table in ("labeling_image", "labeling_task", "labeling_annotation"):
             cursor.execute(f"VACUUM ANALYZE {table}")
+        # Write the fill out now: a checkpoint of it during the run would measure the disk.
+        cursor.execute("CHECKPOINT")
     connection.close()
     return project_id, tokens
 
@@ -361,7 +381,8 @@ def _report(args, samples, served, completed_twice: int, explain: str, server_ms
                      f"{_percentile(times, 99):.1f} |")
     lines += [
         "",
-        f"- tasks in the queue: {args.tasks:,}; annotators: {args.annotators}; measured {args.seconds:g} s after "
+        f"- tasks in the queue: {args.tasks:,}, of which {args.annotators * args.history:,} done before the run "
+        f"({args.history:,} per annotator); annotators: {args.annotators}; measured {args.seconds:g} s after "
         f"{args.warmup:g} s warm-up; think time {args.think_ms:g} ms mean (uniform 0..2x) after each request",
         f"- server: gunicorn gthread, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "
         f"loopback HTTP keep-alive; clients: {args.client_processes} processes",
