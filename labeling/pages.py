@@ -5,8 +5,8 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy
-from .permissions import projects_visible_to, require_role
-from .queue_selectors import project_queue_stats
+from .permissions import get_for_caller, projects_visible_to
+from .queue_selectors import projects_queue_stats
 
 # Each page: the least role that reaches it and its navigation title; the navigation
 # shows only the pages the caller reaches.
@@ -21,8 +21,8 @@ PAGES = {
 
 
 def _project_page(request, project_id: int, page: str, template: str, extra):
-    project = Project.objects.filter(pk=project_id).first()
-    role = require_role(request.user, project, PAGES[page][0])
+    project = get_for_caller(Project.objects.all(), project_id, request.user, PAGES[page][0])
+    role = project.caller_role
     nav = [
         {"name": name, "title": title, "url": reverse(f"page-{name}", args=[project.pk])}
         for name, (least, title) in PAGES.items() if ROLE_RANK[role] >= ROLE_RANK[least]
@@ -38,9 +38,10 @@ def _label_classes(project: Project) -> list[dict]:
 @login_required
 def project_list(request):
     projects = list(projects_visible_to(request.user).order_by("id"))
+    stats_by_project = projects_queue_stats(projects=projects)
     rows = []
     for project in projects:
-        stats = project_queue_stats(project=project)
+        stats = stats_by_project[project.pk]
         images = stats["images"]
         rows.append({
             "project": project,

@@ -60,47 +60,76 @@ def task_work_item(*, task: Task, project: Project) -> dict:
 
 
 def project_queue_stats(*, project: Project) -> dict:
-    """Queue counts for the project list. Totals are exact but cached for
-    STATS_CACHE_SECONDS per server process, so a page of projects costs no full counts
-    per request; leased tasks are counted live on their small partial index.
+    return projects_queue_stats(projects=[project])[project.pk]
+
+
+def projects_queue_stats(*, projects: list[Project]) -> dict[int, dict]:
+    """Queue counts per project id, for the project list: a fixed number of queries
+    however many projects. Totals are exact but cached for STATS_CACHE_SECONDS, so a page
+    of projects costs no full counts per request; leased tasks are counted live on their
+    small partial index.
 
     open_tasks: open and not under a live lease; flagged: images with a flag awaiting a lead.
     """
-    key = f"vision:queue-stats:{project.pk}"
-    totals = cache.get(key)
-    if totals is None:
-        totals = _totals(project)
-        cache.set(key, totals, STATS_CACHE_SECONDS)
-    leased = Task.objects.filter(
-        project=project, status=TaskStatus.OPEN, lease_expires_at__isnull=False,
+    ids = [project.pk for project in projects]
+    if not ids:
+        return {}
+    keys = {pk: f"vision:queue-stats:{pk}" for pk in ids}
+    cached = cache.get_many(keys.values())
+    totals = {pk: cached[key] for pk, key in keys.items() if key in cached}
+    missing = [pk for pk in ids if pk not in totals]
+    if missing:
+        fresh = _totals(missing)
+        cache.set_many({keys[pk]: fresh[pk] for pk in missing}, STATS_CACHE_SECONDS)
+        totals.update(fresh)
+    leased = _count_by_project(Task.objects.filter(
+        project_id__in=ids, status=TaskStatus.OPEN, lease_expires_at__isnull=False,
         lease_expires_at__gt=timezone.now(),
-    ).count()
-    deployed = (
-        ModelVersion.objects.filter(project=project, is_deployed=True)
-        .values("id", "number", "primary_metric", "metrics")
-        .first()
-    )
+    ))
+    deployed = {
+        row.pop("project_id"): row
+        for row in ModelVersion.objects.filter(project_id__in=ids, is_deployed=True)
+        .values("project_id", "id", "number", "primary_metric", "metrics")
+    }
     return {
-        "images": totals["images"],
-        "labeled_images": totals["labeled_images"],
-        "open_tasks": max(totals["open"] - leased, 0),
-        "leased_tasks": leased,
-        "done_tasks": totals["done"],
-        "flagged": totals["flagged"],
-        "deployed_version": deployed,
+        pk: {
+            "images": totals[pk]["images"],
+            "labeled_images": totals[pk]["labeled_images"],
+            "open_tasks": max(totals[pk]["open"] - leased.get(pk, 0), 0),
+            "leased_tasks": leased.get(pk, 0),
+            "done_tasks": totals[pk]["done"],
+            "flagged": totals[pk]["flagged"],
+            "deployed_version": deployed.get(pk),
+        }
+        for pk in ids
     }
 
 
-def _totals(project: Project) -> dict:
-    tasks = Task.objects.filter(project=project).aggregate(
-        open=Count("id", filter=Q(status=TaskStatus.OPEN)),
-        done=Count("id", filter=Q(status=TaskStatus.DONE)),
-    )
-    annotations = Annotation.objects.filter(project=project)
+def _count_by_project(queryset, distinct_images: bool = False) -> dict[int, int]:
+    count = Count("image_id", distinct=True) if distinct_images else Count("id")
+    return dict(queryset.order_by().values("project_id").annotate(n=count).values_list("project_id", "n"))
+
+
+def _totals(project_ids: list[int]) -> dict[int, dict]:
+    tasks = {
+        row["project_id"]: row
+        for row in Task.objects.filter(project_id__in=project_ids).order_by().values("project_id").annotate(
+            open=Count("id", filter=Q(status=TaskStatus.OPEN)),
+            done=Count("id", filter=Q(status=TaskStatus.DONE)),
+        )
+    }
+    annotations = Annotation.objects.filter(project_id__in=project_ids)
+    images = _count_by_project(Image.objects.filter(project_id__in=project_ids))
+    labeled = _count_by_project(annotations.filter(ACCEPTED_LABEL), distinct_images=True)
+    flagged = _count_by_project(annotations.filter(kind=AnnotationKind.FLAG, review_status=ReviewStatus.PENDING),
+                                distinct_images=True)
     return {
-        "images": Image.objects.filter(project=project).count(),
-        "labeled_images": annotations.filter(ACCEPTED_LABEL).values("image_id").distinct().count(),
-        "flagged": annotations.filter(kind=AnnotationKind.FLAG, review_status=ReviewStatus.PENDING)
-        .values("image_id").distinct().count(),
-        **tasks,
+        pk: {
+            "images": images.get(pk, 0),
+            "labeled_images": labeled.get(pk, 0),
+            "flagged": flagged.get(pk, 0),
+            "open": tasks.get(pk, {}).get("open", 0),
+            "done": tasks.get(pk, {}).get("done", 0),
+        }
+        for pk in project_ids
     }

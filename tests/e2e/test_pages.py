@@ -72,6 +72,28 @@ def test_project_list_shows_progress_and_the_deployed_model(client, make_user):
     assert "v1" in html and "0.610" in html
 
 
+@pytest.mark.django_db
+def test_project_list_costs_the_same_queries_for_one_project_or_five(client, make_user):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    annotator = make_user("ann")
+    detection_scene(members={annotator: Role.ANNOTATOR}, images=2)
+    client.force_login(annotator)
+
+    def queries_for_the_list():
+        cache.clear()  # cold: the cached totals are counted too
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/").status_code == 200
+        return len(captured.captured_queries)
+
+    with_one = queries_for_the_list()
+    for _ in range(4):
+        detection_scene(members={annotator: Role.ANNOTATOR}, images=1)
+    assert queries_for_the_list() == with_one
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_every_page_renders_without_console_errors(page, make_user):
