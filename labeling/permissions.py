@@ -8,38 +8,10 @@ from django.http import Http404
 from .models import ROLE_RANK, Membership, Project, Role
 
 
-def role_in_project(user, project: Project) -> str | None:
-    """The user's role, or None for a stranger. Superusers act as admins everywhere."""
-    if not user.is_authenticated:
-        return None
-    if user.is_superuser:
-        return Role.ADMIN
-    return (
-        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    )
-
-
-def check_role(role: str | None, project_id: int | None, minimum: str) -> str:
-    """Raise 404 to strangers (a project's existence is not disclosed) and 403 to members
-    whose role is below `minimum`; return the role otherwise. Django's own exceptions, so
-    pages and the API (DRF answers them as 404/403 with the message) share the check."""
-    if role is None:
-        raise Http404("No such project.")
-    if ROLE_RANK[role] < ROLE_RANK[minimum]:
-        raise PermissionDenied(f"This needs the {minimum} role in project {project_id}; you are {role}.")
-    return role
-
-
-def require_role(user, project: Project | None, minimum: str) -> str:
-    """check_role for a project already loaded (one query for the role)."""
-    if project is None:
-        return check_role(None, None, minimum)
-    return check_role(role_in_project(user, project), project.pk, minimum)
-
-
 def caller_role(user, project_ref: str = "pk"):
     """An expression for the user's role in the project whose id is at `project_ref` of the
-    rows queried, None for strangers: the role comes with the row, in the same query."""
+    rows queried, None for strangers: the role comes with the row, in the same query.
+    Superusers act as admins everywhere."""
     if not user.is_authenticated:
         return Value(None, output_field=CharField())
     if user.is_superuser:
@@ -51,13 +23,18 @@ def caller_role(user, project_ref: str = "pk"):
 def get_for_caller(queryset: QuerySet, pk: int, user, minimum: str) -> Model:
     """One row of a project-scoped model (a project itself, or a row with a `project`
     foreign key), after checking the caller holds at least `minimum` in its project.
-    The same 404 for a missing row and for strangers: neither learns that it exists."""
+    The same 404 for a missing row and for strangers (a project's existence is not
+    disclosed); 403 for members below `minimum`. Django's own exceptions, so pages and the
+    API (DRF answers them with the message) share the check."""
     is_project = queryset.model is Project
     project_ref = "pk" if is_project else "project_id"
     row = queryset.annotate(caller_role=caller_role(user, project_ref)).filter(pk=pk).first()
     if row is None or row.caller_role is None:
         raise Http404(f"No such {queryset.model._meta.verbose_name}.")
-    check_role(row.caller_role, row.pk if is_project else row.project_id, minimum)
+    role = row.caller_role
+    if ROLE_RANK[role] < ROLE_RANK[minimum]:
+        project_id = row.pk if is_project else row.project_id
+        raise PermissionDenied(f"This needs the {minimum} role in project {project_id}; you are {role}.")
     return row
 
 

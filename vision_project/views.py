@@ -8,7 +8,7 @@ from django.db import connection
 from django.http import FileResponse, Http404, JsonResponse
 
 from labeling.models import Project, Role
-from labeling.permissions import role_in_project
+from labeling.permissions import caller_role
 
 _PROJECT_MEDIA = re.compile(r"^projects/(\d+)/")
 
@@ -25,11 +25,10 @@ def protected_media(request, path: str):
     match = _PROJECT_MEDIA.match(path)
     if match is None or ".." in path.split("/"):
         raise Http404("No such file.")
-    project = Project.objects.filter(pk=int(match.group(1))).first()
-    role = role_in_project(request.user, project) if project is not None else None
-    if role is None:
+    project = Project.objects.annotate(role=caller_role(request.user)).filter(pk=int(match.group(1))).first()
+    if project is None or project.role is None:
         raise Http404("No such file.")
-    if path.startswith(f"projects/{project.pk}/models/") and role != Role.ADMIN:
+    if path.startswith(f"projects/{project.pk}/models/") and project.role != Role.ADMIN:
         raise Http404("No such file.")
     if not default_storage.exists(path):
         raise Http404("No such file.")
