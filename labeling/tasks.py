@@ -17,6 +17,13 @@ def export_execute(job_id: int) -> None:
     export_job_execute(job_id=job_id)
 
 
+@shared_task(name="labeling.tasks.export_files_expire")
+def export_files_expire() -> int:
+    from .exporters.service import export_files_expire as expire
+
+    return expire()
+
+
 @shared_task(name="labeling.tasks.import_staging_sweep")
 def import_staging_sweep() -> int:
     from .importers.service import import_staging_sweep as sweep

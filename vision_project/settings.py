@@ -145,6 +145,8 @@ VISION_MAX_LABEL_FILE_BYTES = env.int("VISION_MAX_LABEL_FILE_BYTES", default=200
 VISION_IMPORT_SYNC_MAX_FILES = env.int("VISION_IMPORT_SYNC_MAX_FILES", default=20)
 # Exports of more labeled images than this run as a background job (202).
 VISION_EXPORT_SYNC_MAX_IMAGES = env.int("VISION_EXPORT_SYNC_MAX_IMAGES", default=200)
+# Finished export zips are deleted this many days after they were written.
+VISION_EXPORT_RETENTION_DAYS = env.int("VISION_EXPORT_RETENTION_DAYS", default=7)
 
 # Model weights: an admin-configured folder of trusted start weights (never downloaded).
 VISION_WEIGHTS_DIR = Path(env.str("VISION_WEIGHTS_DIR", default=str(VAR_DIR / "weights")))
@@ -226,6 +228,11 @@ CELERY_BEAT_SCHEDULE = {
     # Removes staged uploads left behind by import jobs whose worker died.
     "import-staging-sweep": {
         "task": "labeling.tasks.import_staging_sweep",
+        "schedule": timedelta(hours=1),
+    },
+    # Deletes export zips older than VISION_EXPORT_RETENTION_DAYS.
+    "export-files-expire": {
+        "task": "labeling.tasks.export_files_expire",
         "schedule": timedelta(hours=1),
     },
 }

@@ -2,7 +2,8 @@
 
 Small exports are written straight into the response; large ones run as an ExportJob that
 writes a zip to a local temporary file and saves it through the storage API under
-projects/<id>/exports/, where the media view serves it to project members.
+projects/<id>/exports/, where the media view serves it to project members until
+export_files_expire removes it (hourly beat, VISION_EXPORT_RETENTION_DAYS).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -160,6 +163,26 @@ def export_job_execute(*, job_id: int) -> None:
             traceback=traceback.format_exc(),
             finished_at=timezone.now(),
         )
+
+
+def export_files_expire(*, older_than: timedelta | None = None) -> int:
+    """Delete the zips of exports finished longer ago than `older_than` (default: the
+    VISION_EXPORT_RETENTION_DAYS setting), so finished exports do not fill the disk; the
+    job rows stay, saying the file expired. Returns how many files were removed."""
+    older_than = older_than or timedelta(days=settings.VISION_EXPORT_RETENTION_DAYS)
+    expired = ExportJob.objects.filter(
+        status=JobStatus.SUCCEEDED, finished_at__lt=timezone.now() - older_than
+    ).exclude(result_file="")
+    removed = 0
+    for job in expired.only("pk", "result_file", "message"):
+        name = job.result_file.name
+        # The row first: a download never finds the row pointing at a deleted file.
+        if ExportJob.objects.filter(pk=job.pk, result_file=name).update(
+            result_file="", message=f"{job.message} (the file expired; export again)"[:500]
+        ):
+            default_storage.delete(name)
+            removed += 1
+    return removed
 
 
 def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:

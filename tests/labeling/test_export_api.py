@@ -90,6 +90,39 @@ def test_large_export_runs_as_a_job_and_members_download_the_zip(
     assert api_client.get(detail["download_url"]).status_code == 404
 
 
+def test_finished_export_zips_expire_after_the_retention_and_their_rows_say_so(db, api_client, tmp_path, settings):
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from labeling.exporters.service import export_files_expire
+
+    settings.VISION_EXPORT_RETENTION_DAYS = 7
+    project, lead = labeled_project(tmp_path, count=1)
+    now = timezone.now()
+
+    def finished_job(days_ago: float) -> ExportJob:
+        job = ExportJob.objects.create(project=project, format="coco", status=JobStatus.SUCCEEDED,
+                                       finished_at=now - timedelta(days=days_ago), message="1 labeled images")
+        job.result_file = default_storage.save(f"projects/{project.pk}/exports/{job.pk}-coco.zip",
+                                               ContentFile(b"zip"))
+        job.save()
+        return job
+
+    old, recent = finished_job(8), finished_job(6)
+    assert export_files_expire() == 1
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert old.result_file.name == "" and "expired" in old.message
+    assert not default_storage.exists(f"projects/{project.pk}/exports/{old.pk}-coco.zip")
+    assert default_storage.exists(recent.result_file.name)
+    api_client.force_authenticate(lead)
+    assert api_client.get(f"/api/export-jobs/{old.pk}/").json()["download_url"] is None
+    assert export_files_expire() == 0  # nothing left to do: rows already updated
+
+
 def test_export_command_writes_a_folder_or_a_zip(db, tmp_path):
     project, _ = labeled_project(tmp_path, count=3)
     call_command("export_labels", str(project.pk), str(tmp_path / "out"), "--format", "yolo")

@@ -52,3 +52,14 @@ def test_report_recording_stays_connected_with_debug_off():
     result = _manage("shell", "-c", code, env_extra={"DEBUG": "False"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("connected"), result.stdout
+
+
+def test_every_beat_entry_names_a_registered_task():
+    from django.conf import settings
+
+    from vision_project.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled - set(app.tasks) == set()
+    assert "labeling.tasks.export_files_expire" in scheduled
