@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -24,6 +23,7 @@ from django.utils import timezone
 from vision_project.api_errors import Conflict
 
 from ..importers.service import staging_dir
+from ..jobs import JobStopped, job_progress_writer
 from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, Project, TaskType
 from ..selectors import image_latest_labels
 from .coco import coco_write
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("coco", "yolo", "voc", "csv")
 _DETECTION_ONLY = {"coco", "voc"}
-_PROGRESS_EVERY_S = 1.0
 
 
 class ExportRefused(ValueError):
@@ -90,15 +89,9 @@ def export_zip(*, project: Project, export_format: str, include_images: bool = T
     """The export as a zip in an anonymous temporary file, rewound; the caller closes it."""
     fileobj = tempfile.TemporaryFile(dir=staging_dir())
     try:
-        sink = ZipSink(fileobj)
-        export_write(
-            project=project,
-            export_format=export_format,
-            sink=sink,
-            include_images=include_images,
-            on_progress=on_progress,
-        )
-        sink.close()
+        with ZipSink(fileobj) as sink:
+            export_write(project=project, export_format=export_format, sink=sink, include_images=include_images,
+                         on_progress=on_progress)
     except BaseException:
         fileobj.close()
         raise
@@ -139,9 +132,8 @@ def export_job_execute(*, job_id: int) -> None:
     saved = ""
     try:
         total = export_size(project=job.project)
-        with export_zip(
-            project=job.project, export_format=job.format, on_progress=_progress_writer(job_id, total)
-        ) as fileobj:
+        on_progress = job_progress_writer(ExportJob, job_id, total, cap=0.99)
+        with export_zip(project=job.project, export_format=job.format, on_progress=on_progress) as fileobj:
             name = f"projects/{job.project_id}/exports/{job.pk}-{job.format}.zip"
             saved = default_storage.save(name, File(fileobj, name=name))
         finished = running.update(
@@ -153,6 +145,8 @@ def export_job_execute(*, job_id: int) -> None:
         )
         if not finished:  # failed or cancelled meanwhile: keep no orphan file
             default_storage.delete(saved)
+    except JobStopped:
+        pass  # marked failed meanwhile (stale heartbeat): the row says so already
     except Exception as exc:
         logger.exception("export job %s failed", job_id)
         if saved:
@@ -183,18 +177,3 @@ def export_files_expire(*, older_than: timedelta | None = None) -> int:
             default_storage.delete(name)
             removed += 1
     return removed
-
-
-def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:
-    last = 0.0
-
-    def write(done: int) -> None:
-        nonlocal last
-        if time.monotonic() - last < _PROGRESS_EVERY_S:
-            return
-        last = time.monotonic()
-        ExportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
-            progress=min(done / total, 0.99) if total else 0.0, heartbeat_at=timezone.now()
-        )
-
-    return write

@@ -28,10 +28,18 @@ class DirSink:
 
 
 class ZipSink:
-    """Labels are deflated; images are stored as they are (they are compressed already)."""
+    """Labels are deflated; images are stored as they are (they are compressed already).
+    A context manager: the archive is closed on the way out, on failure too (an open
+    ZipFile over a closed file errors when it is collected)."""
 
     def __init__(self, fileobj: BinaryIO):
         self.archive = zipfile.ZipFile(fileobj, "w", zipfile.ZIP_DEFLATED)
+
+    def __enter__(self) -> ZipSink:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.archive.close()
 
     def write_text(self, arcname: str, text: str) -> None:
         self.archive.writestr(arcname, text)
@@ -41,6 +49,3 @@ class ZipSink:
         info.compress_type = zipfile.ZIP_STORED
         with default_storage.open(storage_name, "rb") as source, self.archive.open(info, "w") as out:
             shutil.copyfileobj(source, out)
-
-    def close(self) -> None:
-        self.archive.close()

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..ingest import IngestBatch
+from ..jobs import JobStopped, job_progress_writer
 from ..models import ACTIVE_JOB_STATUSES, ImportJob, JobStatus, Project, TaskType
 from .classification import csv_records, folder_records
 from .coco import coco_records
@@ -45,15 +46,10 @@ _FORMAT_TASK_TYPES = {
 LABEL_SUFFIXES = (".json", ".txt", ".yaml", ".yml", ".xml", ".csv")
 # The report lists every problem item up to this many; counts are always complete.
 REPORT_MAX_ITEMS = 1000
-_PROGRESS_EVERY_S = 1.0
 
 
 class ImportRefused(ValueError):
     """The import as a whole cannot run (wrong format for the project, ...)."""
-
-
-class _Stopped(Exception):
-    """The job was cancelled or marked failed while it ran."""
 
 
 def staging_dir() -> Path:
@@ -300,9 +296,9 @@ def import_job_execute(*, job_id: int) -> None:
             create_classes=options.get("create_classes", False),
             author=job.requested_by,
             keep_created=False,
-            on_progress=_progress_writer(job_id, total),
+            on_progress=job_progress_writer(ImportJob, job_id, total, count_field="processed"),
         )
-    except _Stopped:
+    except JobStopped:
         running.filter(cancel_requested=True).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
     except ImportRefused as exc:
         running.update(status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now())
@@ -365,22 +361,3 @@ def import_staging_sweep(*, older_than: timedelta = timedelta(hours=24)) -> int:
             entry.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def _progress_writer(job_id: int, total: int) -> Callable[[int], None]:
-    """Writes progress and the heartbeat at most once a second; stops the run when the
-    row is no longer RUNNING or a cancel was asked for."""
-    last = 0.0
-
-    def write(done: int) -> None:
-        nonlocal last
-        if time.monotonic() - last < _PROGRESS_EVERY_S:
-            return
-        last = time.monotonic()
-        alive = ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, cancel_requested=False).update(
-            processed=done, progress=min(done / total, 1.0) if total else 0.0, heartbeat_at=timezone.now()
-        )
-        if not alive:
-            raise _Stopped()
-
-    return write

@@ -90,6 +90,38 @@ def test_large_export_runs_as_a_job_and_members_download_the_zip(
     assert api_client.get(detail["download_url"]).status_code == 404
 
 
+def test_export_job_failed_as_stale_meanwhile_stops_and_keeps_no_file(db, tmp_path, monkeypatch):
+    from django.utils import timezone
+
+    from labeling import jobs
+    from labeling.exporters import service
+
+    project, _ = labeled_project(tmp_path, count=3)
+    job = ExportJob.objects.create(project=project, format="coco")
+    monkeypatch.setattr(jobs, "PROGRESS_EVERY_S", 0.0)
+    real_writer = service.job_progress_writer
+    progress_calls = []
+
+    def writer_failed_meanwhile(model, job_id, total, **options):
+        write = real_writer(model, job_id, total, **options)
+
+        def wrapped(done):
+            progress_calls.append(done)
+            # What stale_jobs_fail does when it misses heartbeats.
+            model.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error="stale", finished_at=timezone.now())
+            write(done)
+
+        return wrapped
+
+    monkeypatch.setattr(service, "job_progress_writer", writer_failed_meanwhile)
+    service.export_job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.error, job.result_file.name) == (JobStatus.FAILED, "stale", "")
+    assert progress_calls == [1]  # stopped at the first write, not after all three images
+    exports = tmp_path / "media" / "projects" / str(project.pk) / "exports"
+    assert not exports.exists() or not list(exports.iterdir())
+
+
 def test_finished_export_zips_expire_after_the_retention_and_their_rows_say_so(db, api_client, tmp_path, settings):
     from datetime import timedelta
 
@@ -135,3 +167,25 @@ def test_export_command_writes_a_folder_or_a_zip(db, tmp_path):
     )
     with pytest.raises(CommandError, match="exists already"):
         call_command("export_labels", str(project.pk), str(tmp_path / "out.zip"), "--format", "csv")
+
+
+def test_export_command_refusing_a_format_leaves_no_file(db, tmp_path):
+    classification = make_project(task_type="classification", classes=("cat", "dog"))
+    with pytest.raises(CommandError, match="holds boxes"):
+        call_command("export_labels", str(classification.pk), str(tmp_path / "x.zip"), "--format", "coco")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_export_command_failing_midway_leaves_no_half_written_zip(db, tmp_path, monkeypatch):
+    from labeling.management.commands import export_labels
+
+    project, _ = labeled_project(tmp_path, count=2)
+
+    def failing_write(**options):
+        options["sink"].write_text("labels.csv", "partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_labels, "export_write", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        call_command("export_labels", str(project.pk), str(tmp_path / "y.zip"), "--format", "csv")
+    assert not (tmp_path / "y.zip").exists()

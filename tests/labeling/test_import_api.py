@@ -216,16 +216,17 @@ def test_cancelled_queued_job_never_runs_and_its_staged_files_go(
 
 
 def test_running_job_stops_at_its_next_progress_write_when_cancelled(project, tmp_path, monkeypatch):
+    from labeling import jobs
     from labeling.importers import service
 
     for n in range(4):
         (tmp_path / f"{n}.jpg").write_bytes(image_bytes(color=(n, 9, 9)))
     job = service.import_job_create(project=project, source_path=str(tmp_path), enqueue=False)
-    monkeypatch.setattr(service, "_PROGRESS_EVERY_S", 0.0)
-    real_writer = service._progress_writer
+    monkeypatch.setattr(jobs, "PROGRESS_EVERY_S", 0.0)
+    real_writer = service.job_progress_writer
 
-    def cancelling_writer(job_id, total):
-        write = real_writer(job_id, total)
+    def cancelling_writer(model, job_id, total, **options):
+        write = real_writer(model, job_id, total, **options)
 
         def wrapped(done):
             if done == 2:
@@ -234,10 +235,11 @@ def test_running_job_stops_at_its_next_progress_write_when_cancelled(project, tm
 
         return wrapped
 
-    monkeypatch.setattr(service, "_progress_writer", cancelling_writer)
+    monkeypatch.setattr(service, "job_progress_writer", cancelling_writer)
     service.import_job_execute(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
+    assert job.processed < 4
     assert tmp_path.is_dir()  # a server folder is never deleted
 
 

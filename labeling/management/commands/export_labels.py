@@ -1,8 +1,10 @@
 """Export a project's current labels to a folder, or to a zip when OUT ends in .zip."""
 
+import os
+
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.exporters.service import EXPORT_FORMATS, ExportRefused, export_write
+from labeling.exporters.service import EXPORT_FORMATS, ExportRefused, export_check_format, export_write
 from labeling.exporters.sinks import DirSink, ZipSink
 
 from ..project_arg import project_from_argument
@@ -20,19 +22,21 @@ class Command(BaseCommand):
     def handle(self, *args, project, out, format, no_images, **options):
         project = project_from_argument(project)
         try:
-            if out.lower().endswith(".zip"):
-                with open(out, "xb") as fileobj:
-                    sink = ZipSink(fileobj)
-                    export_write(
-                        project=project, export_format=format, sink=sink, include_images=not no_images
-                    )
-                    sink.close()
-            else:
-                export_write(
-                    project=project, export_format=format, sink=DirSink(out), include_images=not no_images
-                )
+            export_check_format(project=project, export_format=format)
         except ExportRefused as exc:
             raise CommandError(str(exc)) from None
-        except FileExistsError:
-            raise CommandError(f"{out} exists already.") from None
+        options = {"project": project, "export_format": format, "include_images": not no_images}
+        if not out.lower().endswith(".zip"):
+            export_write(sink=DirSink(out), **options)
+        else:
+            try:
+                fileobj = open(out, "xb")
+            except FileExistsError:
+                raise CommandError(f"{out} exists already.") from None
+            try:
+                with fileobj, ZipSink(fileobj) as sink:
+                    export_write(sink=sink, **options)
+            except BaseException:
+                os.unlink(out)  # no half-written zip left behind
+                raise
         self.stdout.write(f"Exported {project.name} as {format} to {out}")
