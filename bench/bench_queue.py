@@ -1,10 +1,12 @@
 """Queue benchmark: next-task and submit latency with many tasks and concurrent annotators.
 
 Fills a dedicated PostgreSQL database with one project of N open tasks (random
-priorities; image rows with fake file names, the queue never reads the files), starts the
+priorities; image rows with fake file names, the queue never reads the files), a deployed
+model with a pre-label per image, and a history of done work per annotator; starts the
 real server (gunicorn, gthread, DEBUG off) on 127.0.0.1, and drives simulated annotators
 from separate processes over HTTP keep-alive connections for a bounded time. Each
-annotator loops: GET next -> think -> POST annotation (Idempotency-Key) -> think.
+annotator loops: GET next -> think -> POST annotation (Idempotency-Key: the pre-label
+accepted or corrected) -> think.
 
 Prints p50/p95/p99 latency of next and submit, throughput and duplicates (a task served
 to two annotators, or completed twice), plus EXPLAIN ANALYZE of the claim; appends the
@@ -59,7 +61,8 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True)
         started = time.monotonic()
-        project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, args.annotators, args.history)
+        project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, args.annotators, args.history,
+                                   not args.no_prelabels)
         print(f"filled {args.tasks:,} tasks in {time.monotonic() - started:.0f} s", flush=True)
         access_log = Path(env["VISION_VAR_DIR"]) / "bench-queue-access.log"
         access_log.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,8 @@ def _parse_args():
                         help="tasks each annotator completed before the run (the claim skips their images)")
     # A person looks at an image for seconds before submitting; 1 s after every request
     # is a fast team (32 annotators finishing 16 tasks/s together).
+    parser.add_argument("--no-prelabels", action="store_true",
+                        help="no deployed model: next-task serves no pre-label, annotators draw boxes")
     parser.add_argument("--think-ms", type=float, default=1000.0,
                         help="mean pause after each request (uniform 0..2x); 0 = closed loop at full speed")
     parser.add_argument("--client-processes", type=int, default=4)
@@ -127,11 +132,13 @@ def _drop_database(server_dsn: str) -> None:
     connection.close()
 
 
-def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int, history: int) -> tuple[int, list[str]]:
+def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int, history: int,
+          prelabels: bool) -> tuple[int, list[str]]:
     """One detection project with two classes and n_annotators users with API tokens
     (through the ORM), then n_tasks images each with one open task (set-based SQL: a
     million rows in seconds), of which n_annotators * history are already done, each by
-    one annotator: every claim has to pass over the caller's past work."""
+    one annotator: every claim has to pass over the caller's past work. With `prelabels`,
+    a deployed model version has a pre-label for every image."""
     script = (
         "import json, django; django.setup()\n"
         "from django.contrib.auth import get_user_model\n"
@@ -139,8 +146,10 @@ def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int, history: int) ->
         "from labeling.models import Project, Role\n"
         "from labeling.services import label_class_create, membership_set\n"
         "project = Project.objects.create(name='queue benchmark', task_type='detection')\n"
-        "for name in ('car', 'tree'):\n"
-        "    label_class_create(project=project, name=name)\n"
+        "classes = [label_class_create(project=project, name=name).pk for name in ('car', 'tree')]\n"
+        "from training.models import ModelVersion\n"
+        "ModelVersion.objects.create(project=project, number=1, backend='yolo', class_ids=classes,\n"
+        "                            status='deployed', is_deployed=True)\n"
         "tokens = []\n"
         f"for n in range({n_annotators}):\n"
         "    user = get_user_model().objects.create(username=f'bench{n}')\n"
@@ -191,10 +200,23 @@ def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int, history: int) ->
             "UPDATE labeling_task t SET status = 'done', completed_by_id = annotated.author_id, "
             "  completed_at = now() - interval '1 day' FROM annotated WHERE t.id = annotated.task_id",
             (project_id, n_annotators * history, project_id, n_annotators))
+        if prelabels:
+            # The deployed model's pre-label of every image: two boxes with their class
+            # scores, and a 256-float embedding as YOLO's would be.
+            cursor.execute(
+                "INSERT INTO training_prediction (image_id, model_version_id, payload, uncertainty, embedding, "
+                "created_at) SELECT t.image_id, v.id, json_build_object('boxes', json_build_array("
+                "  json_build_object('x1', 40, 'y1', 60, 'x2', 200, 'y2', 220, 'label', v.class_ids->0, "
+                "                    'score', 0.8, 'probs', json_build_array(0.8, 0.1)), "
+                "  json_build_object('x1', 300, 'y1', 100, 'x2', 420, 'y2', 380, 'label', v.class_ids->1, "
+                "                    'score', 0.4, 'probs', json_build_array(0.3, 0.4))))::jsonb, "
+                "  t.priority, decode(repeat('0000803f', 256), 'hex'), now() "
+                "FROM labeling_task t JOIN training_modelversion v ON v.project_id = t.project_id "
+                "WHERE t.project_id = %s", (project_id,))
         for _, definition in secondary:
             cursor.execute(definition)
         cursor.execute("SET session_replication_role = DEFAULT")
-        for table in ("labeling_image", "labeling_task", "labeling_annotation"):
+        for table in ("labeling_image", "labeling_task", "labeling_annotation", "training_prediction"):
             cursor.execute(f"VACUUM ANALYZE {table}")
         # Write the fill out now: a checkpoint of it during the run would measure the disk.
         cursor.execute("CHECKPOINT")
@@ -294,15 +316,33 @@ def _annotator(project_id: int, token: str, start_at: float, measure_from: float
         if status != 200:
             pause()
             continue
-        task_id = json.loads(data)["task"]["id"]
+        work = json.loads(data)
+        task_id = work["task"]["id"]
         if time.monotonic() >= measure_from:
             served.append(task_id)
         pause()
-        body = json.dumps({"kind": "correct", "payload": {"boxes": []}, "time_spent_ms": 1000}).encode()
+        body = json.dumps(_submission(work, rng)).encode()
         call("submit", "POST", f"/api/tasks/{task_id}/annotations/", body,
              {"Idempotency-Key": str(uuid.uuid4())})
         pause()
     return [s for s in samples if s[3] >= measure_from], served
+
+
+def _submission(work: dict, rng: random.Random) -> dict:
+    """What a person sends back: half the pre-labels accepted as they are, the other half
+    corrected (a box nudged, sometimes one deleted); without a pre-label, a drawn box."""
+    prediction = work["prediction"]
+    if prediction is None:
+        label = work["label_classes"][0]["id"]
+        return {"kind": "correct", "payload": {"boxes": [{"x1": 10, "y1": 10, "x2": 90, "y2": 70, "label": label}]},
+                "time_spent_ms": 1000}
+    if rng.random() < 0.5:
+        return {"kind": "accept", "prediction_id": prediction["id"], "time_spent_ms": 1000}
+    boxes = [{k: box[k] for k in ("x1", "y1", "x2", "y2", "label")} for box in prediction["payload"]["boxes"]]
+    boxes[0] = {**boxes[0], "x1": boxes[0]["x1"] + 5, "x2": boxes[0]["x2"] + 5}
+    if rng.random() < 0.5:
+        boxes.pop()
+    return {"kind": "correct", "payload": {"boxes": boxes}, "prediction_id": prediction["id"], "time_spent_ms": 1000}
 
 
 def _client_process(job):
@@ -382,7 +422,9 @@ def _report(args, samples, served, completed_twice: int, explain: str, server_ms
     lines += [
         "",
         f"- tasks in the queue: {args.tasks:,}, of which {args.annotators * args.history:,} done before the run "
-        f"({args.history:,} per annotator); annotators: {args.annotators}; measured {args.seconds:g} s after "
+        f"({args.history:,} per annotator); "
+        f"{'no pre-labels' if args.no_prelabels else 'a deployed model with a pre-label (2 boxes, 1 KiB embedding) per image, half accepted and half corrected'}; "
+        f"annotators: {args.annotators}; measured {args.seconds:g} s after "
         f"{args.warmup:g} s warm-up; think time {args.think_ms:g} ms mean (uniform 0..2x) after each request",
         f"- server: gunicorn gthread, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "
         f"loopback HTTP keep-alive; clients: {args.client_processes} processes",
