@@ -33,17 +33,23 @@ def prediction_item(prediction: Prediction | None) -> dict | None:
             "payload": prediction.payload, "class_ids": prediction.model_version.class_ids}
 
 
+# What image_item reads.
+IMAGE_ITEM_FIELDS = ("id", "original_name", "file", "display_file", "width", "height", "split")
+
+
 def task_work_item(*, task: Task, project: Project) -> dict:
-    """A leased task with its image, the deployed model's pre-label and the taxonomy."""
-    image = task.image
+    """A leased task with its image, the deployed model's pre-label and the taxonomy. The
+    pre-label comes with its image in one query; only an image without one costs a second."""
     prediction = (
         Prediction.objects.filter(
-            image_id=image.pk, model_version__project_id=project.pk, model_version__is_deployed=True
+            image_id=task.image_id, model_version__project_id=project.pk, model_version__is_deployed=True
         )
-        .select_related("model_version")
-        .only("id", "payload", "model_version__number", "model_version__class_ids")
+        .select_related("model_version", "image")
+        .only("id", "payload", "model_version__number", "model_version__class_ids",
+              *(f"image__{name}" for name in IMAGE_ITEM_FIELDS))
         .first()
     )
+    image = prediction.image if prediction else Image.objects.only(*IMAGE_ITEM_FIELDS).get(pk=task.image_id)
     return {
         "task": {
             "id": task.pk,

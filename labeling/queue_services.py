@@ -64,7 +64,7 @@ WHERE id = (
     LIMIT 1
     {lock}
 )
-RETURNING id
+RETURNING *
 """
 # With overlap an image has several open slots: not two of them to one person at once.
 _OTHER_SLOT_HELD = """AND NOT EXISTS (
@@ -103,7 +103,7 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
     own = list(
         Task.objects.filter(
             project=project, lease_holder=user, status=TaskStatus.OPEN, lease_expires_at__gt=now
-        ).select_related("image").order_by("lease_expires_at", "id")
+        ).order_by("lease_expires_at", "id")
     )
     for task in own:
         if task.pk not in exclude:
@@ -117,12 +117,8 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
         )
     expires = now + timedelta(seconds=project.lease_ttl_seconds)
     sql, params = claim_statement(project=project, user=user, exclude=exclude, now=now, expires=expires)
-    with connection.cursor() as cursor:  # one statement: its own short transaction
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return Task.objects.select_related("image").get(pk=row[0])
+    # One statement, its own short transaction; RETURNING gives the leased row itself.
+    return next(iter(Task.objects.raw(sql, params)), None)
 
 
 def task_lease_renew(*, task: Task, user) -> Task:

@@ -226,11 +226,15 @@ def test_strangers_get_404_on_every_queue_endpoint(api_client):
 
 def test_next_and_submit_load_the_callers_role_with_the_object(api_client, django_assert_num_queries):
     project = make_project()
-    add_images(project, [0.9])
+    [image] = add_images(project, [0.9])
+    Prediction.objects.create(image=image, model_version=deploy_model(project), payload={"boxes": []})
     as_user(api_client, member(project))
-    # project with the caller's role, own leases, claim, claimed task with image, pre-label, classes
-    with django_assert_num_queries(6) as next_queries:
-        task_id = next_task(api_client, project).json()["task"]["id"]
+    # project with the caller's role, own leases, the claim returning the task, the pre-label
+    # with its image, the classes
+    with django_assert_num_queries(5) as next_queries:
+        body = next_task(api_client, project).json()
+    task_id = body["task"]["id"]
+    assert body["prediction"]["payload"] == {"boxes": []} and body["image"]["id"] == image.pk
     with CaptureQueriesContext(connection) as submit_queries:
         response = api_client.post(f"/api/tasks/{task_id}/annotations/", {"kind": "correct", "payload": {"boxes": []}},
                                    format="json", HTTP_IDEMPOTENCY_KEY="budget")
