@@ -85,6 +85,24 @@ def test_gif_is_stored_as_png_so_training_tools_read_it_as_an_image(project):
         assert PILImage.open(f).format == "PNG"
 
 
+def test_heic_photo_from_a_phone_is_accepted_and_stored_as_jpeg(project):
+    import pillow_heif  # test-only: an encoder to make the sample; the app reads HEIC with pi-heif
+
+    out = io.BytesIO()
+    pillow_heif.from_pillow(PILImage.new("RGB", (64, 48), (200, 10, 10))).save(out, quality=95)
+    assert out.getvalue()[4:12] == b"ftypheic"
+    result = ingest(project, "IMG_0001.HEIC", out.getvalue())
+    assert result.status == "created", result
+    image = Image.objects.get(pk=result.image_id)
+    assert (image.width, image.height, image.original_name) == (64, 48, "IMG_0001.HEIC")
+    assert image.file.name.endswith(".jpg")
+    with image.file.open("rb") as f:
+        stored = PILImage.open(f)
+        assert stored.format == "JPEG"
+        red, green, blue = stored.convert("RGB").getpixel((32, 24))
+        assert red > 150 and green < 60 and blue < 60
+
+
 def test_path_inside_an_archive_keeps_the_base_name(project):
     result = ingest(project, "photos.zip/trees/a.png", image_bytes(fmt="PNG"))
     assert Image.objects.get(pk=result.image_id).original_name == "a.png"
