@@ -504,8 +504,6 @@ def auto_retrain_check() -> list[int]:
     since its last run (or since the start); return the new runs' ids."""
     started = []
     for project in Project.objects.filter(retrain_every_n_labels__gt=0):
-        if selectors.training_run_active(project) is not None:
-            continue
         last = selectors.training_run_latest(project)
         since = last.labels_at_start if last is not None else 0
         if selectors.verified_label_count(project) - since < project.retrain_every_n_labels:
@@ -513,7 +511,7 @@ def auto_retrain_check() -> list[int]:
         try:
             run = training_run_start(project=project, trigger=TrainingTrigger.AUTO)
         except Conflict:
-            continue  # a run started between the check and the insert
+            continue  # one is queued or running already
         started.append(run.pk)
     return started
 
