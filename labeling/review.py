@@ -8,14 +8,13 @@ rejecting it sends the image back to the queue.
 from __future__ import annotations
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from vision_project.api_errors import Conflict
 
 from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus, Split, Task
 from .queue_services import task_reopen_for_image
-from .selectors import ACCEPTED_LABEL
 
 ACCEPT, REJECT = "accept", "reject"
 
@@ -90,19 +89,3 @@ def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: s
 
 def _latest_task(image: Image) -> Task | None:
     return Task.objects.filter(image=image).order_by("-slot").first()
-
-
-def training_labels(*, project: Project) -> QuerySet[Annotation]:
-    """The annotations that count as labels for training and evaluation: selectors.ACCEPTED_LABEL
-    (accepted or corrected, submitted in time, not rejected; imports count) on images of the
-    train or validation split that carry no flag a lead has not rejected: a pending flag
-    keeps the image out until a lead decides. With overlap an image can have several; the
-    newest comes first."""
-    unclear = Annotation.objects.filter(image_id=OuterRef("image_id"), kind=AnnotationKind.FLAG).exclude(
-        review_status=ReviewStatus.REJECTED
-    )
-    return (
-        Annotation.objects.filter(ACCEPTED_LABEL, project=project, image__split__in=(Split.TRAIN, Split.VALIDATION))
-        .filter(~Exists(unclear))
-        .order_by("image_id", "-created_at", "-id")
-    )

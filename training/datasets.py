@@ -60,11 +60,10 @@ def dataset_snapshot(*, project: Project, require_train: bool = True) -> Snapsho
         raise SnapshotError(f"project {project.pk} has no label classes")
     class_ids = [c[0] for c in classes]
     index_of = {class_id: i for i, class_id in enumerate(class_ids)}
-    labels = selectors.image_latest_labels(project)
-    images = Image.objects.filter(pk__in=labels.keys(), split__in=(Split.TRAIN, Split.VALIDATION)).order_by("id")
     train, val, train_ids, val_ids = [], [], [], []
-    for image in images.iterator(chunk_size=2000):
-        item = _item(image, labels[image.pk], index_of, project.task_type)
+    for label in selectors.training_labels(project).iterator(chunk_size=2000):
+        image = label.image
+        item = _item(image, label.payload, index_of, project.task_type)
         if item is None:
             continue
         if image.split == Split.TRAIN:

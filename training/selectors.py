@@ -4,7 +4,15 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, QuerySet
 
 from labeling import selectors as labeling_selectors
-from labeling.models import ACTIVE_JOB_STATUSES, Annotation, AnnotationKind, Image, Project, ReviewStatus
+from labeling.models import (
+    ACTIVE_JOB_STATUSES,
+    Annotation,
+    AnnotationKind,
+    Image,
+    Project,
+    ReviewStatus,
+    Split,
+)
 from labeling.selectors import ACCEPTED_LABEL
 
 from .models import ModelVersion, Prediction, PrelabelRun, TrainingRun
@@ -16,19 +24,21 @@ def verified_annotations(project: Project) -> QuerySet[Annotation]:
     return Annotation.objects.filter(ACCEPTED_LABEL, project=project)
 
 
-def image_latest_labels(project: Project) -> dict[int, dict]:
-    """image id -> payload of the image's current label, for every labeled image without an
-    "unclear" flag that a lead has not sent back: a pending flag keeps the image out until a
-    lead decides, and a confirmed one keeps it out for good."""
+def training_labels(project: Project) -> QuerySet[Annotation]:
+    """What training and evaluation learn from: each image's current label
+    (labeling.selectors.image_latest_labels), with its image, on images of the train or
+    validation split that carry no "unclear" flag a lead has not sent back (a pending flag
+    keeps the image out until a lead decides; a confirmed one keeps it out for good).
+    One row per image, by image id."""
     standing_flag = Annotation.objects.filter(image=OuterRef("image"), kind=AnnotationKind.FLAG).exclude(
         review_status=ReviewStatus.REJECTED
     )
-    rows = (
+    return (
         labeling_selectors.image_latest_labels(project)
+        .filter(image__split__in=(Split.TRAIN, Split.VALIDATION))
         .exclude(Exists(standing_flag))
-        .values_list("image_id", "payload")
+        .select_related("image")
     )
-    return dict(rows.iterator(chunk_size=2000))
 
 
 def verified_label_count(project: Project) -> int:

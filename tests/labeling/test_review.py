@@ -2,10 +2,10 @@
 import pytest
 
 from labeling.models import Annotation, Role, Split, Task, TaskStatus
-from labeling.review import training_labels
 from tests.labeling.test_queue import add_images, as_user, deploy_model, make_project, member, next_task
 from tests.labeling.test_submit import submit
 from training.models import Prediction
+from training.selectors import training_labels
 
 pytestmark = pytest.mark.django_db
 
@@ -76,12 +76,12 @@ def test_rejecting_a_label_reopens_the_image_for_another_annotator_and_it_stops_
 ):
     project, lead, ids, _, _ = reviewed_project
     rejected = Annotation.objects.get(pk=ids["correct"])
-    assert training_labels(project=project).filter(pk=rejected.pk).exists()
+    assert training_labels(project).filter(pk=rejected.pk).exists()
     response = as_user(api_client, lead).post(
         f"/api/annotations/{rejected.pk}/review/", {"decision": "reject", "comment": "that is a car"}, format="json")
     assert response.status_code == 200
     assert (response.json()["review_status"], response.json()["review_comment"]) == ("rejected", "that is a car")
-    assert not training_labels(project=project).filter(pk=rejected.pk).exists()
+    assert not training_labels(project).filter(pk=rejected.pk).exists()
     reopened = Task.objects.get(image=rejected.image, status=TaskStatus.OPEN)
     # The author is not served the image again; someone else is.
     ann = rejected.author
@@ -102,11 +102,11 @@ def test_a_flagged_image_leaves_training_until_a_lead_decides(api_client, review
     flag = Annotation.objects.get(pk=ids["flag"])
     # Someone else labels the flagged image through an overlap slot: still not a label.
     Annotation.objects.create(project=project, image=flag.image, kind="correct", payload={"labels": []})
-    assert not training_labels(project=project).filter(image=flag.image).exists()
+    assert not training_labels(project).filter(image=flag.image).exists()
 
     client = as_user(api_client, lead)
     assert client.post(f"/api/annotations/{flag.pk}/review/", {"decision": "reject"}).status_code == 200
-    assert training_labels(project=project).filter(image=flag.image).exists()
+    assert training_labels(project).filter(image=flag.image).exists()
     assert Task.objects.filter(image=flag.image, status=TaskStatus.OPEN).count() == 1
 
 

@@ -216,7 +216,7 @@ def test_latest_verified_label_rule(db):
     Annotation.objects.create(project=project, image=third, kind=AnnotationKind.FLAG)  # awaiting a lead
     Annotation.objects.create(project=project, image=fourth, kind=AnnotationKind.FLAG,
                               review_status=ReviewStatus.REJECTED)  # sent back: the label stands
-    labels = selectors.image_latest_labels(project)
+    labels = {label.image_id: label.payload for label in selectors.training_labels(project)}
     assert labels[first.pk] == later.payload
     assert second.pk not in labels and third.pk not in labels and fourth.pk in labels
 
