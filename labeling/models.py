@@ -426,6 +426,7 @@ class ReportDailyCounts(models.Model):
 
     submissions = models.PositiveIntegerField(default=0)
     labeled = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0, help_text="Labels a lead rejected in review.")
     skipped = models.PositiveIntegerField(default=0)
     flagged = models.PositiveIntegerField(default=0)
     time_spent_ms = models.BigIntegerField(default=0)

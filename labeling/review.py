@@ -15,6 +15,7 @@ from vision_project.api_errors import Conflict
 
 from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus, Split, Task
 from .queue_services import task_reopen_for_image
+from .reports.aggregates import report_aggregates_record_rejection
 
 ACCEPT, REJECT = "accept", "reject"
 
@@ -65,7 +66,9 @@ def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: s
     """Record a lead's decision on a pending annotation. Raises Conflict when it was
     reviewed already (the first decision stands; reviews are not silently overwritten)."""
     annotation = (
-        Annotation.objects.select_for_update(of=("self",)).select_related("image", "task").get(pk=annotation_id)
+        Annotation.objects.select_for_update(of=("self",))
+        .select_related("project", "image", "task", "prediction").defer("prediction__embedding")
+        .get(pk=annotation_id)
     )
     if annotation.review_status != ReviewStatus.PENDING:
         raise Conflict(
@@ -84,6 +87,8 @@ def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: s
     elif decision == REJECT and counted and annotation.kind != AnnotationKind.SKIP:
         # A skip already put a fresh task in the queue when it was submitted.
         task_reopen_for_image(image=annotation.image, like=annotation.task or _latest_task(annotation.image))
+    if decision == REJECT:
+        report_aggregates_record_rejection(annotation=annotation, task_type=annotation.project.task_type)
     return annotation
 
 

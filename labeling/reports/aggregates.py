@@ -16,6 +16,8 @@ rebuild counts those annotations when it ends.
 What is counted (see prelabel_quality for the pre-label definitions):
 - human annotations: one submission each (kind accept/correct = labeled; skip; flag with
   its reason), time spent, and pre-label quality when they started from a prediction;
+- a lead's rejection of a human label, in the row the label was counted in
+  (report_aggregates_record_rejection, called by the review);
 - the first label (accept/correct, human or import) of an image: the burn-down;
 - agreement: an author's first label of an image against the other authors' first labels
   of it (detection: box F1 at IoU 0.5, class-aware; classification: the label pair for
@@ -37,6 +39,7 @@ from labeling.models import (
     ReportDailyCounts,
     ReportFlagReason,
     ReportLabeledImage,
+    ReviewStatus,
     TaskType,
 )
 from training.ml.metrics import box_f1
@@ -193,11 +196,10 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
         return True
 
     diff = _prelabel_diff(annotation, task_type)
-    task = annotation.task
-    arm = "none" if task is None else ("random" if task.is_random_pick else "strategy")
     deltas = {
         "submissions": 1,
         "labeled": int(is_label),
+        "rejected": int(is_label and annotation.review_status == ReviewStatus.REJECTED),
         "skipped": int(annotation.kind == AnnotationKind.SKIP),
         "flagged": int(annotation.kind == AnnotationKind.FLAG),
         "time_spent_ms": annotation.time_spent_ms,
@@ -216,15 +218,25 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
             iou_shift_sum=diff.iou_shift_sum,
             class_flips=diff.class_flips,
         )
-    version_id = annotation.prediction.model_version_id if diff is not None else 0
-    store.bump(ReportDailyCounts, {"project_id": project_id, "day": day, "annotator_id": author_id,
-                                   "model_version_id": version_id, "arm": arm}, deltas)
+    store.bump(ReportDailyCounts, _daily_key(annotation, diff), deltas)
     if annotation.kind == AnnotationKind.FLAG:
         reason = " ".join(annotation.flag_reason.split())[:500] or NO_REASON
         store.bump(ReportFlagReason, {"project_id": project_id, "reason": reason}, {"count": 1})
     for partner_id, partner_payload in partners:
         _record_agreement(annotation, partner_id, partner_payload, task_type, store)
     return True
+
+
+def _daily_key(annotation: Annotation, diff: PrelabelDiff | None) -> dict:
+    """The ReportDailyCounts row a human annotation is counted in."""
+    task = annotation.task
+    return {
+        "project_id": annotation.project_id,
+        "day": annotation.created_at.date(),
+        "annotator_id": annotation.author_id or 0,
+        "model_version_id": annotation.prediction.model_version_id if diff is not None else 0,
+        "arm": "none" if task is None else ("random" if task.is_random_pick else "strategy"),
+    }
 
 
 def _single_label(payload: dict) -> int | None:
@@ -291,11 +303,31 @@ def report_aggregates_record(*, annotation_id: int) -> bool:
     Returns True when it was counted now, False when it had been counted before.
     """
     with transaction.atomic():
-        annotation = _annotations_with_context().select_related("project").filter(pk=annotation_id).first()
+        # The row lock orders recording and a review of the same annotation: whichever
+        # comes second sees the other's work (report_aggregates_record_rejection).
+        annotation = (
+            _annotations_with_context().select_related("project").select_for_update(of=("self",))
+            .filter(pk=annotation_id).first()
+        )
         if annotation is None:
             raise ValueError(f"annotation {annotation_id} does not exist")
         _lock_project(annotation.project_id, exclusive=False)
         return _record(annotation, annotation.project.task_type, _DatabaseStore())
+
+
+def report_aggregates_record_rejection(*, annotation: Annotation, task_type: str) -> None:
+    """Count a lead's rejection of a human label, inside the review's transaction, which
+    holds the annotation's row lock. An annotation not counted yet is left to its own
+    recording, which then reads it rejected. Waits for a running rebuild rather than
+    standing aside: the rebuild may have read the annotation before the review."""
+    if annotation.kind not in LABEL_KINDS or annotation.source != AnnotationSource.HUMAN:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [AGGREGATES_LOCK, annotation.project_id])
+    if not ReportAnnotationMark.objects.filter(annotation_id=annotation.pk).exists():
+        return
+    _upsert_add(ReportDailyCounts, _daily_key(annotation, _prelabel_diff(annotation, task_type)), {"rejected": 1})
 
 
 def report_aggregates_record_safely(annotation_id: int) -> None:

@@ -32,7 +32,7 @@ from .prelabel_quality import PRELABEL_SCORE_THRESHOLD
 
 QUALITY_FIELDS = ("prelabeled", "accepted_unchanged", "boxes_predicted", "boxes_final", "boxes_added",
                   "boxes_deleted", "boxes_moved", "boxes_matched", "iou_shift_sum", "class_flips")
-WORK_FIELDS = ("submissions", "labeled", "skipped", "flagged", "time_spent_ms")
+WORK_FIELDS = ("submissions", "labeled", "rejected", "skipped", "flagged", "time_spent_ms")
 
 
 def _ratio(num, den, digits: int = 4):
@@ -187,7 +187,8 @@ def report_prelabel_quality(*, project: Project) -> dict:
 def _work_row(sums: dict) -> dict:
     hours = sums["time_spent_ms"] / 3_600_000
     return {
-        "submissions": sums["submissions"], "labeled": sums["labeled"], "skipped": sums["skipped"],
+        "submissions": sums["submissions"], "labeled": sums["labeled"], "rejected": sums["rejected"],
+        "skipped": sums["skipped"],
         "flagged": sums["flagged"], "hours": round(hours, 3),
         "images_per_hour": _ratio(sums["submissions"], hours, 1),
         "seconds_per_image": _ratio(sums["time_spent_ms"] / 1000, sums["submissions"], 1),

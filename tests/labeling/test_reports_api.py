@@ -181,7 +181,7 @@ def snapshot(project):
 
     return (
         rows(ReportDailyCounts, "day", "annotator_id", "model_version_id", "arm", "submissions", "labeled",
-             "skipped", "flagged", "time_spent_ms", "images_labeled", "images_imported", "prelabeled",
+             "rejected", "skipped", "flagged", "time_spent_ms", "images_labeled", "images_imported", "prelabeled",
              "accepted_unchanged", "boxes_added", "boxes_deleted", "boxes_moved", "boxes_matched",
              "class_flips"),
         rows(ReportAgreementPair, "annotator_a", "annotator_b", "label_a", "label_b", "comparisons", "score_sum"),
@@ -196,6 +196,54 @@ def test_rebuild_reproduces_what_live_recording_built(detection_work):
     live = snapshot(project)
     assert live[0], "live recording built nothing"
     assert report_aggregates_rebuild(project=project) == 5
+    assert snapshot(project) == live
+
+
+def test_a_rejected_label_counts_for_its_author_once_and_a_rebuild_agrees(api_client, detection_work):
+    project, users, version = detection_work
+    bobs_accept = Annotation.objects.get(author=users["bob"], kind=AnnotationKind.ACCEPT)
+    alices_flag = Annotation.objects.get(author=users["alice"], kind=AnnotationKind.FLAG)
+    api_client.force_authenticate(users["lead"])
+    for annotation in (bobs_accept, alices_flag):  # a rejected flag is no rejected label
+        response = api_client.post(f"/api/annotations/{annotation.pk}/review/", {"decision": "reject"},
+                                   format="json")
+        assert response.status_code == 200
+    rows = {r["annotator"]: r for r in get_report(api_client, users["lead"], project, "team").json()
+            ["tables"]["by_annotator"]}
+    assert (rows["bob"]["labeled"], rows["bob"]["rejected"]) == (1, 1)
+    assert rows["alice"]["rejected"] == 0
+    # Counted in the row bob's label was counted in: his pre-labelled accept on the random arm.
+    assert ReportDailyCounts.objects.get(annotator_id=users["bob"].pk, rejected=1).arm == "random"
+    live = snapshot(project)
+    report_aggregates_rebuild(project=project)
+    assert snapshot(project) == live
+
+
+def test_a_rejection_before_the_label_was_counted_is_counted_by_its_recording(team):
+    from labeling.review import annotation_review
+
+    project, users = team
+    [image] = make_images(project, 1)
+    label = annotate(project, image, users["alice"], AnnotationKind.CORRECT, {"boxes": []})  # not recorded yet
+    annotation_review(annotation_id=label.pk, reviewer=users["lead"], decision="reject")
+    assert not ReportDailyCounts.objects.filter(project=project).exists()
+    assert report_aggregates_record(annotation_id=label.pk) is True
+    assert ReportDailyCounts.objects.get(project=project, annotator_id=users["alice"].pk).rejected == 1
+
+
+def test_past_rejections_are_counted_when_the_counter_arrives(detection_work):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    project, users, _ = detection_work
+    bobs_accept = Annotation.objects.get(author=users["bob"], kind=AnnotationKind.ACCEPT)
+    Annotation.objects.filter(pk=bobs_accept.pk).update(review_status="rejected")  # rejected before the counter
+    migration = import_module("labeling.migrations.0007_report_rejected")
+    migration.count_past_rejections(apps, None)
+    assert ReportDailyCounts.objects.get(annotator_id=users["bob"].pk, rejected=1).arm == "random"
+    live = snapshot(project)
+    report_aggregates_rebuild(project=project)
     assert snapshot(project) == live
 
 
@@ -235,7 +283,7 @@ def test_csv_download_serves_the_chosen_table(api_client, detection_work):
     assert response["Content-Type"].startswith("text/csv")
     assert f'filename="project-{project.pk}-team-by_annotator.csv"' in response["Content-Disposition"]
     lines = response.content.decode().splitlines()
-    assert lines[0].startswith("annotator,submissions,labeled,skipped,flagged,hours")
+    assert lines[0].startswith("annotator,submissions,labeled,rejected,skipped,flagged,hours")
     assert sorted(line.split(",")[0] for line in lines[1:]) == ["alice", "bob"]
     bad = get_report(api_client, users["lead"], project, "team", format="csv", table="nope")
     assert bad.status_code == 400 and "by_day" in bad.content.decode()
