@@ -36,8 +36,9 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
-DB_NAME = "vision_bench_queue"
-PORT = 8765
+# Overridable so a smoke run (tests/bench) never meets a real run.
+DB_NAME = os.environ.get("BENCH_QUEUE_DB", "vision_bench_queue")
+PORT = int(os.environ.get("BENCH_QUEUE_PORT", "8765"))
 
 
 def main() -> None:
