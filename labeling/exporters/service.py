@@ -172,7 +172,7 @@ def export_files_expire(*, older_than: timedelta | None = None) -> int:
         name = job.result_file.name
         # The row first: a download never finds the row pointing at a deleted file.
         if ExportJob.objects.filter(pk=job.pk, result_file=name).update(
-            result_file="", message=f"{job.message} (the file expired; export again)"[:500]
+            result_file="", message=f"{job.message} (the file expired; export again)".strip()[:500]
         ):
             default_storage.delete(name)
             removed += 1
