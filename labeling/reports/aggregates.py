@@ -279,8 +279,8 @@ class RebuildInProgress(Exception):
 def _lock_project(project_id: int, *, exclusive: bool) -> None:
     """Live recording takes a shared advisory lock and never waits: while a rebuild holds
     the exclusive one, it raises RebuildInProgress and the rebuild's catch-up counts the
-    annotation. Only these two take the lock, so nothing else can block recording.
-    (SQLite serialises writers on its own.)"""
+    annotation. Besides these two only a review takes it, shared, so nothing but a rebuild
+    can block recording. (SQLite serialises writers on its own.)"""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
