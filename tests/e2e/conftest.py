@@ -3,6 +3,8 @@ server (real PostgreSQL, the real API, static files from the Vite build)."""
 import os
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -57,14 +59,54 @@ class ConsoleWatch:
         return list(self.errors)
 
 
+class InFlight:
+    """Wraps the live server's WSGI app to count the requests it is handling, so a test
+    ends only once the server is quiet: a request still writing (a prefetch, a heartbeat,
+    report recording after a submit) would otherwise deadlock with the tables' flush."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            self.count += 1
+        try:
+            return self.app(environ, start_response)
+        finally:
+            with self.lock:
+                self.count -= 1
+
+    def wait_until_quiet(self, quiet_for: float = 0.2, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.count:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_for:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"the live server still handles {self.count} request(s) after {timeout:g} s")
+
+
+def _in_flight(live_server) -> InFlight:
+    server = live_server.thread.httpd
+    if not isinstance(server.get_app(), InFlight):
+        server.set_app(InFlight(server.get_app()))
+    return server.get_app()
+
+
 @pytest.fixture
 def page(browser, live_server):
+    in_flight = _in_flight(live_server)
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.console = ConsoleWatch(page)
     yield page
     context.close()
+    in_flight.wait_until_quiet()
     assert page.console.unexpected() == [], "console errors on the page"
 
 
