@@ -67,7 +67,7 @@ def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: s
     reviewed already (the first decision stands; reviews are not silently overwritten)."""
     annotation = (
         Annotation.objects.select_for_update(of=("self",))
-        .select_related("project", "image", "task", "prediction").defer("prediction__embedding")
+        .select_related("image", "task", "prediction").defer("prediction__embedding")
         .get(pk=annotation_id)
     )
     if annotation.review_status != ReviewStatus.PENDING:
@@ -88,7 +88,7 @@ def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: s
         # A skip already put a fresh task in the queue when it was submitted.
         task_reopen_for_image(image=annotation.image, like=annotation.task or _latest_task(annotation.image))
     if decision == REJECT:
-        report_aggregates_record_rejection(annotation=annotation, task_type=annotation.project.task_type)
+        report_aggregates_record_rejection(annotation=annotation)
     return annotation
 
 

@@ -157,10 +157,15 @@ class _MemoryStore:
             model.objects.bulk_create(rows, batch_size=5000)
 
 
+def _from_prelabel(annotation: Annotation) -> bool:
+    """A label that started from a pre-label: counted with that model version."""
+    return annotation.prediction_id is not None and annotation.kind in LABEL_KINDS
+
+
 def _prelabel_diff(annotation: Annotation, task_type: str) -> PrelabelDiff | None:
-    prediction = annotation.prediction
-    if prediction is None or annotation.kind not in LABEL_KINDS:
+    if not _from_prelabel(annotation):
         return None
+    prediction = annotation.prediction
     accepted = annotation.kind == AnnotationKind.ACCEPT
     if task_type == TaskType.DETECTION:
         return detection_diff(
@@ -218,7 +223,7 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
             iou_shift_sum=diff.iou_shift_sum,
             class_flips=diff.class_flips,
         )
-    store.bump(ReportDailyCounts, _daily_key(annotation, diff), deltas)
+    store.bump(ReportDailyCounts, _daily_key(annotation), deltas)
     if annotation.kind == AnnotationKind.FLAG:
         reason = " ".join(annotation.flag_reason.split())[:500] or NO_REASON
         store.bump(ReportFlagReason, {"project_id": project_id, "reason": reason}, {"count": 1})
@@ -227,14 +232,14 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
     return True
 
 
-def _daily_key(annotation: Annotation, diff: PrelabelDiff | None) -> dict:
+def _daily_key(annotation: Annotation) -> dict:
     """The ReportDailyCounts row a human annotation is counted in."""
     task = annotation.task
     return {
         "project_id": annotation.project_id,
         "day": annotation.created_at.date(),
         "annotator_id": annotation.author_id or 0,
-        "model_version_id": annotation.prediction.model_version_id if diff is not None else 0,
+        "model_version_id": annotation.prediction.model_version_id if _from_prelabel(annotation) else 0,
         "arm": "none" if task is None else ("random" if task.is_random_pick else "strategy"),
     }
 
@@ -315,7 +320,7 @@ def report_aggregates_record(*, annotation_id: int) -> bool:
         return _record(annotation, annotation.project.task_type, _DatabaseStore())
 
 
-def report_aggregates_record_rejection(*, annotation: Annotation, task_type: str) -> None:
+def report_aggregates_record_rejection(*, annotation: Annotation) -> None:
     """Count a lead's rejection of a human label, inside the review's transaction, which
     holds the annotation's row lock. An annotation not counted yet is left to its own
     recording, which then reads it rejected. Waits for a running rebuild rather than
@@ -327,7 +332,7 @@ def report_aggregates_record_rejection(*, annotation: Annotation, task_type: str
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [AGGREGATES_LOCK, annotation.project_id])
     if not ReportAnnotationMark.objects.filter(annotation_id=annotation.pk).exists():
         return
-    _upsert_add(ReportDailyCounts, _daily_key(annotation, _prelabel_diff(annotation, task_type)), {"rejected": 1})
+    _upsert_add(ReportDailyCounts, _daily_key(annotation), {"rejected": 1})
 
 
 def report_aggregates_record_safely(annotation_id: int) -> None:

@@ -200,7 +200,7 @@ def test_rebuild_reproduces_what_live_recording_built(detection_work):
 
 
 def test_a_rejected_label_counts_for_its_author_once_and_a_rebuild_agrees(api_client, detection_work):
-    project, users, version = detection_work
+    project, users, _ = detection_work
     bobs_accept = Annotation.objects.get(author=users["bob"], kind=AnnotationKind.ACCEPT)
     alices_flag = Annotation.objects.get(author=users["alice"], kind=AnnotationKind.FLAG)
     api_client.force_authenticate(users["lead"])
