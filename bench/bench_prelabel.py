@@ -95,8 +95,8 @@ def main() -> None:
     ref_counts = np.array([len(r.boxes) for r in theirs_by_batch[1]])
     agree = float((ours_counts == ref_counts).mean())
     lines = [
-        f"| pipeline | images | seconds | images/s |",
-        f"|---|---:|---:|---:|",
+        "| pipeline | images | seconds | images/s |",
+        "|---|---:|---:|---:|",
     ]
     for name, wall, _ in rows:
         lines.append(f"| {name} | {len(paths)} | {wall:.2f} | {len(paths) / wall:.1f} |")

@@ -36,6 +36,9 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
+PRELABELS_EACH = ("a deployed model with a pre-label (2 boxes, 1 KiB embedding) per image, half accepted and "
+                  "half corrected")
+PRELABELS_NONE = "no pre-labels"
 # Overridable so a smoke run (tests/bench) never meets a real run.
 DB_NAME = os.environ.get("BENCH_QUEUE_DB", "vision_bench_queue")
 PORT = int(os.environ.get("BENCH_QUEUE_PORT", "8765"))
@@ -94,10 +97,10 @@ def _parse_args():
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
     parser.add_argument("--history", type=int, default=1000,
                         help="tasks each annotator completed before the run (the claim skips their images)")
+    parser.add_argument("--no-prelabels", action="store_true",
+                        help="no pre-labels: next-task serves none, annotators draw boxes")
     # A person looks at an image for seconds before submitting; 1 s after every request
     # is a fast team (32 annotators finishing 16 tasks/s together).
-    parser.add_argument("--no-prelabels", action="store_true",
-                        help="no deployed model: next-task serves no pre-label, annotators draw boxes")
     parser.add_argument("--think-ms", type=float, default=1000.0,
                         help="mean pause after each request (uniform 0..2x); 0 = closed loop at full speed")
     parser.add_argument("--client-processes", type=int, default=4)
@@ -203,7 +206,7 @@ def _fill(dsn: str, env: dict, n_tasks: int, n_annotators: int, history: int,
             (project_id, n_annotators * history, project_id, n_annotators))
         if prelabels:
             # The deployed model's pre-label of every image: two boxes with their class
-            # scores, and a 256-float embedding as YOLO's would be.
+            # scores, and a 256-float (1 KiB) embedding.
             cursor.execute(
                 "INSERT INTO training_prediction (image_id, model_version_id, payload, uncertainty, embedding, "
                 "created_at) SELECT t.image_id, v.id, json_build_object('boxes', json_build_array("
@@ -402,8 +405,8 @@ def _report(args, samples, served, completed_twice: int, explain: str, server_ms
         holders.setdefault(task_id, set()).add(token)
     served_twice = sum(1 for tokens in holders.values() if len(tokens) > 1)
     lines = [
-        f"| op | requests | per s | p50 ms | p95 ms | p99 ms | max ms | statuses |",
-        f"|---|---:|---:|---:|---:|---:|---:|---|",
+        "| op | requests | per s | p50 ms | p95 ms | p99 ms | max ms | statuses |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for op in ("next", "submit"):
         rows = [s for s in samples if s[0] == op]
@@ -424,7 +427,7 @@ def _report(args, samples, served, completed_twice: int, explain: str, server_ms
         "",
         f"- tasks in the queue: {args.tasks:,}, of which {args.annotators * args.history:,} done before the run "
         f"({args.history:,} per annotator); "
-        f"{'no pre-labels' if args.no_prelabels else 'a deployed model with a pre-label (2 boxes, 1 KiB embedding) per image, half accepted and half corrected'}; "
+        f"{PRELABELS_NONE if args.no_prelabels else PRELABELS_EACH}; "
         f"annotators: {args.annotators}; measured {args.seconds:g} s after "
         f"{args.warmup:g} s warm-up; think time {args.think_ms:g} ms mean (uniform 0..2x) after each request",
         f"- server: gunicorn gthread, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "

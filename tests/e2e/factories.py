@@ -6,7 +6,7 @@ from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
 from labeling.ingest import _display_version
-from labeling.models import Membership, Project, Role, Split
+from labeling.models import Membership, Project, Split
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
 from training.models import ModelVersion, Prediction
