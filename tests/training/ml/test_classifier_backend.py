@@ -11,7 +11,7 @@ from PIL import Image
 from training.ml.base import DatasetSpec, Item, TrainingCancelled, TrainParams, load_backend
 from training.ml.classifier import build_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 CLASSES = ["red", "blue"]
 
@@ -30,14 +30,6 @@ def _make_dataset(root: Path, n_train: int = 16, n_val: int = 8, seed: int = 0) 
             Image.fromarray(img).save(path)
         items.append(Item(str(path), 48, 36, label=cls))
     return DatasetSpec("classification", CLASSES, items[:n_train], items[n_train:])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI box is small and shared; one thread contends least
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
