@@ -20,9 +20,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from pi_heif import register_heif_opener
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
-from pi_heif import register_heif_opener
 
 from .models import Image, Project, Split, Task
 

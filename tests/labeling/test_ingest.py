@@ -203,6 +203,7 @@ def test_text_file_named_jpg_is_refused_after_ultralytics_patched_pil(db):
     """ultralytics swaps PIL's open for one that looks for a HEIF plugin on unreadable files;
     a text file must still be reported as not an image."""
     import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+
     from labeling.ingest import image_ingest
     from tests.factories import ProjectFactory
 

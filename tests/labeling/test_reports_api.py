@@ -388,7 +388,11 @@ def test_recording_during_a_rebuild_stands_aside_and_the_rebuild_counts_it(team,
 
     from django.db import connection, transaction
 
-    from labeling.reports.aggregates import AGGREGATES_LOCK, RebuildInProgress, report_aggregates_record_safely
+    from labeling.reports.aggregates import (
+        AGGREGATES_LOCK,
+        RebuildInProgress,
+        report_aggregates_record_safely,
+    )
 
     if connection.vendor != "postgresql":
         pytest.skip("the rebuild lock is a PostgreSQL advisory lock; SQLite serialises writers itself")

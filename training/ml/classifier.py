@@ -30,9 +30,9 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -46,9 +46,9 @@ from training.ml.base import (
     Item,
     ProgressCallback,
     ShouldStop,
+    TrainingCancelled,
     TrainParams,
     TrainResult,
-    TrainingCancelled,
     loader_workers,
     predictions_in_order,
     resolve_device,
@@ -103,7 +103,7 @@ def build_model(arch: str, num_classes: int, pretrained: bool = True) -> nn.Modu
 
 def model_head(model: nn.Module, arch: str) -> nn.Linear:
     """The final Linear layer; its input is the embedding."""
-    return model.get_submodule(_HEADS[arch])
+    return cast(nn.Linear, model.get_submodule(_HEADS[arch]))
 
 
 def classifier_metrics(
@@ -365,7 +365,7 @@ class ClassifierBackend(Backend):
         paths: Iterable[str],
         batch_size: int,
         timings: StageTimings,
-    ) -> Iterator[ImagePrediction]:
+    ) -> Generator[ImagePrediction, None, None]:
         device = next(model.parameters()).device  # training may run elsewhere than self.device
         cuda = device.type == "cuda"
         mean, std = (torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (_MEAN, _STD))

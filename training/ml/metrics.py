@@ -37,7 +37,7 @@ def _confusion(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> np.nda
     )
 
 
-def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _safe_ratio(num: ArrayLike, den: ArrayLike) -> np.ndarray:
     """num / den, 0 where den == 0 (scikit-learn's zero_division=0)."""
     num = np.asarray(num, dtype=np.float64)
     den = np.asarray(den, dtype=np.float64)

@@ -41,15 +41,16 @@ from training.ml.base import (
     Item,
     ProgressCallback,
     ShouldStop,
+    TrainingCancelled,
     TrainParams,
     TrainResult,
-    TrainingCancelled,
     loader_workers,
     predictions_in_order,
     resolve_device,
     write_run_args,
 )
 from training.ml.batching import BatchLoader, StageTimings, stage
+from training.ml.metrics import ImageGroundTruth, ImagePredictions
 from training.ml.metrics import detection_metrics as coco_detection_metrics
 
 DEFAULT_ARCH = "yolov8n.yaml"
@@ -200,9 +201,10 @@ class YoloBackend(Backend):
         self._model = model
         self.imgsz = int(model.overrides.get("imgsz") or DEFAULT_IMGSZ)
         self.weights_path = str(weights_path)
-        self._embed_layer = next((m for m in model.model.modules() if type(m).__name__ == "SPPF"), None)
-        if self._embed_layer is None:
+        embed_layer = next((m for m in model.model.modules() if type(m).__name__ == "SPPF"), None)
+        if embed_layer is None:
             raise ValueError(f"{weights_path}: no SPPF layer to take embeddings from")
+        self._embed_layer: torch.nn.Module = embed_layer
 
     # -- training ------------------------------------------------------------------------------
 
@@ -297,8 +299,9 @@ class YoloBackend(Backend):
         except TrainingCancelled:
             trainer = state["trainer"]
             for loader in (getattr(trainer, "train_loader", None), getattr(trainer, "test_loader", None)):
-                if hasattr(loader, "close"):
-                    loader.close()  # ultralytics closes its persistent workers only on a normal finish
+                close = getattr(loader, "close", None)
+                if close is not None:
+                    close()  # ultralytics closes its persistent workers only on a normal finish
             raise
         trainer = state["trainer"]
         best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
@@ -316,7 +319,8 @@ class YoloBackend(Backend):
         are kept down to a 0.001 score, as COCO evaluation expects; precision and recall are
         read at the 0.25 pre-label threshold (see training.ml.metrics.detection_metrics)."""
         self._check_dataset(dataset)
-        predictions, truths = [], []
+        predictions: list[ImagePredictions] = []
+        truths: list[ImageGroundTruth] = []
         outputs = self.predict([str(item.path) for item in dataset.val], batch_size, conf=0.001, max_det=100)
         for item, out in zip(dataset.val, outputs):
             predictions.append({"boxes": out.boxes, "classes": out.classes, "scores": out.scores})

@@ -115,7 +115,7 @@ def test_decode_keeps_stored_orientation_and_channel_order(tmp_path):
 def test_leaving_the_loop_early_stops_the_worker_threads(tmp_path):
     paths = [_save(tmp_path / f"{i}.png", _noise(16, 16, i)) for i in range(40)]
     before = threading.active_count()
-    for batch in BatchLoader(paths, batch_size=2, imgsz=16, device="cpu", prefetch=1):
+    for batch in BatchLoader(paths, batch_size=2, imgsz=16, device="cpu", prefetch=1):  # noqa: B007 (left at once)
         break
     assert batch.images.dtype == torch.float32
     assert threading.active_count() == before
