@@ -32,6 +32,7 @@ the network, so on a GPU the next batch is being decoded while the current one r
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -186,6 +187,7 @@ class Embedder:
         self.cuda = self.device.type == "cuda"
         self.decode_threads = decode_threads or min(8, os.cpu_count() or 1)
         self.model = _network(self.spec, str(self.device))
+        self._features: Callable[[torch.Tensor], torch.Tensor] = self.model.extract_features  # type: ignore[assignment]
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1) * 255
 
@@ -193,7 +195,7 @@ class Embedder:
 
     def embed_arrays(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """(H, W, 3|1) uint8 RGB arrays -> (n, dim) float32. A malformed array raises ValueError."""
-        vectors, errors = self._collect(self.stream([lambda img=img: img for img in images]))
+        vectors, errors = self._collect(self.stream([functools.partial(np.asarray, img) for img in images]))
         bad = [(i, e) for i, e in enumerate(errors) if e]
         if bad:
             raise ValueError(f"image {bad[0][0]}: {bad[0][1]}")
@@ -287,7 +289,7 @@ class Embedder:
             x = torch.from_numpy(array).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
             x = ((x - self._mean) / self._std).contiguous()
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
-                features = self.model.extract_features(x)
+                features = self._features(x)
             pooled = features.float().mean(dim=(2, 3))
             pooled = torch.nn.functional.normalize(pooled, dim=1)
             return pooled.cpu().numpy().astype(np.float32, copy=False)
