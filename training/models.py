@@ -5,7 +5,7 @@ Data and constraints only; writes go through services.py.
 from django.db import models
 from django.db.models import Q
 
-from labeling.models import ACTIVE_JOB_STATUSES, Job
+from labeling.models import ACTIVE_JOB_STATUSES, Job, JobStatus
 
 
 class Backend(models.TextChoices):
@@ -162,3 +162,59 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.pk}"
+
+
+class ImageEmbedding(models.Model):
+    """One image's pretrained feature vector under one embedding model
+    (``training.ml.embeddings.EMBEDDING_MODELS`` key): float32 bytes, L2-normalised.
+
+    Keyed by the model, so a new key recomputes instead of mixing vectors. ``project``
+    repeats ``image.project`` so a project's matrix is read from one index, without a join.
+    """
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="embeddings")
+    model_key = models.CharField(max_length=100)
+    vector = models.BinaryField(help_text="float32 values, little-endian (numpy dtype '<f4').")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_key"], name="imageembedding_unique_image_key"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "model_key", "image"], name="imageembedding_project_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"embedding of image {self.image_id} ({self.model_key})"
+
+
+class EmbeddingRun(Job):
+    """Embeds a project's images that have no vector under ``model_key`` yet (all of them, or
+    those of ``image_ids``). At most one queued run per project: a request while one waits
+    joins it; a request while one runs queues one follow-up, for the images it did not see."""
+
+    project = models.ForeignKey(
+        "labeling.Project", on_delete=models.CASCADE, related_name="embedding_runs"
+    )
+    model_key = models.CharField(max_length=100)
+    image_ids = models.JSONField(
+        null=True, blank=True, help_text="Only these images; null: every image without a vector."
+    )
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status=JobStatus.QUEUED),
+                name="embeddingrun_one_queued",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"embedding run {self.pk} ({self.status})"
