@@ -11,7 +11,8 @@ which re-fine-tuning a CNN every round does not.
 
 The model key names architecture, weights and input size (``efficientnet_lite0-imagenet-224``),
 because every one of them changes the vectors: stored vectors are keyed by it, so a new key means
-recomputing, never mixing.
+recomputing, never mixing. The keys live in ``training.ml.embedding_specs`` (no torch there), and
+are importable from here too.
 
 Preprocessing: decode, turn upright by the EXIF orientation tag (a no-op on images stored by our
 ingest, which are upright already; arbitrary files may carry the tag), convert to 8-bit RGB, then
@@ -47,35 +48,10 @@ import torch
 from PIL import Image, ImageOps
 
 from training.ml.base import resolve_device
+from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS, EmbeddingSpec
 
 _MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: what the pretrained weights expect
 _STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class EmbeddingSpec:
-    """What produces a vector: architecture, pretrained weights and the square input size."""
-
-    key: str
-    arch: str
-    weights: str
-    image_size: int
-    dim: int
-
-
-def _spec(arch: str, weights: str, size: int, dim: int) -> EmbeddingSpec:
-    return EmbeddingSpec(f"{arch}-{weights}-{size}", arch, weights, size, dim)
-
-
-EMBEDDING_MODELS: dict[str, EmbeddingSpec] = {
-    s.key: s
-    for s in (
-        _spec("efficientnet_lite0", "imagenet", 224, 1280),  # the size the weights were trained at
-        _spec("efficientnet_lite0", "imagenet", 128, 1280),  # small images (tiles, scans, thumbnails), 3x faster
-        _spec("efficientnet_lite0", "imagenet", 64, 1280),  # tiny images (digits, MNIST-like sets)
-    )
-}
-DEFAULT_EMBEDDING_MODEL = "efficientnet_lite0-imagenet-224"
 
 Loader = Callable[[], np.ndarray]  # returns an (H, W, 3|1) uint8 RGB image, or raises
 
