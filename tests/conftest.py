@@ -1,11 +1,61 @@
-"""Shared fixtures. Tests run against the database in DATABASE_URL (PostgreSQL in CI) and
-the broker in REDIS_URL; media and model runs go to a temporary folder."""
+"""Shared fixtures. Tests run against the database in DATABASE_URL and the broker in
+REDIS_URL (`make test` starts PostgreSQL and Redis and sets both); media and model runs go to a
+temporary folder.
+
+Tests that need PostgreSQL or Redis carry the `postgres` or `redis` marker (a test using the
+`celery_worker` fixture gets `redis` by itself) and are skipped, with what is missing as the
+reason, when the configured database or broker is another kind."""
 import os
 
 import pytest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
+
+def _missing(kind: str) -> str | None:
+    """Why a test marked `kind` cannot run against the configured services, or None."""
+    from django.conf import settings
+    from django.db import connection
+
+    if kind == "postgres" and connection.vendor != "postgresql":
+        return (f"needs PostgreSQL, but the configured database is {connection.vendor} "
+                "(set DATABASE_URL=postgres://...; `make test` starts one)")
+    broker = settings.CELERY_BROKER_URL
+    if kind == "redis" and not broker.startswith(("redis://", "rediss://")):
+        return (f"needs Redis as the Celery broker, but the configured broker is {broker.split(':')[0]}:// "
+                "(set REDIS_URL=redis://...; `make test` starts one)")
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "celery_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+        for kind in ("postgres", "redis"):
+            reason = item.get_closest_marker(kind) and _missing(kind)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Per-project counts live in the process cache; SQLite hands a rolled-back row's id to
+    the next test's project, which would then read the previous test's counts."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+    yield
+    for cache in caches.all():
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Users are made and signed in per test; the production hasher's cost buys nothing here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -35,12 +85,12 @@ def api_client():
 def celery_worker(transactional_db):
     """A real Celery worker thread consuming both queues from the configured broker."""
     from celery.contrib.testing.worker import start_worker
-    from django.conf import settings
 
     from vision_project.celery import app
 
-    if not settings.CELERY_BROKER_URL.startswith("redis"):
-        pytest.fail("worker tests need REDIS_URL (the CI sets it): a real broker, not eager mode")
+    reason = _missing("redis")  # a real broker, not eager mode
+    if reason:
+        pytest.skip(reason)
     with app.connection_for_write() as connection:
         for queue in ("default", "gpu"):
             connection.default_channel.queue_purge(queue)

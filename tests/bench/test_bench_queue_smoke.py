@@ -4,9 +4,10 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 import pytest
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,12 +18,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.postgres  # the benchmark creates its own database on the configured server
 def test_queue_benchmark_runs_and_finds_no_duplicates():
-    url = urlsplit(os.environ.get("DATABASE_URL", ""))
-    if not url.scheme.startswith("postgres"):
-        pytest.skip("the queue benchmark needs PostgreSQL (set DATABASE_URL)")
+    db = connection.settings_dict
+    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
+    server = f"postgres://{quote(db['USER'])}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")}
-    env.update(BENCH_POSTGRES=f"{url.scheme}://{url.netloc}", BENCH_QUEUE_DB="vision_bench_queue_smoke",
+    env.update(BENCH_POSTGRES=server, BENCH_QUEUE_DB="vision_bench_queue_smoke",
                BENCH_QUEUE_PORT=str(_free_port()))
     result = subprocess.run(
         [sys.executable, "bench/bench_queue.py", "--tasks", "300", "--annotators", "2", "--history", "5",

@@ -24,12 +24,6 @@ MANIFEST = Path(__file__).resolve().parents[2] / "frontend" / "dist" / ".vite" /
 NETWORK_CUT = re.compile(r"net::ERR_(INTERNET_DISCONNECTED|CONNECTION_RESET|FAILED|ABORTED)")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are made and signed in per test; the production hasher's cost buys nothing here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="session")
 def browser():
     if not MANIFEST.exists():

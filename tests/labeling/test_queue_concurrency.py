@@ -8,19 +8,14 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, AnnotationState, Task, TaskStatus
 from tests.labeling.test_queue import add_images, make_project, member
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.fail("concurrency tests need PostgreSQL (set DATABASE_URL): SKIP LOCKED is what they check")
+# SKIP LOCKED and row locks across connections are what these tests check.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.postgres]
 
 
 def _client(user) -> APIClient:
@@ -57,7 +52,7 @@ def _annotate_until_empty(project, user, seed, hold_seconds=0.0, retry_share=0.3
         if hold_seconds:
             time.sleep(rng.uniform(0, hold_seconds))
         key = str(uuid.uuid4())
-        body = {"kind": "correct", "payload": {"boxes": []}}
+        body = {"kind": "correct", "payload": {"boxes": []}, "empty": True}
         first = client.post(f"/api/tasks/{task_id}/annotations/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
         assert first.status_code in (201, 409), first.content
         annotation_id = first.json()["id"]

@@ -383,6 +383,7 @@ def test_accuracy_report_map_agrees_with_pycocotools(api_client, team):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres  # the rebuild lock is a PostgreSQL advisory lock; SQLite serialises writers itself
 def test_recording_during_a_rebuild_stands_aside_and_the_rebuild_counts_it(team, caplog):
     import threading
 
@@ -394,8 +395,6 @@ def test_recording_during_a_rebuild_stands_aside_and_the_rebuild_counts_it(team,
         report_aggregates_record_safely,
     )
 
-    if connection.vendor != "postgresql":
-        pytest.skip("the rebuild lock is a PostgreSQL advisory lock; SQLite serialises writers itself")
     caplog.set_level(logging.INFO, logger="labeling.reports.aggregates")
     project, users = team
     [image] = make_images(project, 1)

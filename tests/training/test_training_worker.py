@@ -77,6 +77,8 @@ def _start_worker_process(tmp_path: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.postgres  # a separate worker process must reach the test database
+@pytest.mark.redis
 def test_killed_worker_leaves_run_failed_and_deployed_model_untouched(transactional_db, tmp_path):
     from vision_project.celery import app
 
