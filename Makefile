@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 
-.PHONY: run test install install-test frontend migrate demo check bench-import
+.PHONY: run test lint install install-test frontend migrate demo check bench-import
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,10 +41,17 @@ demo: migrate
 run: install frontend migrate demo
 	$(PY) -m vision_project.launcher
 
-# 2) Run the whole test suite (uses DATABASE_URL / REDIS_URL when set).
-test: install-test frontend
+# The linters and the type check (part of make test).
+lint: install-test frontend
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	cd frontend && npm run lint
+
+# 2) Run the whole test suite: DATABASE_URL / REDIS_URL when set, else local PostgreSQL and
+# Redis, started (and installed, as root) by .ci/with-services. PYTEST_ARGS narrows the run.
+test: lint
 	cd frontend && npm test
-	$(PY) -m pytest
+	bash .ci/with-services $(PY) -m pytest $(PYTEST_ARGS)
 
 check: install
 	$(PY) manage.py makemigrations --check --dry-run
