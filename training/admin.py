@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from .models import ModelVersion, Prediction, PrelabelRun, TrainingRun
+from .models import EmbeddingRun, ImageEmbedding, ModelVersion, Prediction, PrelabelRun, TrainingRun
 from .services import model_version_deploy
 
 
@@ -25,7 +25,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self.message_user(request, f"{version} deployed; the pool is being re-scored.")
 
 
-@admin.register(TrainingRun, PrelabelRun)
+@admin.register(TrainingRun, PrelabelRun, EmbeddingRun)
 class RunAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "status", "progress", "created_at", "finished_at"]
     list_filter = ["status"]
@@ -35,3 +35,12 @@ class RunAdmin(admin.ModelAdmin):
 class PredictionAdmin(admin.ModelAdmin):
     list_display = ["id", "image", "model_version", "uncertainty", "created_at"]
     raw_id_fields = ["image"]
+
+
+@admin.register(ImageEmbedding)
+class ImageEmbeddingAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "image", "model_key", "created_at"]
+    list_filter = ["model_key"]
+    list_select_related = ["project", "image"]
+    raw_id_fields = ["image"]
+    exclude = ["vector"]  # bytes; read them through training.selectors.embedding_matrix

@@ -10,8 +10,10 @@ from labeling.models import Role
 from labeling.permissions import get_for_caller
 
 from . import services
-from .models import ModelVersion, PrelabelRun, TrainingRun
+from .models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
 from .serializers import (
+    EmbeddingRunInputSerializer,
+    EmbeddingRunOutputSerializer,
     ModelVersionOutputSerializer,
     PrelabelRunOutputSerializer,
     TrainingRunInputSerializer,
@@ -91,3 +93,33 @@ class PrelabelRunDetailApi(APIView):
     def get(self, request, run_id: int):
         run = _get_checked(request, PrelabelRun.objects.select_related("model_version"), run_id, Role.LEAD)
         return Response(PrelabelRunOutputSerializer(run).data)
+
+
+def _embedding_run_queryset():
+    return EmbeddingRun.objects.select_related("requested_by")
+
+
+class EmbeddingRunStartApi(APIView):
+    @extend_schema(request=EmbeddingRunInputSerializer, responses={202: EmbeddingRunOutputSerializer})
+    def post(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.ADMIN)
+        serializer = EmbeddingRunInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.embedding_run_start(project=project, requested_by=request.user, **serializer.validated_data)
+        run = _embedding_run_queryset().get(pk=run.pk)
+        return Response(EmbeddingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EmbeddingRunDetailApi(APIView):
+    @extend_schema(responses=EmbeddingRunOutputSerializer)
+    def get(self, request, run_id: int):
+        run = _get_checked(request, _embedding_run_queryset(), run_id, Role.LEAD)
+        return Response(EmbeddingRunOutputSerializer(run).data)
+
+
+class EmbeddingRunCancelApi(APIView):
+    @extend_schema(request=None, responses={202: EmbeddingRunOutputSerializer})
+    def post(self, request, run_id: int):
+        run = _get_checked(request, _embedding_run_queryset(), run_id, Role.ADMIN)
+        run = services.embedding_run_cancel(run=run)
+        return Response(EmbeddingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -1,6 +1,9 @@
 """Reads on the model side: verified labels, active runs, the deployed version."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
 from django.db.models import Exists, OuterRef, QuerySet
 
 from labeling import selectors as labeling_selectors
@@ -14,8 +17,9 @@ from labeling.models import (
     Split,
 )
 from labeling.selectors import ACCEPTED_LABEL
+from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 
-from .models import ModelVersion, Prediction, PrelabelRun, TrainingRun
+from .models import EmbeddingRun, ImageEmbedding, ModelVersion, Prediction, PrelabelRun, TrainingRun
 
 
 def verified_annotations(project: Project) -> QuerySet[Annotation]:
@@ -74,3 +78,67 @@ def images_to_prelabel(model_version: ModelVersion) -> QuerySet[Image]:
         .distinct()
         .order_by("id")
     )
+
+
+# --- embeddings ---------------------------------------------------------------------------
+
+VECTOR_DTYPE = np.dtype("<f4")  # ImageEmbedding.vector's byte layout
+_IDS_PER_QUERY = 900  # under SQLite's bound-parameter limit
+
+
+def embedding_matrix(
+    *, project: Project, model_key: str = DEFAULT_EMBEDDING_MODEL, image_ids: Iterable[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The project's stored vectors under ``model_key``: (image ids int64 (n,), vectors float32
+    (n, dim)), by image id. With ``image_ids``, only those images. An image without a vector
+    (not embedded yet, or unreadable) has no row, so callers match rows by the returned ids.
+
+    The whole project is one scan of the (project, model_key, image) index into a preallocated
+    array; ``image_ids`` are read in chunks of ids."""
+    if model_key not in EMBEDDING_MODELS:
+        raise ValueError(f"unknown embedding model {model_key!r}")
+    dim = EMBEDDING_MODELS[model_key].dim
+    rows = ImageEmbedding.objects.filter(project=project, model_key=model_key).order_by("image_id")
+    if image_ids is None:
+        return _vectors_read(rows, dim)
+    wanted = sorted({int(i) for i in image_ids})
+    # ascending, disjoint chunks: their results concatenated stay in image-id order
+    parts = [_vectors_read(rows.filter(image_id__in=wanted[i : i + _IDS_PER_QUERY]), dim)
+             for i in range(0, len(wanted), _IDS_PER_QUERY)]
+    if not parts:
+        return np.empty(0, np.int64), np.empty((0, dim), np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _vectors_read(rows: QuerySet[ImageEmbedding], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    n = rows.count()
+    ids = np.empty(n, np.int64)
+    vectors = np.empty((n, dim), np.float32)
+    extra: list[tuple[int, np.ndarray]] = []  # rows written between the count and the read
+    k = 0
+    for image_id, raw in rows.values_list("image_id", "vector").iterator(chunk_size=2000):
+        row = np.frombuffer(raw, VECTOR_DTYPE)
+        if k < n:
+            ids[k], vectors[k] = image_id, row
+            k += 1
+        else:
+            extra.append((image_id, row))
+    if k < n:  # rows deleted meanwhile
+        ids, vectors = ids[:k].copy(), vectors[:k].copy()
+    if extra:
+        ids = np.concatenate([ids, np.array([e[0] for e in extra], np.int64)])
+        vectors = np.concatenate([vectors, np.stack([e[1] for e in extra])])
+        order = np.argsort(ids, kind="stable")
+        ids, vectors = ids[order], vectors[order]
+    return ids, vectors
+
+
+def embeddings_missing(project: Project, model_key: str = DEFAULT_EMBEDDING_MODEL) -> QuerySet[Image]:
+    """The project's images with no vector under ``model_key``, by id."""
+    done = ImageEmbedding.objects.filter(image=OuterRef("pk"), model_key=model_key)
+    return Image.objects.filter(project=project).exclude(Exists(done)).order_by("id")
+
+
+def embedding_run_active(project: Project) -> EmbeddingRun | None:
+    """The project's queued run if it has one, else its running one."""
+    return EmbeddingRun.objects.filter(project=project, status__in=ACTIVE_JOB_STATUSES).order_by("-id").first()

@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
-from .models import ModelVersion, PrelabelRun, TrainingRun
+from training.ml.embedding_specs import EMBEDDING_MODELS
+
+from .models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
 
 JOB_FIELDS = ["id", "project", "status", "progress", "message", "error", "cancel_requested",
               "created_at", "started_at", "finished_at", "heartbeat_at"]
@@ -52,3 +54,17 @@ class PrelabelRunOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = PrelabelRun
         fields = [*JOB_FIELDS, "model_version", "model_version_number", "total", "processed", "stats"]
+
+
+class EmbeddingRunOutputSerializer(serializers.ModelSerializer):
+    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = EmbeddingRun
+        fields = [*JOB_FIELDS, "model_key", "total", "processed", "stats", "requested_by"]
+
+
+class EmbeddingRunInputSerializer(serializers.Serializer):
+    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
+                                      max_length=100_000, help_text="only these images (default: all without a vector)")
+    model_key = serializers.ChoiceField(choices=sorted(EMBEDDING_MODELS), required=False)

@@ -8,12 +8,16 @@ failure or cancel.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import logging
 import math
 import threading
+import time
 import traceback
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +29,27 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.models import ExportJob, ImportJob, JobStatus, LabelClass, Project, TaskType
+from labeling.models import ExportJob, Image, ImportJob, JobStatus, LabelClass, Project, TaskType
 from training.ml.base import TrainingCancelled, TrainParams, backend_class, load_backend
+from training.ml.embedding_specs import EMBEDDING_MODELS
 from vision_project.api_errors import Conflict
 
 from . import selectors
 from .datasets import Snapshot, SnapshotError, dataset_snapshot
-from .models import Backend, ModelVersion, PrelabelRun, TrainingRun, TrainingTrigger, VersionStatus
+from .models import (
+    Backend,
+    EmbeddingRun,
+    ImageEmbedding,
+    ModelVersion,
+    PrelabelRun,
+    TrainingRun,
+    TrainingTrigger,
+    VersionStatus,
+)
 
 logger = logging.getLogger(__name__)
 
-JOB_MODELS = (TrainingRun, PrelabelRun, ImportJob, ExportJob)
+JOB_MODELS = (TrainingRun, PrelabelRun, EmbeddingRun, ImportJob, ExportJob)
 
 
 def stale_jobs_fail(*, now=None) -> int:
@@ -520,3 +534,190 @@ def version_class_names(version: ModelVersion) -> list[str]:
     """Class names in the version's output order; a class deleted since keeps a placeholder."""
     names = dict(LabelClass.objects.filter(pk__in=version.class_ids).values_list("id", "name"))
     return [names.get(class_id, f"deleted class {class_id}") for class_id in version.class_ids]
+
+
+# --- embeddings ---------------------------------------------------------------------------
+
+EMBED_TASK = "training.tasks.embed_images"
+
+
+def embedding_run_start(
+    *,
+    project: Project,
+    requested_by=None,
+    image_ids: Iterable[int] | None = None,
+    model_key: str | None = None,
+    join: bool = False,
+    enqueue: bool = True,
+) -> EmbeddingRun:
+    """Queue embedding of the project's images that have no vector under ``model_key``
+    (default ``VISION_EMBEDDING_MODEL``): all of them, or those of ``image_ids``.
+
+    Raises Conflict (409) with the active run's id while one is queued or running. With
+    ``join`` (the import trigger) a start is never refused: a queued run takes the request
+    over (its scope widened to cover ``image_ids``), and while one runs a single follow-up
+    is queued for the images that run did not see. So a burst of imports makes one queued
+    run, and none is lost to a run that had already listed its images."""
+    key = model_key or settings.VISION_EMBEDDING_MODEL
+    if key not in EMBEDDING_MODELS:
+        raise ValidationError(f"Unknown embedding model {key!r}; expected one of {sorted(EMBEDDING_MODELS)}.")
+    ids = sorted({int(i) for i in image_ids}) if image_ids is not None else None
+    for _attempt in range(2):  # a second try when a racing request queued one in between
+        with transaction.atomic():
+            queued = EmbeddingRun.objects.select_for_update().filter(project=project, status=JobStatus.QUEUED).first()
+            active = queued or selectors.embedding_run_active(project)
+            if active is not None and not join:
+                raise Conflict(f"Embedding run {active.pk} is already {active.status} for this project.",
+                               run_id=active.pk)
+            if queued is not None:
+                return _embedding_run_join(queued, ids)
+            try:
+                with transaction.atomic():
+                    run = EmbeddingRun.objects.create(
+                        project=project, requested_by=requested_by, model_key=key, image_ids=ids
+                    )
+            except IntegrityError:
+                if not join:
+                    raced = selectors.embedding_run_active(project)
+                    raise Conflict("An embedding run is already active for this project.",
+                                   run_id=raced.pk if raced else None) from None
+                continue
+            if enqueue:
+                _embedding_run_send(run.pk)
+            return run
+    raise Conflict("Embedding runs are being started concurrently for this project; try again.")
+
+
+def _embedding_run_join(queued: EmbeddingRun, ids: list[int] | None) -> EmbeddingRun:
+    """Fold a request into the queued run (row locked by the caller). A run queued for a while
+    gets its message sent again: one that never reached the broker would otherwise wait for
+    ever, and a duplicate finds nothing to claim."""
+    if queued.image_ids is not None:
+        queued.image_ids = None if ids is None else sorted(set(queued.image_ids) | set(ids))
+        queued.save(update_fields=["image_ids"])
+    if timezone.now() - queued.created_at > settings.VISION_EMBED_RESEND_AFTER:
+        _embedding_run_send(queued.pk)
+    return queued
+
+
+def _embedding_run_send(run_id: int) -> None:
+    """Enqueue by name once the row commits (services import no tasks)."""
+    from celery import current_app
+
+    transaction.on_commit(lambda: current_app.send_task(EMBED_TASK, args=[run_id]), robust=True)
+
+
+def job_cancel(job):
+    """Ask any job row to stop: a queued one is cancelled at once, a running one is flagged and
+    stops at its next check (it records CANCELLED itself); finished ones are left as they are."""
+    rows = type(job).objects.filter(pk=job.pk)
+    rows.filter(status=JobStatus.QUEUED).update(status=JobStatus.CANCELLED, cancel_requested=True,
+                                                finished_at=timezone.now(), message="Cancelled before it started")
+    rows.filter(status=JobStatus.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job
+
+
+def embedding_run_cancel(*, run: EmbeddingRun) -> EmbeddingRun:
+    """A running run stops after its current batch; the vectors written so far stay, so a later
+    run goes on from there."""
+    return job_cancel(run)
+
+
+def embeddings_on_import(sender, *, project: Project, image_ids: list[int], **kwargs) -> None:
+    """Receiver of labeling.signals.images_imported: new images get their vectors."""
+    if settings.VISION_EMBED_ON_IMPORT and image_ids:
+        embedding_run_start(project=project, join=True)
+
+
+def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:
+    """Embed every image of the run's scope that has no vector under its model key, writing
+    vectors in bulk after each batch; returns None when there was nothing to claim.
+
+    Safe to re-run: embedded images are skipped and a vector is unique per image and key. An
+    unreadable image is counted in ``stats`` and the run goes on; it has no vector, so the
+    next run tries it again."""
+    if not job_claim(EmbeddingRun, run_id, message="Loading the embedding model"):
+        return None
+    run = EmbeddingRun.objects.select_related("project").get(pk=run_id)
+    try:
+        with JobPulse(EmbeddingRun, run_id) as pulse:
+            stats = _embed_missing(run, pulse.should_stop)
+        done = f"{stats['embedded']} images embedded, {stats['errors']} unreadable"
+        if stats["stopped"]:
+            job_finish(EmbeddingRun, run_id, JobStatus.CANCELLED, stats=stats, processed=stats["processed"],
+                       message=f"Cancelled on request after {done}")
+        else:
+            job_finish(EmbeddingRun, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats,
+                       processed=stats["processed"], message=done)
+    except Exception as exc:  # includes the soft time limit: the vectors written so far stay
+        job_fail(EmbeddingRun, run_id, exc)
+    run.refresh_from_db()
+    return run
+
+
+def _embed_missing(run: EmbeddingRun, should_stop) -> dict[str, Any]:
+    from django.core.files.storage import default_storage
+
+    from labeling.jobs import JobStopped, job_progress_writer
+    from training.ml.embeddings import Embedder
+
+    missing = selectors.embeddings_missing(run.project, run.model_key).values_list("id", "file")
+    if run.image_ids is None:
+        todo = list(missing)
+    else:  # in chunks: SQLite bounds the parameters of one query
+        todo = [row for i in range(0, len(run.image_ids), 900)
+                for row in missing.filter(pk__in=run.image_ids[i : i + 900])]
+    EmbeddingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+        total=len(todo), message=f"Embedding {len(todo)} images"
+    )
+    stats: dict[str, Any] = {"model_key": run.model_key, "total": len(todo), "processed": 0, "embedded": 0,
+                             "errors": 0, "unreadable": [], "stopped": False}
+    if not todo:
+        return stats
+    t0 = time.perf_counter()
+    embedder = Embedder(run.model_key, device=settings.VISION_EMBED_DEVICE or None,
+                        batch_size=settings.VISION_EMBED_BATCH_SIZE)
+    stats.update(device=str(embedder.device), batch_size=embedder.batch_size,
+                 model_load_s=round(time.perf_counter() - t0, 3))
+    progress = job_progress_writer(EmbeddingRun, run.pk, len(todo), count_field="processed")
+    openers = [functools.partial(default_storage.open, name, "rb") for _, name in todo]
+    t0 = time.perf_counter()
+    batches = embedder.stream(embedder.file_loader(o) for o in openers)
+    try:
+        with contextlib.closing(batches):  # leaving early stops the decode threads at once
+            for batch in batches:
+                rows = todo[batch.start : batch.start + len(batch.vectors)]
+                _embeddings_write(run, rows, batch.vectors, batch.errors, stats)
+                stats["processed"] += len(rows)
+                if should_stop():
+                    raise JobStopped()
+                progress(stats["processed"])
+    except JobStopped:
+        stats["stopped"] = True
+    seconds = time.perf_counter() - t0
+    stats.update(seconds=round(seconds, 3),
+                 images_per_s=round(stats["processed"] / seconds, 2) if seconds > 0 else None)
+    return stats
+
+
+def _embeddings_write(run: EmbeddingRun, rows, vectors, errors, stats: dict[str, Any]) -> None:
+    new = [
+        ImageEmbedding(project_id=run.project_id, image_id=image_id, model_key=run.model_key,
+                       vector=vector.astype(selectors.VECTOR_DTYPE).tobytes())
+        for (image_id, _), vector, error in zip(rows, vectors, errors)
+        if error is None
+    ]
+    for (image_id, name), error in zip(rows, errors):
+        if error is not None:
+            stats["errors"] += 1
+            if len(stats["unreadable"]) < 100:
+                stats["unreadable"].append({"image_id": image_id, "file": name, "error": error[:300]})
+    try:
+        with transaction.atomic():
+            ImageEmbedding.objects.bulk_create(new, ignore_conflicts=True)
+    except IntegrityError:  # an image was deleted meanwhile: write the ones that remain
+        alive = set(Image.objects.filter(pk__in=[e.image_id for e in new]).values_list("id", flat=True))
+        new = [e for e in new if e.image_id in alive]
+        ImageEmbedding.objects.bulk_create(new, ignore_conflicts=True)
+    stats["embedded"] += len(new)

@@ -1,6 +1,6 @@
 """Celery entry points: take ids, call a service, return.
 
-Training and prelabel run on the "gpu" queue (see CELERY_TASK_ROUTES). Both are safe to
+Training, prelabel and embedding run on the "gpu" queue (see CELERY_TASK_ROUTES). Both are safe to
 deliver twice: the service claims its row with a conditional update, so a redelivered
 message finds nothing to claim. That is what makes acks_late safe here; the time limits stay
 under the broker's visibility timeout, so a long run is never handed out twice while alive.
@@ -34,6 +34,16 @@ def training_run_execute(run_id: int) -> None:
 )
 def prelabel_execute(run_id: int) -> None:
     services.prelabel_run_execute(run_id=run_id)
+
+
+@shared_task(
+    name="training.tasks.embed_images",
+    acks_late=True,
+    soft_time_limit=settings.VISION_EMBED_SOFT_TIME_LIMIT,
+    time_limit=settings.VISION_EMBED_SOFT_TIME_LIMIT + 300,
+)
+def embed_images(run_id: int) -> None:
+    services.embedding_run_execute(run_id=run_id)
 
 
 @shared_task(name="training.tasks.auto_retrain_check")

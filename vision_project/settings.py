@@ -207,6 +207,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "training.tasks.training_run_execute": {"queue": "gpu"},
     "training.tasks.prelabel_execute": {"queue": "gpu"},
+    "training.tasks.embed_images": {"queue": "gpu"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = 30 * 60
 CELERY_TASK_TIME_LIMIT = 35 * 60
@@ -252,6 +253,15 @@ VISION_PRELABEL_BATCH_SIZE = env.int("VISION_PRELABEL_BATCH_SIZE", default=32)
 VISION_PRELABEL_WRITE_EVERY = env.int("VISION_PRELABEL_WRITE_EVERY", default=256)
 VISION_PRELABEL_MIN_SCORE = env.float("VISION_PRELABEL_MIN_SCORE", default=0.05)
 VISION_PRELABEL_MAX_BOXES = env.int("VISION_PRELABEL_MAX_BOXES", default=100)
+# Embeddings (training.ml.embeddings): the model key new vectors are made with, images per
+# batch, the device ("" = CUDA when available, else CPU), whether imports queue a run, and
+# after how long a still-queued run gets its message sent again when a new request joins it.
+VISION_EMBEDDING_MODEL = env.str("VISION_EMBEDDING_MODEL", default="efficientnet_lite0-imagenet-224")
+VISION_EMBED_BATCH_SIZE = env.int("VISION_EMBED_BATCH_SIZE", default=64)
+VISION_EMBED_DEVICE = env.str("VISION_EMBED_DEVICE", default="")
+VISION_EMBED_ON_IMPORT = env.bool("VISION_EMBED_ON_IMPORT", default=True)
+VISION_EMBED_RESEND_AFTER = timedelta(seconds=env.int("VISION_EMBED_RESEND_AFTER_SECONDS", default=120))
+VISION_EMBED_SOFT_TIME_LIMIT = env.int("VISION_EMBED_SOFT_TIME_LIMIT", default=2 * 3600)
 
 # ultralytics reads these from the environment when first imported: never reach the
 # network, never pip-install at run time, keep its settings file in a folder of ours.

@@ -7,6 +7,7 @@ writes conditional on RUNNING) for the API's background uploads and the command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from django.utils import timezone
 from ..ingest import IngestBatch
 from ..jobs import JobStopped, job_progress_writer
 from ..models import ACTIVE_JOB_STATUSES, ImportJob, JobStatus, Project, TaskType
+from ..signals import images_imported_send
 from .classification import csv_records, folder_records
 from .coco import coco_records
 from .records import LabelError, labels_apply
@@ -119,13 +121,20 @@ def import_run(
     imported: list[tuple[str, int]] = []
     batch = _ItemBatch(project)
 
+    created: list[int] = []
+
     def record(relpath: str, result: dict) -> None:
         report.counts[result["status"]] += 1
         report.add(result)
         if "image_id" in result:
             imported.append((relpath, result["image_id"]))
+        if result["status"] == "created":
+            created.append(result["image_id"])
 
-    with tempfile.TemporaryDirectory(dir=staging_dir(), prefix="labels-") as collected:
+    with contextlib.ExitStack() as stack:
+        # last out: a cancelled or failed import announces the images it did store, too
+        stack.callback(images_imported_send, project=project, image_ids=created)
+        collected = stack.enter_context(tempfile.TemporaryDirectory(dir=staging_dir(), prefix="labels-"))
         label_files_found = done = 0
         for done, item in enumerate(source_items(files), start=1):
             if label_format and item.relpath.lower().endswith(LABEL_SUFFIXES) and not item.error:
