@@ -13,6 +13,7 @@ from labeling import demo
 from labeling.ingest import image_ingest
 from labeling.models import Image, Project, Role, TaskType
 from labeling.services import annotation_import_create, label_class_create, membership_set, project_create
+from labeling.signals import images_imported_send
 
 DEMO_USERS = [("admin", Role.ADMIN), ("lead", Role.LEAD), ("annotator", Role.ANNOTATOR)]
 DETECTION_NAME = "Demo: tree crowns (detection)"
@@ -61,15 +62,16 @@ class Command(BaseCommand):
         for username, role in DEMO_USERS:
             membership_set(project=project, user=users[username], role=role)
         rng = random.Random(project.pk)
-        added = 0
+        added = []
         for item in images:
             result = image_ingest(project=project, name=item.name, stream=io.BytesIO(item.png), size=len(item.png))
             if result.status != "created":
                 continue
-            added += 1
+            added.append(result.image_id)
             if rng.random() < PRELABELED_SHARE:
                 self._label(project, Image.objects.get(pk=result.image_id), item, rng)
-        self.stdout.write(f"{project.name}: {added} new images, {project.images.count()} in all")
+        images_imported_send(project=project, image_ids=added)  # queues their embedding run
+        self.stdout.write(f"{project.name}: {len(added)} new images, {project.images.count()} in all")
 
     @transaction.atomic
     def _label(self, project, image, item, rng):
