@@ -12,6 +12,7 @@ from .permissions import get_for_caller, projects_visible_to
 from .serializers import (
     LabelClassInputSerializer,
     LabelClassSerializer,
+    LabelClassUpdateSerializer,
     MemberInputSerializer,
     MembershipSerializer,
     ProjectCreateSerializer,
@@ -96,14 +97,14 @@ class LabelClassListCreateApi(APIView):
 
 
 class LabelClassDetailApi(APIView):
-    @extend_schema(request=LabelClassSerializer, responses=LabelClassSerializer)
+    @extend_schema(request=LabelClassUpdateSerializer, responses=LabelClassSerializer)
     def patch(self, request, project_id: int, class_id: int):
         project = get_project_for(request, project_id, Role.ADMIN)
         label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
-        serializer = LabelClassSerializer(label_class, data=request.data, partial=True)
+        serializer = LabelClassUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return Response(serializer.data)
+        label_class = services.label_class_update(label_class=label_class, **serializer.validated_data)
+        return Response(LabelClassSerializer(label_class).data)
 
 
 class MemberListSetApi(APIView):

@@ -17,6 +17,9 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 TILE = 400
+# The classification demo's classes in the order its project lists them: each digit is
+# also its class's key (see services.label_class_create).
+CLASSIFICATION_CLASSES = [str(digit) for digit in range(10)]
 
 
 @dataclass

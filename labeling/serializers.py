@@ -58,6 +58,15 @@ class LabelClassInputSerializer(serializers.Serializer):
     parent = serializers.CharField(max_length=100, required=False, allow_null=True)
 
 
+class LabelClassUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True,
+                                   help_text='one character; "" for none')
+    parent = serializers.IntegerField(required=False, allow_null=True, help_text="a class id of the project")
+    order = serializers.IntegerField(required=False, min_value=0)
+
+
 class MemberInputSerializer(serializers.Serializer):
     user = serializers.CharField(max_length=150, help_text="username")
     role = serializers.ChoiceField(choices=Role.choices)

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import (
@@ -71,6 +71,72 @@ def project_update(*, project: Project, **fields) -> Project:
     return project
 
 
+# Keys the annotate page keeps for itself (skip, flag, hide pre-labels, no objects here, fit,
+# help, zoom): a class key there would shadow the action.
+RESERVED_HOTKEYS = {
+    "s": "Skip", "f": "Flag", "h": "Hide pre-labels", "n": "No objects here", "r": "Fit",
+    "?": "Help", "=": "Zoom in", "+": "Zoom in", "-": "Zoom out",
+}
+DIGIT_KEYS = "1234567890"
+
+
+def _default_hotkey(*, name: str, taken: set[str]) -> str:
+    """The class name when it is one character (the digits "0"-"9" get their own digit),
+    else the next free digit; "" when all are taken."""
+    key = name.strip().lower()
+    if len(key) == 1 and not key.isspace() and key not in taken and key not in RESERVED_HOTKEYS:
+        return key
+    return next((digit for digit in DIGIT_KEYS if digit not in taken), "")
+
+
+def _checked_hotkey(*, project: Project, hotkey: str, label_class: LabelClass | None = None) -> str:
+    """A key as stored (lower case; "" for none). Raises ValidationError naming the class
+    that has the key already, or the editor action it would shadow."""
+    key = hotkey.strip().lower()
+    if not key:
+        return ""
+    if len(key) != 1:
+        raise ValidationError({"hotkey": f"A key is one character, such as 7 or k; got {hotkey!r}."})
+    if key in RESERVED_HOTKEYS:
+        raise ValidationError({"hotkey": f'Key "{key}" is the editor\'s {RESERVED_HOTKEYS[key]} key; '
+                                         "choose another key."})
+    holders = project.label_classes.filter(hotkey__iexact=key)
+    if label_class is not None:
+        holders = holders.exclude(pk=label_class.pk)
+    holder = holders.first()
+    if holder is not None:
+        raise ValidationError({"hotkey": f'Key "{key}" is taken by class "{holder.name}"; choose another '
+                                         "key, or clear that class's key first."})
+    return key
+
+
+def _checked_name(*, project: Project, name: str, label_class: LabelClass | None = None) -> str:
+    clean = name.strip()
+    if not clean:
+        raise ValidationError({"name": "A class needs a name."})
+    same = project.label_classes.filter(name=clean)
+    if label_class is not None:
+        same = same.exclude(pk=label_class.pk)
+    if same.exists():
+        raise ValidationError({"name": f'A class named "{clean}" exists already in this project.'})
+    return clean
+
+
+def _save_label_class(label_class: LabelClass) -> LabelClass:
+    # Constraints are checked above with readable messages; one that loses a race with a
+    # concurrent write still gets a message, not a server error.
+    label_class.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            label_class.save()
+    except IntegrityError:
+        raise ValidationError(
+            f'Class "{label_class.name}" or key "{label_class.hotkey}" was just taken by another '
+            "change; reload and try again."
+        ) from None
+    return label_class
+
+
 def label_class_create(
     *,
     project: Project,
@@ -80,15 +146,20 @@ def label_class_create(
     parent: str | LabelClass | None = None,
     order: int | None = None,
 ) -> LabelClass:
+    """A new class. Without a hotkey it gets its name when that is one character, else the
+    next free digit. Raises ValidationError for a name or key already in use."""
     existing = project.label_classes.count()
+    name = _checked_name(project=project, name=name)
     if isinstance(parent, str):
         parent_obj = project.label_classes.filter(name=parent).first()
         if parent_obj is None:
             raise ValidationError(f"Parent class {parent!r} does not exist in this project.")
         parent = parent_obj
-    if not hotkey and existing < 9:
-        taken = set(project.label_classes.values_list("hotkey", flat=True))
-        hotkey = next((str(n) for n in range(1, 10) if str(n) not in taken), "")
+    if hotkey.strip():
+        hotkey = _checked_hotkey(project=project, hotkey=hotkey)
+    else:
+        taken = {key.lower() for key in project.label_classes.values_list("hotkey", flat=True)}
+        hotkey = _default_hotkey(name=name, taken=taken)
     label_class = LabelClass(
         project=project,
         name=name,
@@ -97,9 +168,25 @@ def label_class_create(
         parent=parent,
         order=existing if order is None else order,
     )
-    label_class.full_clean()
-    label_class.save()
-    return label_class
+    return _save_label_class(label_class)
+
+
+def label_class_update(*, label_class: LabelClass, **fields) -> LabelClass:
+    """Change a class's name, color, hotkey ("" for none), order or parent (a class id of
+    the same project, or None). Raises ValidationError naming what is in use or wrong."""
+    project = label_class.project
+    if "name" in fields:
+        fields["name"] = _checked_name(project=project, name=fields["name"], label_class=label_class)
+    if "hotkey" in fields:
+        fields["hotkey"] = _checked_hotkey(project=project, hotkey=fields["hotkey"] or "", label_class=label_class)
+    if "parent" in fields and fields["parent"] is not None:
+        parent = project.label_classes.filter(pk=fields["parent"]).first()
+        if parent is None or parent.pk == label_class.pk:
+            raise ValidationError({"parent": f"Class {fields['parent']} is not another class of this project."})
+        fields["parent"] = parent
+    for field, value in fields.items():
+        setattr(label_class, field, value)
+    return _save_label_class(label_class)
 
 
 def membership_set(*, project: Project, user, role: str) -> Membership:

@@ -27,10 +27,11 @@ function renderClasses(classes: LabelClass[]): void {
       const save = el("button", { type: "button" }, "Save");
       save.addEventListener("click", async () => {
         try {
-          await call("PATCH", `/api/projects/${projectId}/label-classes/${c.id}/`, {
+          const saved = await call<LabelClass>("PATCH", `/api/projects/${projectId}/label-classes/${c.id}/`, {
             name: name.value, color: color.value, hotkey: hotkey.value,
           });
-          toast(`Saved ${name.value}.`);
+          hotkey.value = saved.hotkey;
+          toast(`Saved ${saved.name}.`);
         } catch (error) {
           toast((error as Error).message, "error");
         }

@@ -61,6 +61,13 @@ class Command(BaseCommand):
                                      train_epochs=10, train_image_size=320 if task_type == TaskType.DETECTION else 64)
         for username, role in DEMO_USERS:
             membership_set(project=project, user=users[username], role=role)
+        if task_type == TaskType.CLASSIFICATION:
+            # Made up front so the class list reads 0-9 (classes made while labeling come
+            # in the images' random order); each digit is its own class's key.
+            existing = set(project.label_classes.values_list("name", flat=True))
+            for class_name in demo.CLASSIFICATION_CLASSES:
+                if class_name not in existing:
+                    label_class_create(project=project, name=class_name)
         rng = random.Random(project.pk)
         added = []
         for item in images:
