@@ -67,6 +67,11 @@ class AnnotationSubmitApi(APIView):
         prediction_id = serializers.IntegerField(required=False, allow_null=True)
         flag_reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
         time_spent_ms = serializers.IntegerField(min_value=0, required=False, default=0)
+        empty = serializers.BooleanField(
+            required=False, default=False,
+            help_text='detection accept/correct: the person says the image has no objects ("no objects '
+                      'here"); a label without boxes is refused without it',
+        )
 
         class Meta:
             ref_name = "AnnotationSubmitInput"

@@ -3,7 +3,11 @@ work. Every write is one short transaction; nothing slow happens while a row is 
 
 Guarantees (tested against PostgreSQL with concurrent clients):
 - a claim takes one row with SELECT ... FOR UPDATE SKIP LOCKED on the queue index, so two
-  callers never hold the same task; an annotator never gets two tasks of one image;
+  callers never hold the same task; an annotator never gets two tasks of one image, nor an
+  image they labeled (a label a lead rejected aside); an image they skipped comes back to
+  them once nothing else is left for them;
+- no empty label goes in unmeant: a classification label needs a class, and a detection
+  label without boxes needs the explicit "no objects here" (`empty`);
 - a submit with an Idempotency-Key already seen returns the first annotation, creates nothing;
 - a submit that lost its task to someone else is stored as an extra opinion, never dropped.
 """
@@ -58,7 +62,9 @@ WHERE id = (
       AND (t.lease_expires_at IS NULL OR t.lease_expires_at < %s)
       {exclude}
       AND NOT EXISTS (
-          SELECT 1 FROM labeling_annotation a WHERE a.image_id = t.image_id AND a.author_id = %s)
+          SELECT 1 FROM labeling_annotation a
+          WHERE a.image_id = t.image_id AND a.author_id = %s AND a.review_status <> 'rejected'
+            {skips_too})
       {other_slot}
     ORDER BY t.priority DESC, t.id
     LIMIT 1
@@ -73,9 +79,16 @@ _OTHER_SLOT_HELD = """AND NOT EXISTS (
             AND o.lease_holder_id = %s AND o.lease_expires_at >= %s)"""
 
 
-def claim_statement(*, project: Project, user, exclude: list[int], now, expires) -> tuple[str, list]:
-    """The claim as SQL and parameters: open tasks of the project nobody holds, without
-    images the user already annotated or holds another slot of, best first."""
+def claim_statement(
+    *, project: Project, user, exclude: list[int], now, expires, skipped_too: bool = False
+) -> tuple[str, list]:
+    """The claim as SQL and parameters: open tasks of the project nobody holds, best first,
+    without images the user holds another slot of or already annotated. What counts as
+    annotated: any annotation of theirs a lead did not reject; with `skipped_too`, skips
+    do not count (the second pass of task_claim_next).
+
+    The annotation probe is the one the claim always made per candidate (by image, on
+    annotation_image_latest), reading two more columns of the same rows."""
     at = connection.ops.adapt_datetimefield_value
     # Without overlap an image has one open task at a time (skip and reject close the old
     # one before queueing a fresh one), so the other-slot check is left out: it would
@@ -83,6 +96,7 @@ def claim_statement(*, project: Project, user, exclude: list[int], now, expires)
     overlap = project.annotations_per_image > 1
     sql = _CLAIM_SQL.format(
         exclude=f"AND t.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else "",
+        skips_too="AND a.kind <> 'skip'" if skipped_too else "",
         other_slot=_OTHER_SLOT_HELD if overlap else "",
         lock="FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "",
     )
@@ -95,6 +109,12 @@ def claim_statement(*, project: Project, user, exclude: list[int], now, expires)
 def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task | None:
     """The caller's own live lease (outside `exclude`) if any, else the highest-priority
     claimable task, leased to the caller for the project's TTL; None when nothing is left.
+
+    Never an image the caller labeled, unless a lead rejected that label (it comes back in
+    its queue position). An image the caller skipped comes back only when nothing else is
+    left for them: a second claim, made only when the first finds nothing and the caller
+    has skipped something in the project, lets skips through. So with annotations_per_image N, N different people label each image, and a
+    lone annotator still sees every skipped or rejected image again.
 
     Raises Conflict when the caller already holds MAX_LEASES_PER_USER leases, all excluded.
     """
@@ -116,9 +136,19 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
             task_ids=held,
         )
     expires = now + timedelta(seconds=project.lease_ttl_seconds)
-    sql, params = claim_statement(project=project, user=user, exclude=exclude, now=now, expires=expires)
-    # One statement, its own short transaction; RETURNING gives the leased row itself.
-    return next(iter(Task.objects.raw(sql, params)), None)
+    for skipped_too in (False, True):
+        # The second pass walks the pool again; only for someone who has skipped here.
+        if skipped_too and not Annotation.objects.filter(
+            author=user, project=project, kind=AnnotationKind.SKIP
+        ).exists():
+            break
+        sql, params = claim_statement(project=project, user=user, exclude=exclude, now=now, expires=expires,
+                                      skipped_too=skipped_too)
+        # One statement, its own short transaction; RETURNING gives the leased row itself.
+        task = next(iter(Task.objects.raw(sql, params)), None)
+        if task is not None:
+            return task
+    return None
 
 
 def task_lease_renew(*, task: Task, user) -> Task:
@@ -148,7 +178,8 @@ def task_lease_release(*, task: Task, user) -> bool:
 
 def task_reopen_for_image(*, image: Image, like: Task | None = None) -> Task:
     """A fresh open task for an image (skipped, rejected or sent back by a lead), keeping the
-    queue position of `like`. Whoever annotated the image before will not be served it."""
+    queue position of `like`. Whoever labeled the image before will not be served it
+    (unless their label was rejected); whoever skipped it, only when nothing else is left."""
     next_slot = (Task.objects.filter(image=image).aggregate(m=Max("slot"))["m"] or 0) + 1
     return Task.objects.create(
         project_id=image.project_id,
@@ -193,13 +224,15 @@ def annotation_submit(
     prediction_id: int | None = None,
     flag_reason: str = "",
     time_spent_ms: int = 0,
+    empty: bool = False,
 ) -> SubmitResult:
     """Record one outcome for a task (loaded with its project and image). Raises
-    PayloadError for a bad payload or a missing prediction to accept, Conflict when the key
-    was used for another task."""
+    PayloadError for a bad payload, a missing prediction to accept, a label with no class,
+    or a detection label without boxes that is not marked `empty` ("no objects here");
+    Conflict when the key was used for another task."""
     task_id = task.pk
     prediction, clean = _clean_payload(task=task, kind=kind, payload=payload, prediction_id=prediction_id,
-                                       flag_reason=flag_reason)
+                                       flag_reason=flag_reason, empty=empty)
     try:
         with transaction.atomic():
             locked = Task.objects.select_for_update().get(pk=task_id)
@@ -263,7 +296,7 @@ def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
     return SubmitResult(annotation=first, created=False)
 
 
-def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason: str):
+def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason: str, empty: bool):
     project, image = task.project, task.image
     # The embedding (kilobytes per row) is for sampling; a submit never reads it.
     predictions = Prediction.objects.filter(image_id=image.pk).defer("embedding")
@@ -272,10 +305,16 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
         prediction = predictions.filter(pk=prediction_id).first()
         if prediction is None:
             raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
+    if empty and kind not in LABEL_KINDS:
+        raise PayloadError(f'"empty" marks a label with no objects; a {kind} carries no label')
+    if empty and project.task_type != DETECTION:
+        raise PayloadError('"empty" is for detection; a classification label needs a class')
     if kind == AnnotationKind.CORRECT:
+        if payload is None and empty:
+            payload = {"boxes": []}
         if payload is None:
             raise PayloadError("a correction needs a payload")
-        return prediction, _validate(payload, project, image)
+        return prediction, _checked_label(_validate(payload, project, image), kind=kind, empty=empty, image=image)
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
             prediction = predictions.filter(
@@ -283,11 +322,34 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
             ).first()
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
-        return prediction, _validate(_labels_of_prediction(prediction.payload, project.task_type, image),
-                                     project, image)
+        labels = _labels_of_prediction(prediction.payload, project.task_type, image)
+        return prediction, _checked_label(_validate(labels, project, image), kind=kind, empty=empty, image=image)
     if kind == AnnotationKind.FLAG and not flag_reason.strip():
         raise PayloadError("flagging an image as unclear needs a flag_reason")
     return prediction, {}
+
+
+LABEL_KINDS = (AnnotationKind.ACCEPT, AnnotationKind.CORRECT)
+
+
+def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict:
+    """A label says something: a class, boxes, or, said on purpose, that there are no
+    objects. An empty label is never stored by default (a blind model's empty pre-label,
+    an Enter with nothing chosen)."""
+    what = "the pre-label" if kind == AnnotationKind.ACCEPT else "the payload"
+    if "labels" in clean:
+        if not clean["labels"]:
+            raise PayloadError(f"{what} of image {image.pk} has no class: a classification label needs one "
+                               "(skip or flag the image if none fits)")
+        return clean
+    boxes = clean["boxes"]
+    if empty and boxes:
+        raise PayloadError(f'"empty": true says image {image.pk} has no objects, but {what} has '
+                           f"{len(boxes)} box{'es' if len(boxes) != 1 else ''}")
+    if not empty and not boxes:
+        raise PayloadError(f'{what} of image {image.pk} has no boxes; to record that the image has no '
+                           'objects, send "empty": true ("no objects here"), else draw the boxes')
+    return clean
 
 
 def _validate(payload, project: Project, image: Image) -> dict:

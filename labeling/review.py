@@ -1,7 +1,8 @@
 """Review by leads: list annotations, accept or reject them, and what counts as a label.
 
-A rejected label stops counting and its image goes back to the queue as a fresh task (its
-author will not be served it again). A flag keeps its image out of the training data until
+A rejected label stops counting and its image goes back to the queue as a fresh task, in
+its old place, for anyone (its author too: the rejected label no longer counts as theirs,
+see queue_services.task_claim_next). A flag keeps its image out of the training data until
 a lead decides: accepting it confirms the image unclear (the image leaves both splits),
 rejecting it sends the image back to the queue.
 """

@@ -159,17 +159,68 @@ def test_overlap_gives_each_image_to_n_different_annotators_never_twice_to_one(a
     assert c["image"]["id"] == a["image"]["id"] and c["task"]["slot"] != a["task"]["slot"]
 
 
-def test_an_annotator_is_not_served_an_image_they_already_annotated(api_client):
+def submit_as(client, task_id, body, key):
+    response = client.post(f"/api/tasks/{task_id}/annotations/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_an_annotator_is_not_served_an_image_they_already_labeled(api_client):
     project = make_project(annotations_per_image=2)
     (image,) = add_images(project, [0.9])
-    user = member(project)
-    client = as_user(api_client, user)
+    client = as_user(api_client, member(project))
     task_id = next_task(client, project).json()["task"]["id"]
-    response = client.post(f"/api/tasks/{task_id}/annotations/", {"kind": "skip"}, format="json",
-                           HTTP_IDEMPOTENCY_KEY="k1")
-    assert response.status_code == 201
+    submit_as(client, task_id, {"kind": "correct", "payload": {"boxes": []}, "empty": True}, "k1")
+    # The other slot is open, but it is for someone else.
     assert next_task(client, project).status_code == 204
     assert next_task(as_user(api_client, member(project)), project).json()["image"]["id"] == image.pk
+
+
+def test_a_skipped_image_comes_back_to_a_lone_annotator_once_nothing_else_is_left(api_client):
+    project = make_project()
+    skipped, other = add_images(project, [0.9, 0.5])
+    client = as_user(api_client, member(project))
+    first = next_task(client, project).json()
+    assert first["image"]["id"] == skipped.pk
+    submit_as(client, first["task"]["id"], {"kind": "skip"}, "k1")
+    # The fresh task keeps the skipped image's place, but the other image comes first.
+    second = next_task(client, project).json()
+    assert second["image"]["id"] == other.pk
+    submit_as(client, second["task"]["id"], {"kind": "correct", "payload": {"boxes": []}, "empty": True}, "k2")
+    again = next_task(client, project).json()
+    assert again["image"]["id"] == skipped.pk and again["task"]["id"] != first["task"]["id"]
+
+
+def test_a_rejected_label_sends_the_image_back_to_its_author_in_queue_order(api_client):
+    from labeling.review import REJECT, annotation_review
+
+    project = make_project()
+    rejected, later = add_images(project, [0.9, 0.5])
+    client = as_user(api_client, member(project))
+    task_id = next_task(client, project).json()["task"]["id"]
+    label = submit_as(client, task_id, {"kind": "correct", "payload": {"boxes": []}, "empty": True}, "k1")
+    annotation_review(annotation_id=label["id"], reviewer=member(project, role=Role.LEAD), decision=REJECT)
+    # Back in its own place, before the lower-priority image, to the person who labeled it.
+    assert next_task(client, project).json()["image"]["id"] == rejected.pk
+
+
+def test_with_overlap_a_skip_does_not_let_one_person_give_two_of_the_labels(api_client):
+    project = make_project(annotations_per_image=2)
+    (image,) = add_images(project, [0.9])
+    one, two = member(project), member(project)
+    client_one = as_user(api_client, one)
+    task_id = next_task(client_one, project).json()["task"]["id"]
+    submit_as(client_one, task_id, {"kind": "skip"}, "k1")
+    # Nothing else is left: the skipped image comes back, one slot of it.
+    back = next_task(client_one, project).json()
+    assert back["image"]["id"] == image.pk
+    submit_as(client_one, back["task"]["id"], {"kind": "correct", "payload": {"boxes": []}, "empty": True}, "k2")
+    assert next_task(client_one, project).status_code == 204
+    from rest_framework.test import APIClient
+
+    client_two = APIClient()
+    client_two.force_authenticate(two)
+    assert next_task(client_two, project).json()["image"]["id"] == image.pk
 
 
 def test_heartbeat_renews_the_holders_lease_and_409s_for_anyone_else(api_client):
@@ -236,7 +287,7 @@ def test_next_and_submit_load_the_callers_role_with_the_object(api_client, djang
     task_id = body["task"]["id"]
     assert body["prediction"]["payload"] == {"boxes": []} and body["image"]["id"] == image.pk
     with CaptureQueriesContext(connection) as submit_queries:
-        response = api_client.post(f"/api/tasks/{task_id}/annotations/", {"kind": "correct", "payload": {"boxes": []}},
+        response = api_client.post(f"/api/tasks/{task_id}/annotations/", {"kind": "correct", "payload": {"boxes": []}, "empty": True},
                                    format="json", HTTP_IDEMPOTENCY_KEY="budget")
     assert response.status_code == 201
     for captured, table in ((next_queries, "labeling_project"), (submit_queries, "labeling_task")):

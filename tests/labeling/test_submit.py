@@ -42,7 +42,7 @@ def test_correction_is_stored_and_closes_the_task(leased):
 
 def test_retried_submit_returns_the_first_result_and_creates_nothing(leased):
     client, _, project, task_id, _ = leased
-    body = {"kind": "correct", "payload": {"boxes": []}}
+    body = {"kind": "correct", "payload": {"boxes": []}, "empty": True}
     first = submit(client, task_id, body, key="same")
     again = submit(client, task_id, body, key="same")
     assert (first.status_code, again.status_code) == (201, 200)
@@ -131,7 +131,7 @@ def test_late_submit_after_takeover_is_a_409_and_the_work_is_kept(leased, api_cl
     other_client.force_authenticate(other)
     assert next_task(other_client, project).json()["task"]["id"] == task_id
 
-    response = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}}, key="late")
+    response = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}, "empty": True}, key="late")
     assert response.status_code == 409
     body = response.json()
     assert body["state"] == "extra_opinion" and "extra opinion" in body["detail"]
@@ -140,7 +140,7 @@ def test_late_submit_after_takeover_is_a_409_and_the_work_is_kept(leased, api_cl
     task = Task.objects.get(pk=task_id)
     assert (task.status, task.lease_holder) == (TaskStatus.OPEN, other)
     # A retry gets the same answer and stores nothing new.
-    again = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}}, key="late")
+    again = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}, "empty": True}, key="late")
     assert again.status_code == 409 and again.json() == body
     assert Annotation.objects.count() == 1
 
@@ -156,15 +156,66 @@ def test_late_submit_after_someone_else_completed_is_kept_as_extra_opinion(lease
 def test_submit_after_lease_expired_with_no_taker_is_accepted_normally(leased):
     client, user, _, task_id, _ = leased
     Task.objects.filter(pk=task_id).update(lease_expires_at=timezone.now() - timedelta(minutes=5))
-    response = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}})
+    response = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}, "empty": True})
     assert response.status_code == 201 and response.json()["state"] == "submitted"
     assert Task.objects.get(pk=task_id).completed_by == user
 
 
 def test_a_second_submit_with_a_new_key_is_kept_beside_the_first(leased):
     client, _, _, task_id, _ = leased
-    assert submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}}, key="one").status_code == 201
+    assert submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}, "empty": True}, key="one").status_code == 201
     response = submit(client, task_id, {"kind": "skip"}, key="two")
     assert response.status_code == 409 and "already completed" in response.json()["detail"]
     assert list(Annotation.objects.order_by("id").values_list("state", flat=True)) == ["submitted", "extra_opinion"]
     assert Task.objects.get(pk=task_id).status == TaskStatus.DONE
+
+
+def test_accepting_an_empty_prelabel_needs_the_explicit_no_objects_flag(leased):
+    client, _, project, task_id, image = leased
+    prediction = Prediction.objects.create(image=image, model_version=deploy_model(project), payload={"boxes": []})
+    response = submit(client, task_id, {"kind": "accept", "prediction_id": prediction.pk}, key="plain")
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "has no boxes" in detail and '"empty": true' in detail
+    assert not Annotation.objects.exists() and Task.objects.get(pk=task_id).status == TaskStatus.OPEN
+    response = submit(client, task_id, {"kind": "accept", "prediction_id": prediction.pk, "empty": True},
+                      key="explicit")
+    assert response.status_code == 201 and response.json()["payload"] == {"boxes": []}
+    assert Task.objects.get(pk=task_id).status == TaskStatus.DONE
+
+
+def test_a_correction_without_boxes_needs_the_flag_and_the_flag_refuses_boxes(leased):
+    client, _, project, task_id, _ = leased
+    car = project.label_classes.get(name="car").pk
+    plain = submit(client, task_id, {"kind": "correct", "payload": {"boxes": []}}, key="a")
+    assert plain.status_code == 400 and '"empty": true' in plain.json()["detail"]
+    box = {"x1": 5, "y1": 5, "x2": 50, "y2": 40, "label": car}
+    both = submit(client, task_id, {"kind": "correct", "payload": {"boxes": [box]}, "empty": True}, key="b")
+    assert both.status_code == 400 and "but the payload has 1 box" in both.json()["detail"]
+    assert not Annotation.objects.exists()
+    # "empty" alone is the whole label.
+    response = submit(client, task_id, {"kind": "correct", "empty": True}, key="c")
+    assert response.status_code == 201 and response.json()["payload"] == {"boxes": []}
+
+
+def test_a_classification_label_without_a_class_is_refused(api_client):
+    project = make_project(task_type=TaskType.CLASSIFICATION)
+    (image,) = add_images(project, [0.9])
+    client = as_user(api_client, member(project))
+    task_id = next_task(client, project).json()["task"]["id"]
+    response = submit(client, task_id, {"kind": "correct", "payload": {"labels": []}}, key="a")
+    assert response.status_code == 400 and "has no class" in response.json()["detail"]
+    prediction = Prediction.objects.create(image=image, model_version=deploy_model(project), payload={"labels": []})
+    response = submit(client, task_id, {"kind": "accept", "prediction_id": prediction.pk}, key="b")
+    assert response.status_code == 400 and "the pre-label" in response.json()["detail"]
+    response = submit(client, task_id, {"kind": "correct", "payload": {"labels": []}, "empty": True}, key="c")
+    assert response.status_code == 400 and "classification label needs a class" in response.json()["detail"]
+    assert not Annotation.objects.exists() and Task.objects.get(pk=task_id).status == TaskStatus.OPEN
+    tree = project.label_classes.get(name="tree").pk
+    assert submit(client, task_id, {"kind": "correct", "payload": {"labels": [tree]}}, key="d").status_code == 201
+
+
+def test_empty_is_refused_on_a_skip(leased):
+    client, _, _, task_id, _ = leased
+    response = submit(client, task_id, {"kind": "skip", "empty": True})
+    assert response.status_code == 400 and "a skip carries no label" in response.json()["detail"]
