@@ -40,10 +40,11 @@ def measure(base_url: str, project_id: int, images: int) -> list[float]:
         sign_in(page, "bench")
         page.goto(f"/projects/{project_id}/annotate/")
         for _ in range(images - 1):
-            # Steady state: the next task is prefetched and the last submit has landed.
+            # Steady state: the next task is prefetched, the last submit has landed, and the
+            # shown image has been on screen long enough for a submit of it to count.
             page.wait_for_function(
                 "() => { const r = document.getElementById('annotate');"
-                " return r.dataset.painted === r.dataset.taskId && r.dataset.prefetched"
+                " return r.dataset.armed === r.dataset.taskId && r.dataset.prefetched"
                 " && document.getElementById('save-state').dataset.state === 'saved'; }"
             )
             shown = page.get_attribute("#annotate", "data-task-id")

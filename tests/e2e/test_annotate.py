@@ -19,7 +19,8 @@ def open_annotate(page, scene) -> int:
     """Sign in as the annotator, open the label stream, wait for the first image to paint."""
     sign_in(page, "ann")
     page.goto(f"/projects/{scene.project.pk}/annotate/")
-    page.wait_for_function("document.getElementById('annotate').dataset.painted")
+    page.wait_for_function("(r => r.dataset.armed && r.dataset.armed === r.dataset.taskId)"
+                           "(document.getElementById('annotate'))")
     return int(page.get_attribute("#annotate", "data-task-id"))
 
 
@@ -28,9 +29,10 @@ def box_rect(page, index: int) -> dict:
 
 
 def wait_saved_and_next(page, previous_task: int) -> None:
+    """The submit landed and the next image is on screen, long enough for submits to count."""
     page.wait_for_function(
         "prev => { const r = document.getElementById('annotate');"
-        " return r.dataset.painted && r.dataset.painted !== String(prev); }",
+        " return r.dataset.armed && r.dataset.armed === r.dataset.taskId && r.dataset.armed !== String(prev); }",
         arg=previous_task,
     )
     page.wait_for_function("document.getElementById('save-state').dataset.state === 'saved'")

@@ -3,6 +3,11 @@
  * the keyboard. The next task and its image are fetched while the person works, so a
  * submit shows the next image at once; submits go through a persisted queue and are
  * retried with their idempotency key until the server has them.
+ *
+ * No label goes in unseen or unmeant: a submit counts only once its image has been painted
+ * and on screen for MIN_VIEW_MS (a double or held Enter does not label the next image
+ * blind), key repeats are ignored, a classification needs a class, and an image without
+ * boxes is stored only by the explicit "no objects here" (N).
  */
 import { type EditorBox, BoxEditor, type Labels, isTyping } from "../editor/boxEditor";
 import { clampBox } from "../editor/geometry";
@@ -54,6 +59,8 @@ const helpDialog = byId<HTMLDialogElement>("help");
 const flagDialog = byId<HTMLDialogElement>("flag-dialog");
 const flagReason = byId<HTMLTextAreaElement>("flag-reason");
 const toggleButton = byId<HTMLButtonElement>("toggle-prelabels");
+const noObjectsButton = byId<HTMLButtonElement>("no-objects");
+const notice = byId("notice");
 
 let classes: LabelClass[] = [];
 let classById = new Map<number, LabelClass>();
@@ -66,6 +73,11 @@ let leaseLost = false;
 const stopwatch = new Stopwatch();
 const EMPTY_RETRY_MS = 20_000;
 const RETRY_NEXT_MS = 5_000;
+/** How long an image must have been on screen before a submit of it counts: longer than
+ * the gap of a double press, shorter than any real look. */
+const MIN_VIEW_MS = 300;
+/** The task whose image is painted, and since when (performance.now()). */
+let painted: { taskId: number; at: number } | null = null;
 
 const editor = new BoxEditor(
   stage,
@@ -73,7 +85,10 @@ const editor = new BoxEditor(
     name: (label) => classById.get(label)?.name ?? `class ${label}`,
     color: (label) => classById.get(label)?.color ?? "#888888",
   },
-  () => renderSidebar(),
+  () => {
+    hideNotice();
+    renderSidebar();
+  },
 );
 
 const queue = new SubmitQueue(window.localStorage, `vision:submits:${userId}`, sendSubmit, reportOutcome);
@@ -201,8 +216,11 @@ function startingLabels(next: NextTask): Labels {
 function show(prepared: Prepared): void {
   const { next } = prepared;
   current = prepared;
+  painted = null;
   leaseLost = false;
   emptyNotice.hidden = true;
+  hideNotice();
+  noObjectsButton.hidden = next.task_type !== "detection";
   classes = next.label_classes;
   classById = new Map(classes.map((c) => [c.id, c]));
   if (!classById.has(editor.drawLabel)) editor.drawLabel = classes[0]?.id ?? 0;
@@ -214,23 +232,48 @@ function show(prepared: Prepared): void {
     (next.prediction ? ` · model v${next.prediction.model_version}` : " · no pre-labels") +
     (next.task.is_random_pick ? " · random pick" : "");
   renderSidebar();
-  stopwatch.start();
-  markPainted();
+  markPainted(next.task.id);
   void prefetch();
 }
 
-/** Mark when the browser has painted the new image (two frames later), and measure from the submit. */
-function markPainted(): void {
+/** Mark when the browser has painted the new image (two frames later), and measure from the
+ * submit. Viewing time and the submit gate start there; `data-armed` says when submits of
+ * this image count. */
+function markPainted(taskId: number): void {
   requestAnimationFrame(() =>
     requestAnimationFrame(() => {
+      if (current?.next.task.id !== taskId) return;
       performance.mark("vision:painted");
       if (performance.getEntriesByName("vision:submit", "mark").length > 0) {
         performance.measure("vision:submit-to-paint", "vision:submit", "vision:painted");
         performance.clearMarks("vision:submit");
       }
-      root.dataset.painted = root.dataset.taskId ?? "";
+      painted = { taskId, at: performance.now() };
+      stopwatch.start();
+      root.dataset.painted = String(taskId);
+      setTimeout(() => {
+        if (painted?.taskId === taskId) root.dataset.armed = String(taskId);
+      }, MIN_VIEW_MS);
     }),
   );
+}
+
+/** The shown image has been painted and on screen long enough for a decision about it. */
+function seenLongEnough(): boolean {
+  return (
+    current !== null && painted !== null && painted.taskId === current.next.task.id &&
+    performance.now() - painted.at >= MIN_VIEW_MS
+  );
+}
+
+function showNotice(message: string): void {
+  notice.textContent = message;
+  notice.hidden = false;
+}
+
+function hideNotice(): void {
+  notice.hidden = true;
+  notice.textContent = "";
 }
 
 function labelsChanged(): boolean {
@@ -245,6 +288,12 @@ function payloadOf(next: NextTask): Record<string, unknown> {
 
 function submit(kind: "accept" | "correct" | "skip" | "flag", extra: Record<string, unknown> = {}): void {
   if (!current) return;
+  if (!seenLongEnough()) {
+    // A bounce or a press meant for the previous image: it must not decide this one.
+    showNotice("Not submitted: this image had only just appeared. Look, then press again.");
+    return;
+  }
+  hideNotice();
   const { next } = current;
   performance.clearMeasures("vision:submit-to-paint");
   performance.mark("vision:submit");
@@ -254,7 +303,7 @@ function submit(kind: "accept" | "correct" | "skip" | "flag", extra: Record<stri
     time_spent_ms: stopwatch.elapsedMs(),
     ...extra,
   };
-  if (kind === "correct") body.payload = payloadOf(next);
+  if (kind === "correct" && body.payload === undefined) body.payload = payloadOf(next);
   queue.enqueue(next.task.id, body, uuid4());
   current = null;
   void loadNext();
@@ -262,12 +311,37 @@ function submit(kind: "accept" | "correct" | "skip" | "flag", extra: Record<stri
 
 function submitLabels(): void {
   if (!current) return;
+  const labels = editor.history.current;
+  if (current.next.task_type === "classification" && labels.tags.length === 0) {
+    showNotice("Choose a class first: press its key (shown beside it) or click it. None fits? Skip (S) or flag (F).");
+    return;
+  }
+  if (current.next.task_type === "detection" && labels.boxes.length === 0) {
+    showNotice("No boxes on this image. Draw the objects, or if there are none, choose No objects here (N).");
+    return;
+  }
   const unchanged = !labelsChanged() && current.next.prediction !== null;
   submit(unchanged ? "accept" : "correct");
 }
 
+/** The explicit "this image has no objects": the only way an empty detection is stored. */
+function submitNoObjects(): void {
+  if (!current || current.next.task_type !== "detection") return;
+  const boxes = editor.history.current.boxes.length;
+  if (boxes > 0) {
+    const hidden = editor.showModel ? "" : " (some may be hidden: H shows them)";
+    showNotice(`No objects here, but ${boxes} box${boxes === 1 ? " is" : "es are"} on the image${hidden}: ` +
+      "delete them first (Del), or press Enter to submit them.");
+    return;
+  }
+  const prelabelEmpty = current.next.prediction !== null && (current.next.prediction.payload.boxes ?? []).length === 0;
+  if (prelabelEmpty) submit("accept", { empty: true });
+  else submit("correct", { empty: true, payload: { boxes: [] } });
+}
+
 function applyClass(label: number, additive: boolean): void {
   if (!current) return;
+  hideNotice();
   if (current.next.task_type === "classification") {
     const tags = editor.history.current.tags;
     const next = additive ? (tags.includes(label) ? tags.filter((t) => t !== label) : [...tags, label]) : [label];
@@ -330,7 +404,8 @@ function renderSidebar(): void {
   } else {
     boxList.replaceChildren();
   }
-  submitButton.textContent = current && !labelsChanged() && next?.prediction ? "Accept all (Enter)" : "Submit (Enter)";
+  const hasLabel = next?.task_type === "classification" ? labels.tags.length > 0 : labels.boxes.length > 0;
+  submitButton.textContent = current && !labelsChanged() && next?.prediction && hasLabel ? "Accept all (Enter)" : "Submit (Enter)";
   toggleButton.textContent = editor.showModel ? "Hide pre-labels (H)" : "Show pre-labels (H)";
   root.dataset.lease = leaseLost ? "lost" : "held";
 }
@@ -366,6 +441,7 @@ flagDialog.addEventListener("close", () => stopwatch.resume());
 
 const actions: Record<string, () => void> = {
   submit: submitLabels,
+  "no-objects": submitNoObjects,
   skip: () => submit("skip"),
   flag: openFlag,
   undo: () => editor.undo(),
@@ -396,7 +472,13 @@ window.addEventListener("keydown", (e) => {
     return;
   }
   if (ctrl || e.altKey) return;
-  const hotkeyClass = classes.find((c) => c.hotkey && c.hotkey === (e.code.startsWith("Digit") ? e.code.slice(5) : key));
+  if (e.repeat && ["enter", "s", "n", "f"].includes(key.toLowerCase())) {
+    // A held key decides one image at most: the first press, never its repeats.
+    e.preventDefault();
+    return;
+  }
+  const pressed = (e.code.startsWith("Digit") ? e.code.slice(5) : key).toLowerCase();
+  const hotkeyClass = classes.find((c) => c.hotkey && c.hotkey.toLowerCase() === pressed);
   if (hotkeyClass) {
     e.preventDefault();
     applyClass(hotkeyClass.id, e.shiftKey);
@@ -407,6 +489,7 @@ window.addEventListener("keydown", (e) => {
     Delete: () => editor.deleteSelected(),
     Backspace: () => editor.deleteSelected(),
     s: actions.skip,
+    n: submitNoObjects,
     f: openFlag,
     h: actions["toggle-prelabels"],
     "?": actions.help,
