@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 
 from labeling import selectors as labeling_selectors
@@ -86,15 +87,23 @@ VECTOR_DTYPE = np.dtype("<f4")  # ImageEmbedding.vector's byte layout
 _IDS_PER_QUERY = 900  # under SQLite's bound-parameter limit
 
 
+def embedding_key(model_key: str | None = None) -> str:
+    """The given key, else the configured one (``VISION_EMBEDDING_MODEL``, by default
+    ``DEFAULT_EMBEDDING_MODEL``): the key that runs write new vectors with."""
+    return model_key or getattr(settings, "VISION_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL)
+
+
 def embedding_matrix(
-    *, project: Project, model_key: str = DEFAULT_EMBEDDING_MODEL, image_ids: Iterable[int] | None = None
+    *, project: Project, model_key: str | None = None, image_ids: Iterable[int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The project's stored vectors under ``model_key``: (image ids int64 (n,), vectors float32
-    (n, dim)), by image id. With ``image_ids``, only those images. An image without a vector
-    (not embedded yet, or unreadable) has no row, so callers match rows by the returned ids.
+    """The project's stored vectors under ``model_key`` (default: the configured key): (image
+    ids int64 (n,), vectors float32 (n, dim)), by image id. With ``image_ids``, only those
+    images. An image without a vector (not embedded yet, or unreadable) has no row, so callers
+    match rows by the returned ids.
 
     The whole project is one scan of the (project, model_key, image) index into a preallocated
     array; ``image_ids`` are read in chunks of ids."""
+    model_key = embedding_key(model_key)
     if model_key not in EMBEDDING_MODELS:
         raise ValueError(f"unknown embedding model {model_key!r}")
     dim = EMBEDDING_MODELS[model_key].dim
@@ -133,9 +142,9 @@ def _vectors_read(rows: QuerySet[ImageEmbedding], dim: int) -> tuple[np.ndarray,
     return ids, vectors
 
 
-def embeddings_missing(project: Project, model_key: str = DEFAULT_EMBEDDING_MODEL) -> QuerySet[Image]:
-    """The project's images with no vector under ``model_key``, by id."""
-    done = ImageEmbedding.objects.filter(image=OuterRef("pk"), model_key=model_key)
+def embeddings_missing(project: Project, model_key: str | None = None) -> QuerySet[Image]:
+    """The project's images with no vector under ``model_key`` (default: the configured key), by id."""
+    done = ImageEmbedding.objects.filter(image=OuterRef("pk"), model_key=embedding_key(model_key))
     return Image.objects.filter(project=project).exclude(Exists(done)).order_by("id")
 
 

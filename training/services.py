@@ -558,7 +558,7 @@ def embedding_run_start(
     over (its scope widened to cover ``image_ids``), and while one runs a single follow-up
     is queued for the images that run did not see. So a burst of imports makes one queued
     run, and none is lost to a run that had already listed its images."""
-    key = model_key or settings.VISION_EMBEDDING_MODEL
+    key = selectors.embedding_key(model_key)
     if key not in EMBEDDING_MODELS:
         raise ValidationError(f"Unknown embedding model {key!r}; expected one of {sorted(EMBEDDING_MODELS)}.")
     ids = sorted({int(i) for i in image_ids}) if image_ids is not None else None
