@@ -7,7 +7,6 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.conf import settings as django_settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
