@@ -10,7 +10,13 @@ from rest_framework.views import APIView
 from .api import get_project_for
 from .models import Annotation, AnnotationKind, ReviewStatus, Role, Task
 from .permissions import get_for_caller
-from .queue_selectors import image_item, prediction_item, project_queue_stats, task_work_item
+from .queue_selectors import (
+    annotator_done_today,
+    image_item,
+    prediction_item,
+    project_queue_stats,
+    task_work_item,
+)
 from .queue_services import (
     annotation_submit,
     extra_opinion_explanation,
@@ -43,7 +49,7 @@ class TaskNextApi(APIView):
         task = task_claim_next(project=project, user=request.user, exclude=exclude)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(task_work_item(task=task, project=project))
+        return Response(task_work_item(task=task, project=project, user=request.user))
 
 
 class TaskHeartbeatApi(APIView):
@@ -111,7 +117,8 @@ class ProjectStatsApi(APIView):
     @extend_schema(responses=dict)
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.ANNOTATOR)
-        return Response(project_queue_stats(project=project))
+        return Response({**project_queue_stats(project=project),
+                         "mine_today": annotator_done_today(project=project, user=request.user)})
 
 
 class ReviewAnnotationSerializer(serializers.ModelSerializer):

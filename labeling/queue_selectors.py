@@ -37,9 +37,13 @@ def prediction_item(prediction: Prediction | None) -> dict | None:
 IMAGE_ITEM_FIELDS = ("id", "original_name", "file", "display_file", "width", "height", "split")
 
 
-def task_work_item(*, task: Task, project: Project) -> dict:
+def task_work_item(*, task: Task, project: Project, user=None) -> dict:
     """A leased task with its image, the deployed model's pre-label and the taxonomy. The
-    pre-label comes with its image in one query; only an image without one costs a second."""
+    pre-label comes with its image in one query; only an image without one costs a second.
+
+    `rejected`: the caller's latest label of this image that a lead rejected, with the
+    lead's comment, so they see why on their next look; asked only for a task queued again
+    (a slot past the first round), so a first look costs no query."""
     prediction = (
         Prediction.objects.filter(
             image_id=task.image_id, model_version__project_id=project.pk, model_version__is_deployed=True
@@ -62,7 +66,31 @@ def task_work_item(*, task: Task, project: Project) -> dict:
         "label_classes": list(project.label_classes.values("id", "name", "color", "hotkey", "parent")),
         "task_type": project.task_type,
         "project_id": project.pk,
+        "rejected": _rejection_of(task=task, project=project, user=user),
     }
+
+
+def _rejection_of(*, task: Task, project: Project, user) -> dict | None:
+    if user is None or task.slot < project.annotations_per_image:
+        return None
+    rejected = (
+        Annotation.objects.filter(image_id=task.image_id, author=user, review_status=ReviewStatus.REJECTED)
+        .select_related("reviewed_by").order_by("-reviewed_at", "-id").first()
+    )
+    if rejected is None:
+        return None
+    return {"annotation_id": rejected.pk, "comment": rejected.review_comment,
+            "reviewed_by": rejected.reviewed_by.username if rejected.reviewed_by else None,
+            "reviewed_at": rejected.reviewed_at, "payload": rejected.payload}
+
+
+def annotator_done_today(*, project: Project, user) -> int:
+    """Labels (accepted or corrected) the caller submitted in this project since local midnight."""
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Annotation.objects.filter(
+        project=project, author=user, created_at__gte=midnight,
+        kind__in=(AnnotationKind.ACCEPT, AnnotationKind.CORRECT),
+    ).count()
 
 
 def project_queue_stats(*, project: Project) -> dict:

@@ -322,3 +322,39 @@ def test_stats_count_images_tasks_leases_and_deployed_version(api_client):
     assert (body["open_tasks"], body["leased_tasks"], body["done_tasks"]) == (1, 1, 1)
     assert body["labeled_images"] == 0 and body["flagged"] == 0
     assert body["deployed_version"]["id"] == version.pk and body["deployed_version"]["number"] == 1
+
+
+def test_stats_count_the_callers_labels_of_today(api_client):
+    project = make_project()
+    add_images(project, [0.9, 0.5, 0.1])
+    user = member(project)
+    client = as_user(api_client, user)
+    first = next_task(client, project).json()["task"]["id"]
+    submit_as(client, first, {"kind": "correct", "payload": {"boxes": []}, "empty": True}, "k1")
+    second = next_task(client, project).json()["task"]["id"]
+    submit_as(client, second, {"kind": "skip"}, "k2")
+    body = client.get(f"/api/projects/{project.pk}/stats/").json()
+    assert body["mine_today"] == 1  # the skip is no label
+    other = as_user(api_client, member(project)).get(f"/api/projects/{project.pk}/stats/").json()
+    assert other["mine_today"] == 0
+
+
+def test_a_rejected_image_comes_back_with_the_leads_comment(api_client):
+    from labeling.review import REJECT, annotation_review
+
+    project = make_project()
+    (image,) = add_images(project, [0.9])
+    author = member(project)
+    client = as_user(api_client, author)
+    work = next_task(client, project).json()
+    assert work["rejected"] is None
+    label = submit_as(client, work["task"]["id"], {"kind": "correct", "payload": {"boxes": []}, "empty": True}, "k1")
+    lead = member(project, role=Role.LEAD, username="lea")
+    annotation_review(annotation_id=label["id"], reviewer=lead, decision=REJECT, comment="there is a car")
+    back = next_task(client, project).json()
+    assert back["image"]["id"] == image.pk
+    assert back["rejected"]["comment"] == "there is a car" and back["rejected"]["reviewed_by"] == "lea"
+    assert back["rejected"]["annotation_id"] == label["id"]
+    # Someone else looking at the image sees no one's rejection.
+    Task.objects.filter(pk=back["task"]["id"]).update(lease_holder=None, lease_expires_at=None)
+    assert next_task(as_user(api_client, member(project)), project).json()["rejected"] is None

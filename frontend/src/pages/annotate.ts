@@ -38,6 +38,14 @@ interface NextTask {
   label_classes: LabelClass[];
   task_type: "detection" | "classification";
   project_id: number;
+  /** The caller's earlier label of this image that a lead rejected, and why. */
+  rejected: null | { annotation_id: number; comment: string; reviewed_by: string | null };
+}
+
+interface Stats {
+  open_tasks: number;
+  leased_tasks: number;
+  mine_today: number;
 }
 
 interface Prepared {
@@ -61,6 +69,10 @@ const flagReason = byId<HTMLTextAreaElement>("flag-reason");
 const toggleButton = byId<HTMLButtonElement>("toggle-prelabels");
 const noObjectsButton = byId<HTMLButtonElement>("no-objects");
 const notice = byId("notice");
+const reviewNote = byId("review-note");
+const progressNode = byId("progress");
+const brightnessInput = byId<HTMLInputElement>("brightness");
+const contrastInput = byId<HTMLInputElement>("contrast");
 
 let classes: LabelClass[] = [];
 let classById = new Map<number, LabelClass>();
@@ -78,6 +90,12 @@ const RETRY_NEXT_MS = 5_000;
 const MIN_VIEW_MS = 300;
 /** The task whose image is painted, and since when (performance.now()). */
 let painted: { taskId: number; at: number } | null = null;
+/** Labels done today and tasks left, as the server last said, plus this page's submits since. */
+let progress: { doneToday: number; left: number } | null = null;
+const STATS_REFRESH_MS = 30_000;
+const draftsKey = `vision:drafts:${userId}`;
+/** Unsubmitted edits kept for this many tasks at most (the shown and the prefetched one, and a few before). */
+const MAX_DRAFTS = 5;
 
 const editor = new BoxEditor(
   stage,
@@ -87,6 +105,7 @@ const editor = new BoxEditor(
   },
   () => {
     hideNotice();
+    saveDraft();
     renderSidebar();
   },
 );
@@ -226,6 +245,14 @@ function show(prepared: Prepared): void {
   if (!classById.has(editor.drawLabel)) editor.drawLabel = classes[0]?.id ?? 0;
   initial = startingLabels(next);
   editor.load(prepared.image, next.image.width, next.image.height, next.image.url, initial, next.task_type === "detection");
+  const draft = loadDrafts()[String(next.task.id)];
+  if (draft) {
+    // Work left unsubmitted on this task (a reload, a closed tab): back as it was; undo
+    // returns to the pre-labels.
+    editor.commit(draft);
+    toast("Your unsubmitted changes to this image are back.");
+  }
+  renderReviewNote(next);
   root.dataset.taskId = String(next.task.id);
   root.dataset.imageId = String(next.image.id);
   imageInfo.textContent = `${next.image.name} · ${next.image.width}×${next.image.height}` +
@@ -305,8 +332,103 @@ function submit(kind: "accept" | "correct" | "skip" | "flag", extra: Record<stri
   };
   if (kind === "correct" && body.payload === undefined) body.payload = payloadOf(next);
   queue.enqueue(next.task.id, body, uuid4());
+  dropDraft(next.task.id);
+  if (kind === "skip") toast("Skipped. It comes back to you once the rest of the queue is done.");
+  if (kind === "flag") toast("Flagged as unclear. A lead will look at it; it stays out of training until then.");
+  if (progress && (kind === "accept" || kind === "correct")) {
+    progress = { doneToday: progress.doneToday + 1, left: Math.max(progress.left - 1, 0) };
+  }
+  renderProgress();
   current = null;
   void loadNext();
+}
+
+function loadDrafts(): Record<string, Labels> {
+  try {
+    return JSON.parse(window.localStorage.getItem(draftsKey) ?? "{}") as Record<string, Labels>;
+  } catch {
+    return {};
+  }
+}
+
+function storeDrafts(drafts: Record<string, Labels>): void {
+  const ids = Object.keys(drafts).slice(-MAX_DRAFTS);
+  if (ids.length === 0) window.localStorage.removeItem(draftsKey);
+  else window.localStorage.setItem(draftsKey, JSON.stringify(Object.fromEntries(ids.map((id) => [id, drafts[id]]))));
+}
+
+/** Keep the shown task's edits in this browser until they are submitted. */
+function saveDraft(): void {
+  if (!current) return;
+  const drafts = loadDrafts();
+  const id = String(current.next.task.id);
+  delete drafts[id];
+  if (labelsChanged()) drafts[id] = editor.history.current;
+  storeDrafts(drafts);
+}
+
+function dropDraft(taskId: number): void {
+  const drafts = loadDrafts();
+  if (!(String(taskId) in drafts)) return;
+  delete drafts[String(taskId)];
+  storeDrafts(drafts);
+}
+
+function renderReviewNote(next: NextTask): void {
+  const rejected = next.rejected;
+  reviewNote.hidden = !rejected;
+  if (!rejected) {
+    reviewNote.replaceChildren();
+    return;
+  }
+  const who = rejected.reviewed_by ? `${rejected.reviewed_by} (lead)` : "A lead";
+  reviewNote.replaceChildren(
+    el("strong", {}, `${who} rejected your earlier label of this image`),
+    rejected.comment ? el("q", {}, rejected.comment) : el("span", { class: "muted" }, "No comment given."),
+  );
+}
+
+async function refreshProgress(): Promise<void> {
+  try {
+    const response = await request<Stats>("GET", `/api/projects/${projectId}/stats/`);
+    if (response.status !== 200 || !response.data) return;
+    const stats = response.data;
+    progress = { doneToday: stats.mine_today, left: stats.open_tasks + stats.leased_tasks };
+    renderProgress();
+  } catch {
+    // Offline: the numbers stay as they were and the next refresh tries again.
+  }
+}
+
+function renderProgress(): void {
+  if (!progress) return;
+  progressNode.textContent = `Today: ${progress.doneToday} done · ${progress.left} left`;
+  progressNode.hidden = false;
+}
+
+/** Brightness and contrast of the shown image (view only: labels are unaffected), kept for the session. */
+function applyImageFilter(): void {
+  const brightness = Number(brightnessInput.value) / 100;
+  const contrast = Number(contrastInput.value) / 100;
+  stage.style.setProperty("--image-filter", brightness === 1 && contrast === 1 ? "none" : `brightness(${brightness}) contrast(${contrast})`);
+  window.sessionStorage.setItem("vision:image-filter", JSON.stringify([brightnessInput.value, contrastInput.value]));
+}
+
+function restoreImageFilter(): void {
+  try {
+    const [brightness, contrast] = JSON.parse(window.sessionStorage.getItem("vision:image-filter") ?? "[]") as string[];
+    if (brightness) brightnessInput.value = brightness;
+    if (contrast) contrastInput.value = contrast;
+  } catch {
+    // A malformed value: start from 100 %.
+  }
+  applyImageFilter();
+}
+
+function resetImageFilter(): void {
+  brightnessInput.value = "100";
+  contrastInput.value = "100";
+  applyImageFilter();
 }
 
 function submitLabels(): void {
@@ -449,7 +571,10 @@ const actions: Record<string, () => void> = {
   "toggle-prelabels": () => editor.toggleModelBoxes(),
   help: () => helpDialog.showModal(),
   fit: () => editor.fit(),
+  "reset-filter": resetImageFilter,
 };
+brightnessInput.addEventListener("input", applyImageFilter);
+contrastInput.addEventListener("input", applyImageFilter);
 for (const button of root.querySelectorAll<HTMLButtonElement>("[data-action]")) {
   button.addEventListener("click", () => actions[button.dataset.action!]?.());
 }
@@ -546,6 +671,9 @@ window.addEventListener("online", () => {
 window.addEventListener("offline", renderSaveState);
 window.addEventListener("pagehide", releaseUnfinished);
 setInterval(() => void heartbeat(), Number(root.dataset.heartbeatMs) || 30_000);
+setInterval(() => void refreshProgress(), STATS_REFRESH_MS);
+restoreImageFilter();
+void refreshProgress();
 
 renderSaveState();
 void queue.flush();
