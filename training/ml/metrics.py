@@ -5,6 +5,7 @@ pycocotools' bbox convention: width = x2 - x1 with no +1, so detection mAP equal
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -18,6 +19,18 @@ COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01
 
 
 # --- classification -------------------------------------------------------------------
+
+
+def json_finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) as None: JSON has neither, and a
+    metric of an absent class or a target never reached must still serialise."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_finite(v) for v in value]
+    return value
 
 
 def _as_labels(labels: ArrayLike, num_classes: int, name: str) -> np.ndarray:

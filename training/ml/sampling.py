@@ -393,6 +393,31 @@ def _positions_to_priorities(queue: np.ndarray) -> np.ndarray:
     return priorities
 
 
+def class_balance_guard(order: np.ndarray, classes: np.ndarray, k: int) -> np.ndarray:
+    """``order`` (global indices, serving order) with its first k positions class-balanced.
+
+    ``classes`` holds each item's predicted class (indexed by global index). Within the first
+    k positions no class takes more than cap = ceil(2k / C) places, C the number of classes
+    predicted in ``order``, while items of other classes wait; the items held back follow
+    in their original order. A head that is confidently wrong about one class otherwise fills
+    a whole batch with look-alikes of it.
+    """
+    k = min(k, len(order))
+    if k == 0:
+        return order
+    predicted = np.asarray(classes)[order]
+    distinct, codes = np.unique(predicted, return_inverse=True)
+    cap = int(np.ceil(2 * k / max(len(distinct), 1)))
+    by_class = np.argsort(codes, kind="stable")
+    rank_in_class = np.empty(len(order), dtype=np.int64)
+    starts = np.searchsorted(codes[by_class], np.arange(len(distinct)))
+    rank_in_class[by_class] = np.arange(len(order)) - np.repeat(starts, np.bincount(codes, minlength=len(distinct)))
+    admitted = np.flatnonzero(rank_in_class < cap)[:k]
+    rest = np.ones(len(order), dtype=bool)
+    rest[admitted] = False
+    return np.concatenate([order[admitted], order[rest]])
+
+
 def _strategy_order(
     strategy: str,
     items: np.ndarray,
@@ -443,6 +468,7 @@ def queue_priorities(
     selection_size: int = 1000,
     pool_factor: float = 5.0,
     num_items: int | None = None,
+    balance_classes: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Queue order for n unlabeled images as (priorities (n,) in [0, 1], is_random_pick (n,)).
 
@@ -459,6 +485,9 @@ def queue_priorities(
       uncertainty.
     - "random": nothing beyond n (from either array, or num_items); every pick is random.
     Selection costs O(n * selection_size * d) for the embedding strategies.
+
+    balance_classes: (n,) predicted class per image; the first selection_size ranked
+    positions then pass class_balance_guard. Random picks are never reordered.
 
     Random arm: round_half_up(random_share * n) items, drawn with `seed`, are served in a
     random order and flagged is_random_pick. They take the queue positions
@@ -499,7 +528,8 @@ def queue_priorities(
         queue[random_slots] = random_items
     ranked_items = np.flatnonzero(~is_random)
     if ranked_items.size:
-        queue[~random_slots] = _strategy_order(
-            strategy, ranked_items, u, x, labeled, selection_size, pool_factor, seed
-        )
+        order = _strategy_order(strategy, ranked_items, u, x, labeled, selection_size, pool_factor, seed)
+        if balance_classes is not None and strategy != "random":
+            order = class_balance_guard(order, np.asarray(balance_classes), selection_size)
+        queue[~random_slots] = order
     return _positions_to_priorities(queue), is_random
