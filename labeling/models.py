@@ -19,6 +19,7 @@ class SamplingStrategy(models.TextChoices):
     DIVERSITY = "diversity", "Diversity (k-center greedy)"
     HYBRID = "hybrid", "Uncertain pool, then diverse batch"
     RANDOM = "random", "Random"
+    AUTO = "auto", "Auto: the arm that leads on this project's labels"
 
 
 class DetectionAggregation(models.TextChoices):
@@ -38,13 +39,17 @@ class Project(models.Model):
 
     # Queue settings.
     sampling_strategy = models.CharField(
-        max_length=20, choices=SamplingStrategy.choices, default=SamplingStrategy.ENTROPY
+        max_length=20, choices=SamplingStrategy.choices, default=SamplingStrategy.MARGIN
     )
     detection_aggregation = models.CharField(
         max_length=10, choices=DetectionAggregation.choices, default=DetectionAggregation.MAX
     )
     random_share = models.FloatField(
-        default=0.0, help_text="Share of the queue served at random, as a control arm (0-1)."
+        default=0.1, help_text="Share of the queue served at random, as a control arm (0-1)."
+    )
+    queue_model_every = models.PositiveIntegerField(
+        default=10, help_text="Refit the queue model (a linear head on image embeddings) and re-rank the "
+        "queue after this many new labels; 0 turns it off."
     )
     lease_ttl_seconds = models.PositiveIntegerField(default=600)
     annotations_per_image = models.PositiveSmallIntegerField(
@@ -60,6 +65,10 @@ class Project(models.Model):
     )
     promotion_tolerance = models.FloatField(
         default=0.0, help_text="Deploy a new version that trails the deployed one by at most this."
+    )
+    min_map50 = models.FloatField(
+        default=0.05, help_text="Detection floor: a detector below this mAP50 on the validation split is "
+        "never deployed."
     )
     train_epochs = models.PositiveIntegerField(default=30)
     train_image_size = models.PositiveIntegerField(default=640)
@@ -86,6 +95,9 @@ class Project(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(annotations_per_image__gte=1), name="project_overlap_at_least_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_map50__gte=0) & Q(min_map50__lte=1), name="project_min_map50_0_1"
             ),
         ]
 

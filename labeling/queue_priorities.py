@@ -1,8 +1,17 @@
-"""Queue order: turn the deployed model's predictions into Task.priority (higher first).
+"""Queue order: turn the queue model's (or the deployed model's) view of the pool into
+Task.priority (higher first).
 
-The numbers come from training/ml/sampling.py; this module reads predictions, applies the
-project's strategy and random share, and writes priorities back in chunks, each chunk its
-own short transaction, so claims are never blocked for long.
+What ranks the pool, in order of preference:
+- the queue model (training/queue_model.py), a linear head on the images' embeddings that is
+  refit every few labels, through training.ml.selection.rank_pool, the function the
+  simulation calls too; for detection a deployed detector's per-box uncertainty is averaged
+  in. A deployed fine-tuned classifier (it beat the queue model at its gate) ranks instead.
+- before any head: the cold start on embeddings (typical, spread-out cluster picks);
+- without embeddings: the deployed model's predictions, else random order (or diversity over
+  simple image features).
+This module reads the inputs, applies the project's strategy and random share, and writes
+priorities back in chunks, each chunk its own short transaction, so claims are never
+blocked for long.
 
 Validation images (drawn at random on arrival) get uniform random priorities: they are
 interleaved through the queue and never ranked by the model, so the labeled validation
@@ -19,8 +28,10 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from PIL import Image as PILImage
 
-from training.ml import sampling
-from training.models import ModelVersion, Prediction
+from training import selectors as training_selectors
+from training.ml import sampling, selection
+from training.models import Backend, ModelVersion, Prediction
+from training.queue_model import queue_head_for_ranking
 
 from .models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
 from .payloads import DETECTION
@@ -32,7 +43,7 @@ UPDATE_CHUNK = 5000
 _CONFIDENT = 0.5
 _EMPTY_VALUE = 1.0
 # Measure used where the strategy names none (hybrid).
-DEFAULT_MEASURE = SamplingStrategy.ENTROPY
+DEFAULT_MEASURE = selection.DEFAULT_MEASURE
 _EMBEDDING_STRATEGIES = (SamplingStrategy.DIVERSITY, SamplingStrategy.HYBRID)
 
 
@@ -70,14 +81,24 @@ def queue_priorities_refresh(*, project: Project) -> RefreshSummary:
     for image_id, priority in zip(validation.tolist(), rng.random(len(validation)).tolist()):
         priority_of[image_id] = (priority, False)
 
-    if deployed is None:
+    embedded = _embedding_ranking(project, deployed, train, seed) if train else None
+    if embedded is not None:
+        ranked_ids, priorities, is_random = embedded
+        for image_id, priority, random_pick in zip(ranked_ids, priorities.tolist(), is_random.tolist()):
+            priority_of[image_id] = (priority, random_pick)
+        summary.ranked = len(ranked_ids)
+        summary.unscored = len(train) - len(ranked_ids)
+        summary.updated_tasks = _write_priorities(project, priority_of)
+        logger.info("queue priorities refreshed for project %s: %s", project.pk, summary.as_dict())
+        return summary
+    if deployed is None or deployed.backend == Backend.LINEAR:
         ranked_ids, uncertainty, embeddings, labeled = _cold_start_inputs(project, train)
     else:
         ranked_ids, uncertainty, embeddings, labeled = _prediction_inputs(project, deployed, set(train))
     summary.ranked = len(ranked_ids)
     summary.unscored = len(train) - len(ranked_ids)
     if ranked_ids:
-        strategy = project.sampling_strategy
+        strategy = _strategy(project)
         if deployed is None and strategy not in _EMBEDDING_STRATEGIES:
             strategy = SamplingStrategy.RANDOM
         priorities, is_random = sampling.queue_priorities(
@@ -97,9 +118,60 @@ def queue_priorities_refresh(*, project: Project) -> RefreshSummary:
     return summary
 
 
-def _prediction_inputs(project: Project, deployed: ModelVersion, train: set[int]):
+def _strategy(project: Project) -> str:
+    """The strategy that ranks now; "auto" resolves to the arm leading on this project."""
+    if project.sampling_strategy != SamplingStrategy.AUTO:
+        return project.sampling_strategy
+    from training.queue_model import auto_strategy
+
+    return auto_strategy(project)
+
+
+def _embedding_ranking(project: Project, deployed: ModelVersion | None, train: list[int], seed: int):
+    """(ranked image ids, priorities, is_random) from the images' embeddings and the queue
+    model, or None when this path does not apply: no embeddings yet, or a deployed
+    fine-tuned classifier (it beat the queue model at its gate) ranks instead."""
+    if project.task_type != DETECTION and deployed is not None and deployed.backend != Backend.LINEAR:
+        return None
+    ids, vectors = training_selectors.embedding_matrix(project=project)
+    if not len(ids):
+        return None
+    in_pool = np.isin(ids, np.asarray(train, dtype=np.int64))
+    if not in_pool.any():
+        return None
+    done = np.asarray(list(Task.objects.filter(project=project, status=TaskStatus.DONE)
+                           .values_list("image_id", flat=True).distinct()), dtype=np.int64)
+    labeled = vectors[np.isin(ids, done) & ~in_pool]
+    pool_ids = ids[in_pool]
+    queue_head = queue_head_for_ranking(project)
+    head = queue_head[1] if queue_head is not None else None
+    if head is not None and head.classes != list(project.label_classes.values_list("id", flat=True)):
+        head = None  # the taxonomy changed since the fit: cold start until the next one
+    extra = None
+    if head is not None and project.task_type == DETECTION and deployed is not None:
+        extra = _detector_uncertainty(project, deployed, pool_ids)
+    ranking = selection.rank_pool(
+        strategy=_strategy(project), pool_embeddings=vectors[in_pool], labeled_embeddings=labeled, head=head,
+        batch_size=max(project.queue_model_every, 1), random_share=project.random_share, seed=seed,
+        extra_uncertainty=extra,
+    )
+    return pool_ids.tolist(), ranking.priorities, ranking.is_random
+
+
+def _detector_uncertainty(project: Project, deployed: ModelVersion, pool_ids: np.ndarray) -> np.ndarray | None:
+    """The deployed detector's image uncertainty for each pool image (None when it scored
+    none of them); an image it has not scored counts as fully uncertain."""
+    ids, uncertainty, _, _ = _prediction_inputs(project, deployed, set(pool_ids.tolist()),
+                                                strategy=SamplingStrategy.MARGIN)
+    if not ids:
+        return None
+    value = dict(zip(ids, uncertainty.tolist()))
+    return np.asarray([value.get(i, 1.0) for i in pool_ids.tolist()], dtype=np.float64)
+
+
+def _prediction_inputs(project: Project, deployed: ModelVersion, train: set[int], strategy: str | None = None):
     """(image ids, uncertainty or None, embeddings or None, labeled embeddings or None)."""
-    strategy = project.sampling_strategy
+    strategy = strategy or _strategy(project)
     wants_embeddings = strategy in _EMBEDDING_STRATEGIES
     wants_uncertainty = strategy != SamplingStrategy.DIVERSITY and strategy != SamplingStrategy.RANDOM
     measure = strategy if strategy in sampling.MEASURES else DEFAULT_MEASURE

@@ -26,6 +26,8 @@ class ProjectFactory(factory.django.DjangoModelFactory):
 
     name = factory.Sequence(lambda n: f"project {n}")
     task_type = TaskType.DETECTION
+    # Tests of the queue order ask for the random control arm where they test it.
+    random_share = 0.0
 
 
 class LabelClassFactory(factory.django.DjangoModelFactory):

@@ -6,9 +6,15 @@ class TrainingConfig(AppConfig):
     verbose_name = "Training"
 
     def ready(self):
+        from django.db.models.signals import post_save
+
+        from labeling.models import Annotation
         from labeling.signals import images_imported
 
+        from .queue_model import fit_after_label
         from .services import embeddings_on_import
 
         # new images get their embedding vectors (one run per import, joined while queued)
         images_imported.connect(embeddings_on_import, dispatch_uid="training.embeddings_on_import")
+        # every few labels the queue model is refit and the queue re-ranked
+        post_save.connect(fit_after_label, sender=Annotation, dispatch_uid="training.queue_model_fit")

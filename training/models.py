@@ -11,6 +11,7 @@ from labeling.models import ACTIVE_JOB_STATUSES, Job, JobStatus
 class Backend(models.TextChoices):
     YOLO = "yolo", "YOLOv8 detector"
     CLASSIFIER = "classifier", "PyTorch classifier"
+    LINEAR = "linear", "Queue model: linear head on image embeddings"
 
 
 class VersionStatus(models.TextChoices):
@@ -18,6 +19,7 @@ class VersionStatus(models.TextChoices):
     DEPLOYED = "deployed", "Deployed"
     REJECTED = "rejected", "Rejected by the promotion gate"
     RETIRED = "retired", "Previously deployed"
+    QUEUE = "queue", "Ranks the queue only (an image-level head cannot draw boxes)"
 
 
 def weights_upload_to(instance: "ModelVersion", filename: str) -> str:

@@ -32,6 +32,7 @@ from django.utils import timezone
 from labeling.models import ExportJob, Image, ImportJob, JobStatus, LabelClass, Project, TaskType
 from training.ml.base import TrainingCancelled, TrainParams, backend_class, load_backend
 from training.ml.embedding_specs import EMBEDDING_MODELS
+from training.ml.metrics import json_finite
 from vision_project.api_errors import Conflict
 
 from . import selectors
@@ -318,11 +319,65 @@ def _deployed_baseline(deployed: ModelVersion | None, snapshot: Snapshot) -> Bas
     other classes cannot be re-evaluated; its stored metric stands in."""
     if deployed is None:
         return None
+    if deployed.backend == Backend.LINEAR:
+        value = _queue_head_on_validation(deployed, snapshot)
+        return Baseline(deployed, value, "re-evaluated") if value is not None else \
+            Baseline(deployed, deployed.primary_metric, "stored")
     if deployed.weights and deployed.class_ids == snapshot.class_ids:
         backend = load_backend(deployed.backend, deployed.weights.path, snapshot.spec.class_names)
         metrics = backend.evaluate(snapshot.spec)
         return Baseline(deployed, float(metrics["primary"]), "re-evaluated")
     return Baseline(deployed, deployed.primary_metric, "stored")
+
+
+def _queue_head_on_validation(version: ModelVersion, snapshot: Snapshot) -> float | None:
+    """A queue-model version's primary metric on the snapshot's validation images (those
+    with embeddings); None when it cannot be measured there."""
+    from .ml.queue_model import head_metrics
+    from .queue_model import head_load
+
+    if version.class_ids != snapshot.class_ids or not snapshot.val_image_ids:
+        return None
+    ids, vectors = selectors.embedding_matrix(project=version.project, image_ids=snapshot.val_image_ids)
+    if not len(ids):
+        return None
+    truth = dict(zip(snapshot.val_image_ids, (item.label for item in snapshot.spec.val)))
+    labels = [snapshot.class_ids[truth[int(i)]] for i in ids.tolist()]
+    return float(head_metrics(head_load(version), vectors, labels)["primary"])
+
+
+def deployment_floor(*, project: Project, snapshot: Snapshot, metrics: dict) -> dict:
+    """What a trained model must beat before it may be deployed, on the same validation split.
+
+    Detection: the project's minimum mAP50 (a blind detector pre-labels nothing, and an
+    accepted empty pre-label would be stored as truth). Classification: the majority class
+    and the queue model (the linear head on embeddings), both measured on the same
+    validation images. Returns {"passed", "reason", ...}; kept on the version."""
+    if project.task_type == TaskType.DETECTION:
+        value = metrics.get("map50")
+        value = float(value) if value is not None and math.isfinite(float(value)) else 0.0
+        passed = value >= project.min_map50
+        return {"baseline": "min_map50", "value": project.min_map50, "candidate": value, "passed": passed,
+                "reason": f"mAP50 {value:.4f} {'reaches' if passed else 'is below'} the project's floor "
+                          f"{project.min_map50:.4f}"}
+    from .ml.queue_model import macro_f1
+    from .queue_model import latest_queue_version
+
+    candidate = float(metrics["primary"])
+    train = [item.label for item in snapshot.spec.train]
+    val = [item.label for item in snapshot.spec.val]
+    majority = max(set(train), key=train.count) if train else 0
+    baselines = {"majority class": macro_f1(val, [majority] * len(val), [])}
+    head = latest_queue_version(project)
+    if head is not None:
+        value = _queue_head_on_validation(head, snapshot)
+        if value is not None:
+            baselines[f"queue model v{head.number}"] = value
+    name, value = max(baselines.items(), key=lambda kv: kv[1])
+    passed = candidate > value
+    return {"baseline": name, "value": value, "candidate": candidate, "baselines": baselines, "passed": passed,
+            "reason": f"macro_f1 {candidate:.4f} {'beats' if passed else 'does not beat'} the {name} "
+                      f"({value:.4f})"}
 
 
 def promotion_compare(*, candidate: float, baseline: Baseline | None, tolerance: float, metric: str) -> dict:
@@ -376,11 +431,15 @@ def model_version_register(
         # admin decides (the version stays a candidate)
         comparison.update(decision="hold", reason=comparison["reason"] + "; the deployed version changed "
                           "during training, deploy by hand if wanted")
+    # The floor is final: a model that cannot beat it is not even left for an admin to deploy.
+    comparison["floor"] = deployment_floor(project=project, snapshot=snapshot, metrics=metrics)
+    if not comparison["floor"]["passed"]:
+        comparison.update(decision="reject", reason="below the deployment floor: " + comparison["floor"]["reason"])
     version = ModelVersion(
         project=project, number=number, backend=backend_kind_for(project), architecture=architecture[:100],
         parent=parent, training_run=locked, class_ids=snapshot.class_ids,
         dataset_size=len(snapshot.spec.train), validation_size=len(snapshot.spec.val),
-        metrics=_finite(metrics), primary_metric=primary, comparison=comparison,
+        metrics=json_finite(metrics), primary_metric=primary, comparison=comparison,
         status=VersionStatus.CANDIDATE,
     )
     with open(weights_path, "rb") as handle:
@@ -403,17 +462,6 @@ def model_version_register(
     return version
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: metrics of an absent class become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 # --- deployment ---------------------------------------------------------------------------
 
 
@@ -426,6 +474,11 @@ def model_version_deploy(*, version: ModelVersion, requested_by=None) -> ModelVe
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if not version.weights:
         raise ValidationError(f"Model version {version.number} has no weights to deploy.")
+    floor = (version.comparison or {}).get("floor") or {}
+    if floor.get("passed") is False:
+        raise ValidationError(f"Model version {version.number} is below the deployment floor: {floor['reason']}.")
+    if version.status == VersionStatus.QUEUE and version.metrics.get("head") == "multilabel":
+        raise ValidationError(f"Model version {version.number} only ranks the queue; it cannot pre-label.")
     if not version.is_deployed:
         ModelVersion.objects.filter(project_id=version.project_id, is_deployed=True).update(
             is_deployed=False, status=VersionStatus.RETIRED
@@ -434,8 +487,13 @@ def model_version_deploy(*, version: ModelVersion, requested_by=None) -> ModelVe
         version.status = VersionStatus.DEPLOYED
         version.deployed_at = timezone.now()
         version.save(update_fields=["is_deployed", "status", "deployed_at"])
-    prelabel_run_start(project=version.project, model_version=version, requested_by=requested_by,
-                       reuse_active=True)
+    if version.backend == Backend.LINEAR:
+        # A queue head pre-labels each image as it is served; the queue is re-ranked by it.
+        project = version.project
+        transaction.on_commit(lambda: _queue_refresh(project))
+    else:
+        prelabel_run_start(project=version.project, model_version=version, requested_by=requested_by,
+                           reuse_active=True)
     return version
 
 

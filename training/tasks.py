@@ -49,3 +49,16 @@ def embed_images(run_id: int) -> None:
 @shared_task(name="training.tasks.auto_retrain_check")
 def auto_retrain_check() -> list[int]:
     return services.auto_retrain_check()
+
+
+@shared_task(name="training.tasks.queue_model_fit")
+def queue_model_fit(project_id: int) -> int | None:
+    """Refit the queue model when enough new labels arrived (the "default" queue: seconds
+    on a CPU); returns the new version's id."""
+    from labeling.models import Project
+
+    from .queue_model import queue_model_fit as fit
+
+    project = Project.objects.filter(pk=project_id).first()
+    version = fit(project=project) if project is not None else None
+    return version.pk if version is not None else None

@@ -37,7 +37,10 @@ def classification_project(*, per_class_train=4, per_class_val=2, pool=4):
     return project, classes
 
 
-def test_classifier_trains_deploys_and_prelabels_with_probabilities(django_capture_on_commit_callbacks):
+def test_classifier_trains_deploys_and_prelabels_with_probabilities(django_capture_on_commit_callbacks, monkeypatch):
+    # One epoch at 32 px learns nothing, so the deployment floor (tested on its own in
+    # test_queue_model_live and test_training_loop) would keep it out; this test is the path.
+    monkeypatch.setattr(services, "deployment_floor", lambda **_: {"passed": True, "reason": "not under test"})
     project, classes = classification_project()
     with django_capture_on_commit_callbacks(execute=False):
         run = services.training_run_start(project=project, enqueue=False)
@@ -60,16 +63,41 @@ def test_classifier_trains_deploys_and_prelabels_with_probabilities(django_captu
         assert 0.0 <= prediction.uncertainty <= 1.0
 
 
-def test_simulation_writes_a_learning_curve_per_strategy(tmp_path):
-    project, classes = classification_project(per_class_train=4, per_class_val=2, pool=0)
+def test_simulation_replays_the_live_queue_per_strategy_and_seed(tmp_path):
+    import json
+
+    import numpy as np
+
+    from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
+    from training.models import ImageEmbedding
+
+    project, classes = classification_project(per_class_train=6, per_class_val=3, pool=0)
+    dim = EMBEDDING_MODELS[DEFAULT_EMBEDDING_MODEL].dim
+    rng = np.random.default_rng(0)
+    for label in project.annotations.all():
+        direction = 0 if label.payload["labels"] == [classes["red"].pk] else 1
+        vector = np.eye(1, dim, direction)[0] + 0.01 * rng.standard_normal(dim)
+        ImageEmbedding.objects.create(project=project, image=label.image, model_key=DEFAULT_EMBEDDING_MODEL,
+                                      vector=(vector / np.linalg.norm(vector)).astype("<f4").tobytes())
     out = tmp_path / "sim"
     call_command("simulate_active_learning", "--project", str(project.pk), "--strategies", "random,margin",
-                 "--seed-size", "4", "--batch", "2", "--rounds", "1", "--epochs", "1", "--image-size", "32",
-                 "--out", str(out))
+                 "--batch", "2", "--max-labels", "6", "--seeds", "0,1", "--out", str(out))
     with open(out / "learning_curves.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["strategy"], r["round"], r["labels"]) for r in rows] == [
-        ("random", "0", "4"), ("random", "1", "6"), ("margin", "0", "4"), ("margin", "1", "6"),
+    assert [(r["strategy"], r["seed"], r["labels"]) for r in rows if r["seed"] == "0"] == [
+        ("random", "0", "2"), ("random", "0", "4"), ("random", "0", "6"),
+        ("margin", "0", "2"), ("margin", "0", "4"), ("margin", "0", "6"),
     ]
     assert all(r["metric"] == "macro_f1" and 0.0 <= float(r["value"]) <= 1.0 for r in rows)
     assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["full_pool"] == {"0": 1.0, "1": 1.0}
+    assert [row["strategy"] for row in summary["strategies"]] == ["random", "margin"]
+
+
+def test_simulation_without_embeddings_says_what_to_run(tmp_path):
+    from django.core.management.base import CommandError
+
+    project, _ = classification_project(per_class_train=2, per_class_val=1, pool=0)
+    with pytest.raises(CommandError, match="manage.py embed"):
+        call_command("simulate_active_learning", "--project", str(project.pk), "--out", str(tmp_path))

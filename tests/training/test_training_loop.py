@@ -59,7 +59,10 @@ def box_image(seed: int, size=(64, 48)) -> tuple[bytes, dict]:
 
 def detection_project(*, labeled_train=6, labeled_val=3, pool=5, **settings_fields):
     """A detection project with verified labels in both splits and an unlabeled pool."""
-    fields = {"train_epochs": 1, "train_image_size": 32, "train_batch_size": 4, **settings_fields}
+    # The loop's mechanics, not model quality: one epoch at 32 px; the deployment floor has
+    # its own tests (test_a_blind_detector_is_never_deployed).
+    fields = {"train_epochs": 1, "train_image_size": 32, "train_batch_size": 4, "min_map50": 0.0,
+              **settings_fields}
     project = ProjectFactory(**fields)
     admin = UserFactory()
     project.memberships.create(user=admin, role="admin")
@@ -263,3 +266,43 @@ def test_roles_on_training_endpoints(api_client):
     response = api_client.post(f"/api/projects/{project.pk}/prelabel/")
     assert response.status_code == 400 and "no deployed model" in response.json()["detail"]
     assert api_client.post(urls["list"], {"epochs": 0}, format="json").status_code == 400
+
+
+def register_trained(project, metrics, tmp_path):
+    """A finished run's model registered through the gate, as training does, without training."""
+    from training.datasets import dataset_snapshot
+    from training.models import TrainingRun
+
+    run = TrainingRun.objects.create(project=project, status="running")
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"weights")
+    return services.model_version_register(
+        run=run, snapshot=dataset_snapshot(project=project), weights_path=str(weights), metrics=metrics,
+        architecture="yolov8n.yaml", parent=None, baseline=None,
+    )
+
+
+def test_a_blind_detector_is_never_deployed_and_the_reason_is_kept(api_client, tmp_path):
+    project, admin, cls, images = detection_project(labeled_train=2, labeled_val=1, pool=1, min_map50=0.05)
+    metrics = {"map50": 0.0, "map50_95": 0.0, "primary": 0.0, "primary_metric": "map50_95"}
+    version = register_trained(project, metrics, tmp_path)
+    assert version.status == VersionStatus.REJECTED and not version.is_deployed
+    assert version.comparison["floor"] == {
+        "baseline": "min_map50", "value": 0.05, "candidate": 0.0, "passed": False,
+        "reason": "mAP50 0.0000 is below the project's floor 0.0500"}
+    assert version.comparison["reason"] == "below the deployment floor: mAP50 0.0000 is below the project's floor 0.0500"
+    assert PrelabelRun.objects.filter(project=project).count() == 0
+    api_client.force_authenticate(admin)
+    listed = api_client.get(f"/api/projects/{project.pk}/model-versions/").json()
+    listed = listed["results"] if isinstance(listed, dict) else listed
+    assert listed[0]["comparison"]["reason"].startswith("below the deployment floor")
+    refused = api_client.post(f"/api/model-versions/{version.pk}/deploy/")
+    assert refused.status_code == 400 and "below the deployment floor" in refused.json()["detail"]
+    assert selectors.model_version_deployed(project) is None
+
+
+def test_a_detector_above_the_floor_is_deployed(tmp_path):
+    project, *_ = detection_project(labeled_train=2, labeled_val=1, pool=1, min_map50=0.05)
+    metrics = {"map50": 0.31, "map50_95": 0.12, "primary": 0.12, "primary_metric": "map50_95"}
+    version = register_trained(project, metrics, tmp_path)
+    assert version.is_deployed and version.comparison["floor"]["passed"]

@@ -1,0 +1,248 @@
+"""The queue model's life in the database: fit on the verified labels, stored as a model
+version, gated, used to rank the queue and (classification) to pre-label.
+
+The head itself is Django-free (training/ml/queue_model.py). Each fit becomes a ModelVersion
+with backend ``linear`` whose weights file is the head's ``.npz`` (numbers, never a pickle):
+its metrics sit beside the heavy models' on the same validation split, its pre-labels are
+Prediction rows keyed by it, and the same deploy switch decides which model pre-labels.
+A classification head is deployed when it beats the majority class and is no worse than the
+deployed version on the same validation images (a deployed fine-tuned classifier is compared
+by its stored metric: re-running it per fit would cost a GPU pass every few labels). A
+detection head ranks only: it says which classes are present, not where.
+
+Fits are requested after labels commit (queue_model_fit_request, debounced per project in
+the cache) and run on the "default" queue; a fit with fewer than ``queue_model_every`` new
+labels since the last one does nothing.
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import numpy as np
+from django.core.cache import caches
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Max
+
+from labeling.models import AnnotationKind, Project, Split, TaskType
+from training.ml.queue_model import (
+    LinearHead,
+    NotEnoughLabels,
+    fit_multiclass,
+    fit_multilabel,
+    head_metrics,
+    macro_f1,
+)
+
+from . import selectors
+from .models import Backend, ModelVersion, Prediction, VersionStatus
+
+logger = logging.getLogger(__name__)
+
+FIT_TASK = "training.tasks.queue_model_fit"
+# A requested fit marks the project as pending until it starts; the mark expires after this
+# many seconds in case the message is lost.
+PENDING_FIT_TTL = 60
+# Below this many validation labels a head's metric is noise: it ranks, but does not pre-label.
+MIN_VALIDATION_LABELS = 10
+_HEAD_CACHE_SIZE = 32
+_heads: OrderedDict[int, LinearHead] = OrderedDict()
+
+
+def _pending_key(project_id: int) -> str:
+    return f"queue-model-fit-pending:{project_id}"
+
+
+def queue_model_fit_request(*, project_id: int) -> bool:
+    """Ask for a fit after a label commits, unless one is already waiting to start: the
+    waiting fit reads every label committed before it starts (it clears the mark first), so
+    a burst of submits makes one fit. The task is named, not imported, so this module stays
+    below the task layer. Returns whether a fit was requested."""
+    if not caches["coordination"].add(_pending_key(project_id), 1, timeout=PENDING_FIT_TTL):
+        return False
+    from celery import current_app
+
+    current_app.signature(FIT_TASK, args=(project_id,)).apply_async()
+    return True
+
+
+def head_load(version: ModelVersion) -> LinearHead:
+    """The version's head from storage, cached per process (versions are immutable)."""
+    head = _heads.get(version.pk)
+    if head is None:
+        with version.weights.open("rb") as handle:
+            head = LinearHead.from_bytes(handle.read())
+        _heads[version.pk] = head
+        while len(_heads) > _HEAD_CACHE_SIZE:
+            _heads.popitem(last=False)
+    _heads.move_to_end(version.pk)
+    return head
+
+
+def latest_queue_version(project: Project) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, backend=Backend.LINEAR).order_by("-number").first()
+
+
+def labeled_examples(project: Project) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """The verified labels that have embeddings: (class ids in head column order, splits (n,),
+    vectors (n, d), targets), by image id. Targets are class ids (classification) or (n, C)
+    presence rows over the class ids (detection). Labels whose class was deleted are left
+    out; an image with no embedding yet is left out until it has one."""
+    class_ids = list(project.label_classes.values_list("id", flat=True))
+    column = {class_id: i for i, class_id in enumerate(class_ids)}
+    ids, targets, splits = [], [], []
+    for image_id, split, payload in selectors.training_labels(project).values_list(
+        "image_id", "image__split", "payload"
+    ):
+        if project.task_type == TaskType.CLASSIFICATION:
+            labels = [c for c in (payload or {}).get("labels", []) if c in column]
+            if not labels:
+                continue
+            target: object = labels[0]
+        else:
+            row = np.zeros(len(class_ids), dtype=np.int64)
+            for box in (payload or {}).get("boxes", []):
+                if box.get("label") in column:
+                    row[column[box["label"]]] = 1
+            target = row
+        ids.append(image_id)
+        targets.append(target)
+        splits.append(split)
+    vector_ids, vectors = selectors.embedding_matrix(project=project, image_ids=ids)
+    position = {image_id: k for k, image_id in enumerate(ids)}
+    keep = [position[int(i)] for i in vector_ids.tolist()]
+    shape = (len(keep),) if project.task_type == TaskType.CLASSIFICATION else (len(keep), len(class_ids))
+    target_array = np.asarray([targets[k] for k in keep], dtype=np.int64).reshape(shape)
+    return class_ids, np.asarray([splits[k] for k in keep], dtype=object), vectors, target_array
+
+
+def _majority_f1(train_targets: np.ndarray, val_targets: np.ndarray) -> float:
+    values, counts = np.unique(train_targets, return_counts=True)
+    majority = int(values[np.argmax(counts)])
+    return macro_f1(val_targets.tolist(), [majority] * len(val_targets), [])
+
+
+def queue_model_fit(*, project: Project, force: bool = False) -> ModelVersion | None:
+    """Fit the head on the verified labels that have embeddings, register it, gate it and
+    re-rank the queue. Returns the new version, or None when nothing was due (fewer than
+    ``queue_model_every`` new labels, unless ``force``) or the labels cannot support a head
+    yet (then the queue is re-ranked by the cold start)."""
+    from labeling.queue_priorities import queue_priorities_refresh
+
+    caches["coordination"].delete(_pending_key(project.pk))
+    class_ids, splits, vectors, targets = labeled_examples(project)
+    latest = latest_queue_version(project)
+    labeled_before = (latest.dataset_size + latest.validation_size) if latest else 0
+    every = project.queue_model_every
+    if not force and (every == 0 or len(splits) - labeled_before < every):
+        return None
+    train, val = splits == Split.TRAIN, splits == Split.VALIDATION
+    try:
+        if project.task_type == TaskType.CLASSIFICATION:
+            head = fit_multiclass(vectors[train], targets[train], class_ids, seed=project.pk)
+        else:
+            head = fit_multilabel(vectors[train], targets[train], class_ids, seed=project.pk)
+    except NotEnoughLabels as exc:
+        logger.info("queue model for project %s not fitted yet: %s", project.pk, exc)
+        queue_priorities_refresh(project=project)
+        return None
+    if val.any():
+        metrics = head_metrics(head, vectors[val], targets[val])
+    else:
+        metrics = {"primary": None, "num_images": 0,
+                   "primary_metric": "macro_f1" if head.kind == "multiclass" else "presence_macro_f1"}
+    comparison = _gate(project, head, metrics, targets[train], vectors[val], targets[val])
+    version = _register(project, head, metrics, class_ids, int(train.sum()), int(val.sum()), comparison)
+    queue_priorities_refresh(project=project)
+    return version
+
+
+def _gate(project, head, metrics, train_y, val_x, val_y) -> dict:
+    """Whether this head should pre-label: the floor (beat the majority class), then the
+    comparison with the deployed version on the same validation images."""
+    metric = str(metrics["primary_metric"])
+    candidate = metrics["primary"]
+    base = {"primary_metric": metric, "candidate": candidate, "tolerance": project.promotion_tolerance}
+    if head.kind == "multilabel":
+        return {**base, "decision": "queue", "reason": "a class-presence head ranks the queue; it draws no boxes"}
+    if candidate is None or len(val_y) < MIN_VALIDATION_LABELS:
+        return {**base, "decision": "queue",
+                "reason": f"{len(val_y)} validation labels; at least {MIN_VALIDATION_LABELS} before it pre-labels"}
+    majority = _majority_f1(train_y, val_y)
+    floor = {"baseline": "majority class", "value": majority, "passed": candidate > majority}
+    if not floor["passed"]:
+        return {**base, "floor": floor, "decision": "queue",
+                "reason": f"{metric} {candidate:.4f} does not beat the majority class ({majority:.4f})"}
+    deployed = selectors.model_version_deployed(project)
+    if deployed is None:
+        return {**base, "floor": floor, "deployed": None, "decision": "deploy",
+                "reason": f"{metric} {candidate:.4f} beats the majority class ({majority:.4f})"}
+    if deployed.backend == Backend.LINEAR:
+        reference, source = head_metrics(head_load(deployed), val_x, val_y)["primary"], "re-evaluated"
+    else:
+        reference, source = deployed.primary_metric, "stored"
+    delta = candidate - (reference or 0.0)
+    decision = "deploy" if delta >= -project.promotion_tolerance else "queue"
+    return {**base, "floor": floor, "deployed": reference, "deployed_version": deployed.number,
+            "deployed_version_id": deployed.pk, "deployed_metric_source": source, "delta": delta,
+            "decision": decision,
+            "reason": f"{metric} {candidate:.4f} vs deployed v{deployed.number} {reference or 0.0:.4f} "
+                      f"({source}; {delta:+.4f}, tolerance {project.promotion_tolerance})"}
+
+
+@transaction.atomic
+def _register(project, head, metrics, class_ids, train_size, val_size, comparison) -> ModelVersion:
+    from .services import model_version_deploy
+
+    Project.objects.select_for_update().get(pk=project.pk)
+    number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+    version = ModelVersion(
+        project=project, number=number, backend=Backend.LINEAR, architecture=selectors.embedding_key(),
+        parent=latest_queue_version(project), class_ids=class_ids, dataset_size=train_size,
+        validation_size=val_size, metrics={**metrics, "head": head.kind, "num_labels": train_size},
+        primary_metric=metrics["primary"], comparison=comparison,
+        status=VersionStatus.QUEUE if comparison["decision"] == "queue" else VersionStatus.CANDIDATE,
+    )
+    version.weights.save("head.npz", ContentFile(head.to_bytes()), save=False)
+    version.save()
+    _heads[version.pk] = head
+    if comparison["decision"] == "deploy":
+        model_version_deploy(version=version)
+    return version
+
+
+def queue_head_for_ranking(project: Project) -> tuple[ModelVersion, LinearHead] | None:
+    """The head that ranks the queue: the latest queue-model version."""
+    version = latest_queue_version(project)
+    return (version, head_load(version)) if version is not None else None
+
+
+def prediction_for_image(*, version: ModelVersion, image_id: int) -> Prediction | None:
+    """A deployed classification head's pre-label for one image, written on first use (the
+    head scores from the stored embedding in microseconds, so the pool is never bulk-written).
+    None when the image has no embedding yet."""
+    existing = Prediction.objects.filter(model_version=version, image_id=image_id).first()
+    if existing is not None:
+        return existing
+    _, vectors = selectors.embedding_matrix(project=version.project, image_ids=[image_id])
+    if not len(vectors):
+        return None
+    head = head_load(version)
+    probs = head.predict_proba(vectors)[0]
+    top = int(np.argmax(probs))
+    payload = {"labels": [head.classes[top]], "probs": [round(float(p), 6) for p in probs]}
+    ranked = np.sort(probs)[::-1]
+    uncertainty = float(1.0 - (ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)))
+    prediction, _ = Prediction.objects.get_or_create(
+        model_version=version, image_id=image_id, defaults={"payload": payload, "uncertainty": uncertainty}
+    )
+    return prediction
+
+
+def fit_after_label(sender, instance, created: bool, **kwargs) -> None:
+    """post_save receiver on Annotation: a new label asks for a fit once it commits. Connected
+    at module level (training/apps.py): signals hold receivers weakly."""
+    if created and instance.kind in (AnnotationKind.ACCEPT, AnnotationKind.CORRECT):
+        project_id = instance.project_id
+        transaction.on_commit(lambda: queue_model_fit_request(project_id=project_id))
