@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 from django.core.cache import caches
@@ -84,16 +85,27 @@ def latest_queue_version(project: Project) -> ModelVersion | None:
     return ModelVersion.objects.filter(project=project, backend=Backend.LINEAR).order_by("-number").first()
 
 
-def labeled_examples(project: Project) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
-    """The verified labels that have embeddings: (class ids in head column order, splits (n,),
-    vectors (n, d), targets), by image id. Targets are class ids (classification) or (n, C)
-    presence rows over the class ids (detection). Labels whose class was deleted are left
-    out; an image with no embedding yet is left out until it has one."""
+@dataclass
+class LabeledExamples:
+    """The verified labels that have embeddings, by image id. ``targets`` are class ids
+    (classification) or (n, C) presence rows over ``class_ids`` (detection); ``random_arm``
+    marks labels of tasks served by the random control arm."""
+
+    class_ids: list[int]
+    splits: np.ndarray
+    vectors: np.ndarray
+    targets: np.ndarray
+    random_arm: np.ndarray
+
+
+def labeled_examples(project: Project) -> LabeledExamples:
+    """The project's LabeledExamples. Labels whose class was deleted are left out; an image
+    with no embedding yet is left out until it has one."""
     class_ids = list(project.label_classes.values_list("id", flat=True))
     column = {class_id: i for i, class_id in enumerate(class_ids)}
-    ids, targets, splits = [], [], []
-    for image_id, split, payload in selectors.training_labels(project).values_list(
-        "image_id", "image__split", "payload"
+    ids, targets, splits, random_arm = [], [], [], []
+    for image_id, split, payload, is_random in selectors.training_labels(project).values_list(
+        "image_id", "image__split", "payload", "task__is_random_pick"
     ):
         if project.task_type == TaskType.CLASSIFICATION:
             labels = [c for c in (payload or {}).get("labels", []) if c in column]
@@ -109,12 +121,14 @@ def labeled_examples(project: Project) -> tuple[list[int], np.ndarray, np.ndarra
         ids.append(image_id)
         targets.append(target)
         splits.append(split)
+        random_arm.append(bool(is_random))
     vector_ids, vectors = selectors.embedding_matrix(project=project, image_ids=ids)
     position = {image_id: k for k, image_id in enumerate(ids)}
     keep = [position[int(i)] for i in vector_ids.tolist()]
     shape = (len(keep),) if project.task_type == TaskType.CLASSIFICATION else (len(keep), len(class_ids))
     target_array = np.asarray([targets[k] for k in keep], dtype=np.int64).reshape(shape)
-    return class_ids, np.asarray([splits[k] for k in keep], dtype=object), vectors, target_array
+    return LabeledExamples(class_ids, np.asarray([splits[k] for k in keep], dtype=object), vectors, target_array,
+                           np.asarray([random_arm[k] for k in keep], dtype=bool))
 
 
 def _majority_f1(train_targets: np.ndarray, val_targets: np.ndarray) -> float:
@@ -131,7 +145,8 @@ def queue_model_fit(*, project: Project, force: bool = False) -> ModelVersion | 
     from labeling.queue_priorities import queue_priorities_refresh
 
     caches["coordination"].delete(_pending_key(project.pk))
-    class_ids, splits, vectors, targets = labeled_examples(project)
+    examples = labeled_examples(project)
+    class_ids, splits, vectors, targets = examples.class_ids, examples.splits, examples.vectors, examples.targets
     latest = latest_queue_version(project)
     labeled_before = (latest.dataset_size + latest.validation_size) if latest else 0
     every = project.queue_model_every
@@ -153,6 +168,7 @@ def queue_model_fit(*, project: Project, force: bool = False) -> ModelVersion | 
         metrics = {"primary": None, "num_images": 0,
                    "primary_metric": "macro_f1" if head.kind == "multiclass" else "presence_macro_f1"}
     comparison = _gate(project, head, metrics, targets[train], vectors[val], targets[val])
+    metrics["arms"] = arm_comparison(examples, seed=project.pk)
     version = _register(project, head, metrics, class_ids, int(train.sum()), int(val.sum()), comparison)
     queue_priorities_refresh(project=project)
     return version
@@ -210,6 +226,45 @@ def _register(project, head, metrics, class_ids, train_size, val_size, compariso
     if comparison["decision"] == "deploy":
         model_version_deploy(version=version)
     return version
+
+
+# The random arm must hold this many training labels before its head is compared.
+MIN_ARM_LABELS = 10
+AUTO_DEFAULT = "margin"
+
+
+def arm_comparison(examples: LabeledExamples, *, seed: int) -> dict:
+    """Whether the queue's strategy pays on this project: a head fitted on the random arm's
+    training labels against one fitted on as many of the strategy arm's (a seeded sample),
+    both measured on the validation labels. ``leader`` names the arm that scores higher, or
+    is None while either side is too small to say."""
+    train = examples.splits == Split.TRAIN
+    val = examples.splits == Split.VALIDATION
+    random_rows = np.flatnonzero(train & examples.random_arm)
+    strategy_rows = np.flatnonzero(train & ~examples.random_arm)
+    size = len(random_rows)
+    out: dict = {"labels": size, "random": None, "strategy": None, "leader": None}
+    if size < MIN_ARM_LABELS or len(strategy_rows) < size or val.sum() < MIN_VALIDATION_LABELS:
+        return out
+    sample = np.random.default_rng(seed).choice(strategy_rows, size, replace=False)
+    for arm, rows in (("random", random_rows), ("strategy", sample)):
+        try:
+            head = (fit_multiclass if examples.targets.ndim == 1 else fit_multilabel)(
+                examples.vectors[rows], examples.targets[rows], examples.class_ids, seed=seed)
+        except NotEnoughLabels:
+            return out
+        out[arm] = head_metrics(head, examples.vectors[val], examples.targets[val])["primary"]
+    out["leader"] = "random" if out["random"] > out["strategy"] else "strategy"
+    return out
+
+
+def auto_strategy(project: Project) -> str:
+    """What the "auto" strategy serves: margin, unless the latest fit found that the random
+    arm's labels train a better head than as many of margin's (then random, until margin
+    leads again). The random control share keeps both arms growing either way."""
+    latest = latest_queue_version(project)
+    arms = (latest.metrics or {}).get("arms", {}) if latest is not None else {}
+    return "random" if arms.get("leader") == "random" else AUTO_DEFAULT
 
 
 def queue_head_for_ranking(project: Project) -> tuple[ModelVersion, LinearHead] | None:

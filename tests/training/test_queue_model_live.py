@@ -172,3 +172,35 @@ def test_a_fine_tuned_classifier_must_beat_the_queue_model_on_the_same_validatio
     assert (floor["baseline"], floor["value"], floor["passed"]) == (f"queue model v{head.number}", 1.0, False)
     assert version.status == VersionStatus.REJECTED and not version.is_deployed
     assert "does not beat the queue model" in version.comparison["reason"]
+
+
+def test_auto_moves_to_the_random_arm_only_when_its_labels_train_the_better_head():
+    rng = np.random.default_rng(0)
+    dim = 8
+    centers = np.eye(2, dim)
+
+    def examples(strategy_labels_useful: bool):
+        vectors, targets, splits, arm = [], [], [], []
+        for n in range(60):
+            cls = n % 2
+            is_random = n < 20
+            # the strategy arm's labels are noise when it does not pay (all from one spot)
+            center = centers[cls] if (is_random or strategy_labels_useful) else centers[0]
+            vectors.append(center + 0.05 * rng.standard_normal(dim))
+            targets.append(cls)
+            splits.append(Split.TRAIN)
+            arm.append(is_random)
+        for n in range(20):
+            vectors.append(centers[n % 2] + 0.05 * rng.standard_normal(dim))
+            targets.append(n % 2)
+            splits.append(Split.VALIDATION)
+            arm.append(False)
+        return live.LabeledExamples([0, 1], np.asarray(splits, dtype=object), np.asarray(vectors, np.float32),
+                                    np.asarray(targets), np.asarray(arm))
+
+    paying = live.arm_comparison(examples(True), seed=0)
+    assert paying["labels"] == 20 and paying["leader"] == "strategy"
+    hurting = live.arm_comparison(examples(False), seed=0)
+    assert hurting["leader"] == "random" and hurting["random"] > hurting["strategy"]
+    project = make_project(TaskType.CLASSIFICATION, classes=("a", "b"), sampling_strategy="auto")
+    assert live.auto_strategy(project) == "margin"  # nothing measured yet

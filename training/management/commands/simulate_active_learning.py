@@ -39,7 +39,8 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        classes, splits, vectors, targets = labeled_examples(project)
+        examples = labeled_examples(project)
+        classes, splits, vectors, targets = examples.class_ids, examples.splits, examples.vectors, examples.targets
         pool, test = splits == Split.TRAIN, splits == Split.VALIDATION
         if pool.sum() < config.batch_size or not test.any():
             raise CommandError(f"need embedded labels in both splits: {int(pool.sum())} in train, "
