@@ -39,17 +39,29 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    """Per-project counts live in the process cache; SQLite hands a rolled-back row's id to
-    the next test's project, which would then read the previous test's counts."""
+def _clear_caches():
     from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
 
     for cache in caches.all():
-        cache.clear()
+        if isinstance(cache, RedisCache):
+            # Never FLUSHDB: the Celery broker lives in the same Redis database. Only our keys go.
+            client = cache._cache.get_client(write=True)
+            keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        else:
+            cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Per-project counts and marks live in caches keyed by project id; SQLite hands a
+    rolled-back row's id to the next test's project, which would then see the previous test's
+    entries."""
+    _clear_caches()
     yield
-    for cache in caches.all():
-        cache.clear()
+    _clear_caches()
 
 
 @pytest.fixture(autouse=True)
