@@ -28,10 +28,9 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from PIL import Image as PILImage
 
-from training import selectors as training_selectors
 from training.ml import sampling, selection
 from training.models import Backend, ModelVersion, Prediction
-from training.queue_model import queue_head_for_ranking
+from training.queue_model import project_vectors, queue_head_for_ranking
 
 from .models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
 from .payloads import DETECTION
@@ -133,7 +132,7 @@ def _embedding_ranking(project: Project, deployed: ModelVersion | None, train: l
     fine-tuned classifier (it beat the queue model at its gate) ranks instead."""
     if project.task_type != DETECTION and deployed is not None and deployed.backend != Backend.LINEAR:
         return None
-    ids, vectors = training_selectors.embedding_matrix(project=project)
+    ids, vectors = project_vectors(project)
     if not len(ids):
         return None
     in_pool = np.isin(ids, np.asarray(train, dtype=np.int64))

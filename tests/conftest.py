@@ -52,6 +52,9 @@ def _clear_caches():
                 client.delete(*keys)
         else:
             cache.clear()
+    from training.queue_model import forget_process_caches
+
+    forget_process_caches()
 
 
 @pytest.fixture(autouse=True)

@@ -224,7 +224,7 @@ def _register(project, head, metrics, class_ids, train_size, val_size, compariso
     version.save()
     _heads[version.pk] = head
     if comparison["decision"] == "deploy":
-        model_version_deploy(version=version)
+        model_version_deploy(version=version, rescore=False)  # queue_model_fit re-ranks next
     return version
 
 
@@ -265,6 +265,44 @@ def auto_strategy(project: Project) -> str:
     latest = latest_queue_version(project)
     arms = (latest.metrics or {}).get("arms", {}) if latest is not None else {}
     return "random" if arms.get("leader") == "random" else AUTO_DEFAULT
+
+
+# (project id, model key) -> (largest ImageEmbedding pk read, image ids, vectors), per process.
+_vectors: dict[tuple[int, str], tuple[int, np.ndarray, np.ndarray]] = {}
+
+
+def project_vectors(project: Project) -> tuple[np.ndarray, np.ndarray]:
+    """The project's (image ids, vectors) under the configured key, as embedding_matrix
+    returns them, kept in this process and topped up with the rows written since the last
+    call: a stored vector never changes, so a refit every few labels reads only the new
+    ones instead of the whole pool (100,000 vectors are 500 MB). A deleted row makes the
+    next call read everything again. Workers only: web processes never rank."""
+    from .models import ImageEmbedding
+
+    key = selectors.embedding_key()
+    rows = ImageEmbedding.objects.filter(project=project, model_key=key)
+    cached = _vectors.get((project.pk, key))
+    if cached is not None and rows.filter(pk__lte=cached[0]).count() != len(cached[1]):
+        cached = None  # rows were deleted: start over
+    last, ids, vectors = cached if cached is not None else (0, np.empty(0, np.int64), None)
+    new = list(rows.filter(pk__gt=last).order_by("pk").values_list("pk", "image_id", "vector"))
+    if new or vectors is None:
+        dim = len(new[0][2]) // selectors.VECTOR_DTYPE.itemsize if new else 0
+        fresh = np.frombuffer(b"".join(bytes(v) for _, _, v in new), selectors.VECTOR_DTYPE).reshape(len(new), -1) \
+            if new else np.empty((0, dim), np.float32)
+        ids = np.concatenate([ids, np.asarray([i for _, i, _ in new], np.int64)])
+        vectors = fresh if vectors is None else np.concatenate([vectors, fresh])
+        order = np.argsort(ids, kind="stable")
+        ids, vectors = ids[order], vectors[order]
+        last = new[-1][0] if new else last
+        _vectors[(project.pk, key)] = (last, ids, vectors)
+    return ids, vectors
+
+
+def forget_process_caches() -> None:
+    """Drop this process's heads and pool vectors (tests: ids are reused across rollbacks)."""
+    _heads.clear()
+    _vectors.clear()
 
 
 def queue_head_for_ranking(project: Project) -> tuple[ModelVersion, LinearHead] | None:

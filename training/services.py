@@ -466,7 +466,7 @@ def model_version_register(
 
 
 @transaction.atomic
-def model_version_deploy(*, version: ModelVersion, requested_by=None) -> ModelVersion:
+def model_version_deploy(*, version: ModelVersion, requested_by=None, rescore: bool = True) -> ModelVersion:
     """Make ``version`` the deployed one (deploy and rollback are this same operation) and
     queue a prelabel run so the pool is re-scored by it. One transaction: the previous
     version is retired and this one deployed together, or neither."""
@@ -488,9 +488,14 @@ def model_version_deploy(*, version: ModelVersion, requested_by=None) -> ModelVe
         version.deployed_at = timezone.now()
         version.save(update_fields=["is_deployed", "status", "deployed_at"])
     if version.backend == Backend.LINEAR:
-        # A queue head pre-labels each image as it is served; the queue is re-ranked by it.
-        project = version.project
-        transaction.on_commit(lambda: _queue_refresh(project))
+        # A queue head pre-labels each image as it is served; a worker re-ranks the queue by
+        # it (the fit that deployed it re-ranks itself: rescore=False).
+        if rescore:
+            from celery import current_app
+
+            project_id = version.project_id
+            transaction.on_commit(lambda: current_app.signature(
+                "labeling.tasks.queue_priorities_refresh", args=(project_id,)).apply_async())
     else:
         prelabel_run_start(project=version.project, model_version=version, requested_by=requested_by,
                            reuse_active=True)

@@ -204,3 +204,16 @@ def test_auto_moves_to_the_random_arm_only_when_its_labels_train_the_better_head
     assert hurting["leader"] == "random" and hurting["random"] > hurting["strategy"]
     project = make_project(TaskType.CLASSIFICATION, classes=("a", "b"), sampling_strategy="auto")
     assert live.auto_strategy(project) == "margin"  # nothing measured yet
+
+
+def test_the_pool_vectors_are_read_once_and_topped_up_with_new_rows():
+    project, truth, _ = two_cluster_project(n_per_class=3, ambiguous=2)
+    ids, vectors = live.project_vectors(project)
+    assert ids.tolist() == sorted(truth) and vectors.shape == (8, DIM)
+    (extra,) = add_images(project, [0.5])
+    embed(project, [extra], [np.eye(1, DIM, 2)[0]])
+    ids, vectors = live.project_vectors(project)
+    assert ids[-1] == extra.pk and np.allclose(vectors[-1][:3], [0, 0, 1])
+    ImageEmbedding.objects.filter(image_id=ids[0]).delete()
+    ids, _ = live.project_vectors(project)
+    assert ids.tolist() == sorted(truth)[1:] + [extra.pk]
