@@ -82,7 +82,9 @@ def _network(spec: EmbeddingSpec, device: str) -> torch.nn.Module:
             # the classifier's loader: ImageNet weights from the package file; its 1-class
             # head is never run, the features are taken before it
             model = build_model("efficientnet_lite0", num_classes=1, pretrained=True)
-            model.eval().requires_grad_(False).to(device)
+            # channels-last: oneDNN's depthwise convolutions run about 1.5x faster in it on CPU
+            # at 224 px, and CUDA's fp16 kernels want it too
+            model.eval().requires_grad_(False).to(device).to(memory_format=torch.channels_last)
             _models[(spec.arch, device)] = model
         return model
 
@@ -263,7 +265,7 @@ class Embedder:
     def _forward(self, array: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(array).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-            x = ((x - self._mean) / self._std).contiguous()
+            x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.cuda):
                 features = self._features(x)
             pooled = features.float().mean(dim=(2, 3))
