@@ -693,6 +693,14 @@ def embeddings_on_import(sender, *, project: Project, image_ids: list[int], **kw
         embedding_run_start(project=project, join=True)
 
 
+def _rank_with_new_vectors(project_id: int) -> None:
+    """New vectors change the ranking (the cold start picks among them; the queue model scores
+    them): the queue is re-ranked on the default queue, by task name."""
+    from celery import current_app
+
+    current_app.signature("labeling.tasks.queue_priorities_refresh", args=(project_id,)).apply_async()
+
+
 def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:
     """Embed every image of the run's scope that has no vector under its model key, writing
     vectors in bulk after each batch; returns None when there was nothing to claim.
@@ -713,6 +721,8 @@ def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:
         else:
             job_finish(EmbeddingRun, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats,
                        processed=stats["processed"], message=done)
+        if stats["embedded"]:
+            _rank_with_new_vectors(run.project_id)
     except Exception as exc:  # includes the soft time limit: the vectors written so far stay
         job_fail(EmbeddingRun, run_id, exc)
     run.refresh_from_db()
