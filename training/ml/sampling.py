@@ -428,9 +428,12 @@ def _strategy_order(
     pool_factor: float,
     seed: int,
 ) -> np.ndarray:
-    """`items` (global indices) in the strategy's serving order."""
+    """`items` (global indices) in the strategy's serving order. queue_priorities has checked
+    that the strategy's inputs are there."""
     if strategy in MEASURES:
+        assert uncertainty is not None
         return _top_uncertain(uncertainty, items)
+    assert embeddings is not None
     x = embeddings[items]
     labeled = range(0)
     if labeled_embeddings is not None and len(labeled_embeddings):
@@ -444,6 +447,7 @@ def _strategy_order(
         rest_local = np.flatnonzero(rest)
         tail = rest_local[np.argsort(-min_sq[rest_local], kind="stable")]
         return items[np.concatenate([np.asarray(head, dtype=np.int64), tail])]
+    assert uncertainty is not None
     head = hybrid_select(
         np.concatenate([uncertainty[items], np.full(len(labeled), -np.inf)]),
         x,
