@@ -1,7 +1,10 @@
 """An annotator's day on the annotate page: progress, what a skip or a flag does, edits
 kept across a reload, the lead's reason for a rejection, and brightness for dark photos."""
+import time
+
 import pytest
 
+from labeling import queue_api
 from labeling.models import Annotation, Role, Task
 from labeling.review import REJECT, annotation_review
 
@@ -68,6 +71,26 @@ def test_edits_not_yet_submitted_survive_a_reload(page, scene):
     assert label.kind == "correct" and [b["label"] for b in label.payload["boxes"]] == [scene.classes["person"].pk]
     assert page.evaluate("localStorage.getItem('vision:drafts:' + document.getElementById('annotate')"
                          ".dataset.userId)") is None
+
+
+def test_a_reload_brings_back_the_shown_image_when_a_release_lands_late(page, scene, monkeypatch):
+    """Leaving the page gives back only the prefetched task; the shown one stays leased, so
+    a slow release cannot make the reloaded page serve the prefetched task instead."""
+    real_release = queue_api.task_lease_release
+    shown = []
+
+    def slow_release(*, task, user):
+        if task.pk not in shown:  # the shown task's release (if any) lands first
+            time.sleep(1.5)
+        return real_release(task=task, user=user)
+
+    monkeypatch.setattr(queue_api, "task_lease_release", slow_release)
+    first = open_annotate(page, scene)
+    shown.append(first)
+    page.wait_for_function("!!document.getElementById('annotate').dataset.prefetched")
+    page.reload()
+    assert look_at_next(page) == first
+    assert Task.objects.get(pk=first).lease_holder.username == "ann"
 
 
 def test_a_rejected_image_comes_back_with_the_leads_comment(page, make_user):
