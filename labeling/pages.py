@@ -15,7 +15,7 @@ PAGES = {
     "review": (Role.LEAD, "Review"),
     "upload": (Role.LEAD, "Upload"),
     "reports": (Role.LEAD, "Reports"),
-    "models": (Role.ADMIN, "Models & training"),
+    "models": (Role.LEAD, "Models & training"),  # leads read it; only admins act on it
     "settings": (Role.ADMIN, "Settings"),
 }
 
@@ -69,7 +69,11 @@ review = _page("review", "labeling/review.html",
                lambda project: {"label_classes": _label_classes(project)})
 upload = _page("upload", "labeling/upload.html")
 reports = _page("reports", "labeling/reports.html")
-models = _page("models", "labeling/models.html")
+# Leads see runs, versions and metrics; the run and deploy controls only admins (the API
+# refuses the rest).
+models = _page("models", "labeling/models.html", lambda project: {
+    "can_manage": ROLE_RANK[project.caller_role] >= ROLE_RANK[Role.ADMIN],
+})
 project_settings = _page("settings", "labeling/settings.html", lambda project: {
     "sampling_choices": SamplingStrategy.choices,
     "aggregation_choices": DetectionAggregation.choices,

@@ -51,8 +51,10 @@ def test_project_pages_check_the_callers_role(client, make_user):
     html = response.content.decode()
     assert f'<a href="/projects/{pid}/review/" class="current">Review</a>' in html
     assert f'<a href="/projects/{pid}/reports/">Reports</a>' in html
-    assert f"/projects/{pid}/models/" not in html and f"/projects/{pid}/settings/" not in html
-    assert client.get(f"/projects/{pid}/models/").status_code == 403
+    assert f'<a href="/projects/{pid}/models/">Models &amp; training</a>' in html  # read only
+    assert f"/projects/{pid}/settings/" not in html
+    assert client.get(f"/projects/{pid}/models/").status_code == 200
+    assert client.get(f"/projects/{pid}/settings/").status_code == 403
     client.force_login(stranger)
     assert client.get(f"/projects/{pid}/annotate/").status_code == 404
     client.force_login(annotator)

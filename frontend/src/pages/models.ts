@@ -1,5 +1,6 @@
-/** Models and training (admins): start/cancel runs with live progress, versions with their
- * metrics, deploy and roll back, and the primary metric per version as a chart. */
+/** Models and training: runs with live progress, versions with their backend and metrics,
+ * and the primary metric per version as a chart. Admins also start/cancel runs and deploy
+ * or roll back; leads read the page only (the controls are not drawn for them). */
 import { CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from "chart.js";
 import { ApiError, byId, call, el, toast } from "../lib/api";
 
@@ -38,7 +39,8 @@ const root = byId("models");
 const projectId = root.dataset.projectId;
 const runsBody = byId("runs-body");
 const versionsBody = byId("versions-body");
-const startButton = byId<HTMLButtonElement>("start-training");
+const canManage = root.dataset.canManage === "true";
+const startButton = canManage ? byId<HTMLButtonElement>("start-training") : null;
 let chart: Chart | null = null;
 let pollTimer: ReturnType<typeof setTimeout> | null = null;
 
@@ -55,7 +57,7 @@ async function refresh(): Promise<void> {
     renderVersions(versions);
     renderChart(versions);
     const active = runs.some((run) => ACTIVE.has(run.status));
-    startButton.disabled = active;
+    if (startButton) startButton.disabled = active;
     if (pollTimer) clearTimeout(pollTimer);
     if (active) pollTimer = setTimeout(() => void refresh(), 2000);
   } catch (error) {
@@ -73,7 +75,7 @@ function renderRuns(runs: Run[]): void {
       const tone = run.status === "succeeded" ? "ok" : run.status === "failed" ? "bad" : ACTIVE.has(run.status) ? "warn" : "";
       const progress = el("div", { class: "progress" }, el("span", { style: `width:${Math.round(run.progress * 100)}%` }));
       const actions = el("td", {});
-      if (ACTIVE.has(run.status)) {
+      if (canManage && ACTIVE.has(run.status)) {
         const cancel = el("button", { type: "button", class: "danger" }, "Cancel");
         cancel.addEventListener("click", async () => {
           try {
@@ -100,14 +102,14 @@ function renderRuns(runs: Run[]): void {
 
 function renderVersions(versions: Version[]): void {
   if (versions.length === 0) {
-    versionsBody.replaceChildren(el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No model versions yet.")));
+    versionsBody.replaceChildren(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No model versions yet.")));
     return;
   }
   versionsBody.replaceChildren(
     ...versions.map((version) => {
       const action = el("td", {});
       if (version.is_deployed) action.append(el("span", { class: "badge ok" }, "deployed"));
-      else {
+      else if (canManage) {
         const deploy = el("button", { type: "button", "data-confirm": `Deploy v${version.number}? The queue is re-scored with it.` }, "Deploy");
         deploy.addEventListener("click", async (e) => {
           if (e.defaultPrevented) return;
@@ -124,7 +126,8 @@ function renderVersions(versions: Version[]): void {
       const decision = typeof version.comparison?.reason === "string" ? version.comparison.reason : "";
       return el("tr", { "data-version": String(version.number) },
         el("td", {}, `v${version.number}`),
-        el("td", {}, version.status),
+        el("td", { class: "backend" }, version.backend),
+        el("td", { class: "status" }, version.status),
         el("td", {}, fmt(version.primary_metric)),
         el("td", {}, `${version.dataset_size} train / ${version.validation_size} val`),
         el("td", { class: "muted" }, decision),
@@ -151,7 +154,8 @@ function renderChart(versions: Version[]): void {
   });
 }
 
-startButton.addEventListener("click", async () => {
+startButton?.addEventListener("click", async () => {
+  if (!startButton) return;
   startButton.disabled = true;
   try {
     await call("POST", `/api/projects/${projectId}/training-runs/`, {});

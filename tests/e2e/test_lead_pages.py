@@ -1,0 +1,52 @@
+"""A lead's pages in Chromium: the models page read only (with the backend of each
+version, so the queue model is told from trained ones)."""
+import pytest
+from django.test import Client
+
+from labeling.models import Role
+from training.models import ModelVersion
+
+from .conftest import sign_in
+from .factories import detection_scene
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_lead_reads_the_models_page_but_cannot_train_or_deploy(page, make_user):
+    lead = make_user("lea")
+    scene = detection_scene(members={lead: Role.LEAD}, images=1)
+    ModelVersion.objects.create(
+        project=scene.project, number=2, backend="linear", status="queue", class_ids=scene.version.class_ids,
+        primary_metric=0.42, metrics={"primary_metric": "presence_macro_f1", "presence_macro_f1": 0.42},
+    )
+    pid = scene.project.pk
+    sign_in(page, "lea")
+    page.goto(f"/projects/{pid}/models/")
+    page.locator("#versions-body tr[data-version='2']").wait_for()
+    assert page.text_content("tr[data-version='1'] .backend") == "yolo"
+    assert page.text_content("tr[data-version='2'] .backend") == "linear"
+    assert page.text_content("tr[data-version='2'] .status") == "queue"
+    assert page.text_content("tr[data-version='2'] td:nth-child(4)") == "0.420"
+    assert page.locator("#start-training").count() == 0
+    assert page.locator("#versions-body button").count() == 0  # no Deploy
+    assert page.locator("tr[data-version='1'] .badge.ok").inner_text() == "deployed"
+    assert page.is_visible("#read-only-note")
+    assert page.locator("nav a", has_text="Settings").count() == 0
+
+    client = Client()
+    client.force_login(lead)
+    version_2 = ModelVersion.objects.get(project=scene.project, number=2)
+    assert client.post(f"/api/model-versions/{version_2.pk}/deploy/").status_code == 403
+    assert client.post(f"/api/projects/{pid}/training-runs/", {}, content_type="application/json").status_code == 403
+    assert not ModelVersion.objects.get(pk=version_2.pk).is_deployed
+
+
+def test_an_admin_still_gets_the_controls(page, make_user):
+    admin = make_user("adm")
+    scene = detection_scene(members={admin: Role.ADMIN}, images=1)
+    ModelVersion.objects.create(project=scene.project, number=2, backend="yolo", status="ready",
+                                class_ids=scene.version.class_ids, primary_metric=0.5)
+    sign_in(page, "adm")
+    page.goto(f"/projects/{scene.project.pk}/models/")
+    page.locator("tr[data-version='2'] button", has_text="Deploy").wait_for()
+    assert page.is_visible("#start-training") and page.locator("#read-only-note").count() == 0
