@@ -1,5 +1,6 @@
 """A lead's pages in Chromium: the models page read only (with the backend of each
-version, so the queue model is told from trained ones)."""
+version, so the queue model is told from trained ones) and the accuracy chart of a
+classification project."""
 import pytest
 from django.test import Client
 
@@ -7,7 +8,7 @@ from labeling.models import Role
 from training.models import ModelVersion
 
 from .conftest import sign_in
-from .factories import detection_scene
+from .factories import classification_scene, detection_scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -50,3 +51,15 @@ def test_an_admin_still_gets_the_controls(page, make_user):
     page.goto(f"/projects/{scene.project.pk}/models/")
     page.locator("tr[data-version='2'] button", has_text="Deploy").wait_for()
     assert page.is_visible("#start-training") and page.locator("#read-only-note").count() == 0
+
+
+def test_the_accuracy_chart_of_a_classification_project_plots_accuracy(page, make_user):
+    lead = make_user("lea")
+    scene = classification_scene(members={lead: Role.LEAD}, images=1)
+    ModelVersion.objects.filter(pk=scene.version.pk).update(
+        primary_metric=0.55, metrics={"primary_metric": "macro_f1", "macro_f1": 0.55, "accuracy": 0.8})
+    sign_in(page, "lea")
+    page.goto(f"/projects/{scene.project.pk}/reports/#accuracy")
+    chart = page.locator("#report-body .report-view[data-table=versions] canvas")
+    chart.wait_for()
+    assert chart.get_attribute("aria-label") == "Accuracy per model version (validation split): macro_f1, accuracy"

@@ -54,7 +54,9 @@ function section(projectId: string, report: string, view: View): HTMLElement {
   const head = el("div", { class: "report-head" }, el("h2", {}, view.title), download);
   const box = el("section", { class: "report-view", "data-table": view.table }, head);
   if (view.config) {
-    const canvas = el("canvas", { role: "img", "aria-label": view.title });
+    // The label names the series drawn, for screen readers (a canvas has no text).
+    const series = view.config.data.datasets.map((d) => d.label).filter(Boolean);
+    const canvas = el("canvas", { role: "img", "aria-label": series.length ? `${view.title}: ${series.join(", ")}` : view.title });
     box.append(el("div", { class: "report-chart" }, canvas));
     charts.push(new Chart(canvas, view.config));
   }
@@ -123,7 +125,9 @@ function learningCurve(report: Report): View[] {
 function accuracy(report: Report): View[] {
   const { versions, per_class: perClass } = report.tables;
   const metric = String(report.primary_metric);
-  const second = metric === "map50_95" ? "map50" : "macro_f1";
+  // Beside the primary metric: mAP@0.5 for a detector, accuracy for a classifier (whose
+  // primary metric is macro-F1).
+  const second = metric.startsWith("map") ? "map50" : metric === "accuracy" ? "macro_f1" : "accuracy";
   const views: View[] = [{
     title: "Accuracy per model version (validation split)", table: "versions",
     config: line(labels(versions, "version").map((v) => `v${v}`), [
