@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import reverse
 
-from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy
+from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy, TaskType
 from .permissions import get_for_caller, projects_visible_to
 from .queue_selectors import projects_queue_stats
 
@@ -35,6 +35,23 @@ def _label_classes(project: Project) -> list[dict]:
     return list(LabelClass.objects.filter(project=project).values("id", "name", "color", "hotkey"))
 
 
+# The names the project list shows for a version's primary metric (its metrics say which).
+METRIC_NAMES = {
+    "map50_95": "mAP50-95", "map50": "mAP@0.5", "macro_f1": "macro-F1", "accuracy": "accuracy",
+    "presence_macro_f1": "presence macro-F1",
+}
+
+
+def metric_name(version: dict | None, project: Project) -> str:
+    """The deployed version's primary metric, by the name its evaluator gave it; a version
+    without one has its task type's trained metric."""
+    if not version:
+        return ""
+    key = (version.get("metrics") or {}).get("primary_metric") or (
+        "map50_95" if project.task_type == TaskType.DETECTION else "macro_f1")
+    return METRIC_NAMES.get(key, key.replace("_", " "))
+
+
 @login_required
 def project_list(request):
     projects = list(projects_visible_to(request.user).order_by("id"))
@@ -46,6 +63,7 @@ def project_list(request):
         rows.append({
             "project": project,
             "stats": stats,
+            "metric_name": metric_name(stats["deployed_version"], project),
             "percent": round(100 * stats["labeled_images"] / images) if images else 0,
         })
     return render(request, "labeling/project_list.html", {"rows": rows})

@@ -1,6 +1,6 @@
 """A lead's pages in Chromium: the models page read only (with the backend of each
-version, so the queue model is told from trained ones) and the accuracy chart of a
-classification project."""
+version, so the queue model is told from trained ones), the accuracy chart of a
+classification project, and the project list naming the metric it shows."""
 import pytest
 from django.test import Client
 
@@ -63,3 +63,23 @@ def test_the_accuracy_chart_of_a_classification_project_plots_accuracy(page, mak
     chart = page.locator("#report-body .report-view[data-table=versions] canvas")
     chart.wait_for()
     assert chart.get_attribute("aria-label") == "Accuracy per model version (validation split): macro_f1, accuracy"
+
+
+def test_the_project_list_names_the_metric_it_shows(page, make_user):
+    lead = make_user("lea")
+    detection = detection_scene(members={lead: Role.LEAD}, images=1)
+    ModelVersion.objects.filter(pk=detection.version.pk).update(
+        metrics={"primary_metric": "map50_95", "map50_95": 0.61, "map50": 0.8})
+    classification = classification_scene(members={lead: Role.LEAD}, images=1)
+    ModelVersion.objects.filter(pk=classification.version.pk).update(
+        primary_metric=0.55, metrics={"primary_metric": "macro_f1", "macro_f1": 0.55, "accuracy": 0.8})
+    sign_in(page, "lea")
+    page.goto("/")
+
+    def deployed(project):
+        return page.inner_text(f"tr[data-project-id='{project.pk}'] td.deployed")
+
+    assert deployed(detection.project) == "v1 · 0.610 mAP50-95"
+    assert deployed(classification.project) == "v1 · 0.550 macro-F1"
+    note = page.inner_text("#project-table + p")
+    assert "mAP@0.5" not in note and "accuracy for classification" not in note
