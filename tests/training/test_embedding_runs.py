@@ -252,6 +252,31 @@ def test_the_selector_reads_vectors_in_image_id_order_per_project_and_key():
     assert ids.shape == (0,) and matrix.shape == (0, 1280)
 
 
+@pytest.mark.postgres
+def test_postgres_binary_copy_reads_what_the_row_by_row_path_reads():
+    from django.db import connection
+
+    project, images = project_with_images(5)
+    rng = np.random.default_rng(1)
+    for image in images[:4]:
+        ImageEmbedding.objects.create(project=project, image=image, model_key=KEY,
+                                      vector=rng.standard_normal(1280).astype("<f4").tobytes())
+    rows = ImageEmbedding.objects.filter(project=project, model_key=KEY).order_by("image_id")
+    fast = selectors._vectors_copy(rows, 1280)
+    assert fast is not None
+    vendor = connection.vendor
+    try:
+        connection.vendor = "other"  # the generic, row-by-row read
+        slow = selectors.embedding_matrix(project=project, model_key=KEY)
+    finally:
+        connection.vendor = vendor
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    assert selectors._vectors_copy(rows.none(), 1280)[1].shape == (0, 1280)
+    ImageEmbedding.objects.create(project=project, image=images[4], model_key=KEY, vector=b"\0" * 12)
+    assert selectors._vectors_copy(rows, 1280) is None  # not the expected shape: no fast path
+
+
 def test_embed_command_waits_for_the_vectors(capsys):
     project, _ = project_with_images(2)
     call_command("embed", str(project.pk), "--wait")
