@@ -57,7 +57,7 @@ def _sums(queryset, group_by: tuple[str, ...], fields: tuple[str, ...]) -> list[
 
 def _versions(project: Project):
     return ModelVersion.objects.filter(project=project).order_by("number").only(
-        "number", "status", "is_deployed", "created_at", "dataset_size", "validation_size",
+        "number", "backend", "status", "is_deployed", "created_at", "dataset_size", "validation_size",
         "primary_metric", "metrics", "class_ids")
 
 
@@ -121,15 +121,37 @@ def _today() -> date:
     return timezone.now().date()
 
 
+def _arm_curves(versions: list[ModelVersion], target: float | None) -> tuple[list[dict], list[dict]]:
+    """The queue model's arm comparison at each fit (metrics.arms: heads on the random arm's
+    training labels and on as many of the strategy arm's, on the validation labels), and per
+    arm the first label count whose head reached ``target`` (default: 95% of the best queue-
+    model metric so far)."""
+    curve = [{"version": v.number, "labels": v.metrics["arms"]["labels"], "random": v.metrics["arms"]["random"],
+              "strategy": v.metrics["arms"]["strategy"]}
+             for v in versions if v.backend == "linear" and (v.metrics or {}).get("arms", {}).get("random") is not None]
+    best = max((v.primary_metric for v in versions if v.backend == "linear" and v.primary_metric is not None),
+               default=None)
+    goal = target if target is not None else (0.95 * best if best is not None else None)
+    reached = []
+    for arm in ("strategy", "random"):
+        first = next((row["labels"] for row in curve if goal is not None and row[arm] >= goal), None)
+        reached.append({"arm": arm, "target": goal, "labels_to_target": first})
+    return curve, reached
+
+
 def report_learning_curve(*, project: Project) -> dict:
     versions = list(_versions(project))
-    points = [{"version": v.number, "train_labels": v.dataset_size, "primary_metric": v.primary_metric,
-               "created_at": v.created_at.isoformat()}
+    points = [{"version": v.number, "backend": v.backend, "train_labels": v.dataset_size,
+               "primary_metric": v.primary_metric, "created_at": v.created_at.isoformat()}
               for v in versions if v.primary_metric is not None]
     labeled, pace = _labels_and_pace(project)
     train_share = 1 - project.validation_share
+    # The fitted curve and its forecast follow the trained models; the queue model's versions
+    # (a linear head refit every few labels) are a family of their own, compared by arm below.
+    trained = [p for p in points if p["backend"] != "linear"] or points
+    arm_curve, arm_targets = _arm_curves(versions, project.target_metric)
     fit = forecast.learning_curve_fit(
-        [(p["train_labels"], p["primary_metric"]) for p in points], project.target_metric,
+        [(p["train_labels"], p["primary_metric"]) for p in trained], project.target_metric,
         current_labels=int(labeled * train_share), pace_per_day=pace * train_share, today=_today())
     arms = []
     rows = _sums(ReportDailyCounts.objects.filter(project=project, prelabeled__gt=0).exclude(arm="none"),
@@ -144,7 +166,8 @@ def report_learning_curve(*, project: Project) -> dict:
         "random_share": project.random_share,
         "fit": fit,
         "sentence": fit["sentence"],
-        "tables": {"versions": points, "fit_curve": fit["curve"], "arms": arms},
+        "tables": {"versions": points, "fit_curve": fit["curve"], "arms": arms, "arm_curve": arm_curve,
+                   "arm_labels_to_target": arm_targets},
     }
 
 

@@ -448,3 +448,23 @@ def test_a_submit_through_the_queue_lands_in_the_reports_once(api_client, team, 
     assert (row["prelabeled"], row["accepted_unchanged"]) == (1, 1)
     queue = get_report(api_client, users["lead"], project, "queue").json()
     assert (queue["labeled"], queue["remaining"]) == (1, 0)
+
+
+def test_learning_curve_compares_the_queue_arms_and_says_when_each_reached_the_target(api_client):
+    from tests.labeling.test_queue import make_project, member
+
+    project = make_project(TaskType.CLASSIFICATION, classes=("a", "b"), target_metric=0.8)
+    lead = member(project, role=Role.LEAD)
+    arms = [(10, 0.5, 0.6), (20, 0.7, 0.85), (30, 0.82, 0.9)]
+    for number, (labels, random_f1, strategy_f1) in enumerate(arms, start=1):
+        ModelVersion.objects.create(project=project, number=number, backend=Backend.LINEAR, primary_metric=0.9,
+                                    metrics={"arms": {"labels": labels, "random": random_f1, "strategy": strategy_f1}})
+    ModelVersion.objects.create(project=project, number=4, backend=Backend.LINEAR, primary_metric=0.5,
+                                metrics={"arms": {"labels": 5, "random": None, "strategy": None}})
+    body = get_report(api_client, lead, project, "learning-curve").json()
+    assert [row["labels"] for row in body["tables"]["arm_curve"]] == [10, 20, 30]
+    assert body["tables"]["arm_labels_to_target"] == [
+        {"arm": "strategy", "target": 0.8, "labels_to_target": 20},
+        {"arm": "random", "target": 0.8, "labels_to_target": 30},
+    ]
+    assert {row["backend"] for row in body["tables"]["versions"]} == {"linear"}
