@@ -73,9 +73,10 @@ def test_edits_not_yet_submitted_survive_a_reload(page, scene):
                          ".dataset.userId)") is None
 
 
-def test_a_reload_brings_back_the_shown_image_when_a_release_lands_late(page, scene, monkeypatch):
-    """Leaving the page gives back only the prefetched task; the shown one stays leased, so
-    a slow release cannot make the reloaded page serve the prefetched task instead."""
+def test_a_reload_brings_back_the_drafted_image_when_a_release_lands_late(page, scene, monkeypatch):
+    """Leaving the page with unsubmitted edits gives back only the prefetched task; the shown
+    one stays leased, so a slow release cannot make the reloaded page serve the prefetched
+    task instead of the image the draft belongs to."""
     real_release = queue_api.task_lease_release
     shown = []
 
@@ -88,9 +89,13 @@ def test_a_reload_brings_back_the_shown_image_when_a_release_lands_late(page, sc
     first = open_annotate(page, scene)
     shown.append(first)
     page.wait_for_function("!!document.getElementById('annotate').dataset.prefetched")
+    box = page.locator('[data-box-index="0"] .box-rect').bounding_box()
+    page.mouse.click(box["x"] + 5, box["y"] + box["height"] / 2)
+    page.keyboard.press("Delete")
     page.reload()
     assert look_at_next(page) == first
     assert Task.objects.get(pk=first).lease_holder.username == "ann"
+    page.locator(".toast:has-text('unsubmitted changes')").wait_for()
 
 
 def test_a_rejected_image_comes_back_with_the_leads_comment(page, make_user):

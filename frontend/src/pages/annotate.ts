@@ -654,16 +654,19 @@ async function heartbeat(): Promise<void> {
   }
 }
 
-/** On leaving the page, give back the prefetched task (never seen) but keep the lease on
- * the shown one: a reload or a return within the lease brings back that image with its
- * draft (the oldest lease is served first); left for good, it lapses after the lease TTL.
- * Releasing both raced the reloaded page's claim: with only the shown one's release landed,
- * the still-held prefetched task came back instead. */
+/** On leaving the page, give back the prefetched task (never seen) and the shown one, unless
+ * the shown one holds unsubmitted edits: that lease is kept, so a reload or a return within
+ * the lease brings back the image with its draft (the oldest lease is served first); left for
+ * good, it lapses after the lease TTL. Releasing a drafted task raced the reloaded page's
+ * claim: with only its release landed, the still-held prefetched task came back instead. */
 function releaseUnfinished(): void {
-  if (!prefetched) return;
-  // keepalive: the release still goes out while the page unloads.
-  void request("POST", `/api/tasks/${prefetched.next.task.id}/release/`, undefined, {}, { keepalive: true })
-    .catch(() => {});
+  const keep = current && labelsChanged() ? current : null;
+  for (const prepared of [current, prefetched]) {
+    if (!prepared || prepared === keep) continue;
+    // keepalive: the release still goes out while the page unloads.
+    void request("POST", `/api/tasks/${prepared.next.task.id}/release/`, undefined, {}, { keepalive: true })
+      .catch(() => {});
+  }
 }
 
 document.addEventListener("visibilitychange", () => (document.hidden ? stopwatch.pause() : stopwatch.resume()));
