@@ -114,7 +114,7 @@ def main() -> None:
     out = ROOT / "bench" / "results" / f"simulation-fashion-{stamp:%Y%m%dT%H%M%SZ}"
     write_csv(merged.rows, out / "learning_curves.csv")
     plot_curves(merged.rows, out / "learning_curves.png", targets=list(merged.target.values()),
-                title=f"Fashion-MNIST, queue model on {args.embedding_model}: macro-F1 vs labels")
+                title=f"Fashion-MNIST, queue model on {args.embedding_model}")
     summary = ["| strategy | labels to target, mean ± std | per seed | saving vs random |", "|---|---:|---|---:|"]
     for row in merged.summary():
         saving = row["saving_vs_random_percent"]
