@@ -143,15 +143,3 @@ def test_cold_start_diversity_reads_simple_features_from_the_image_files():
     assert len({_priority(image) for image in images}) == 4
 
 
-@pytest.mark.parametrize("aggregation", ["max", "mean", "sum"])
-@pytest.mark.parametrize("measure", ["least_confidence", "margin", "entropy"])
-def test_vectorized_detection_scores_match_the_per_image_function(measure, aggregation):
-    from labeling.queue_priorities import detection_uncertainties
-    from training.ml import sampling
-
-    rng = np.random.default_rng(7)
-    # Empty images, images with only weak boxes (missed-object term) and confident ones.
-    images = [rng.uniform(0, rng.choice([0.4, 1.0]), size=(int(rng.integers(0, 5)), 3)) for _ in range(200)]
-    expected = [sampling.detection_image_uncertainty(b, measure=measure, aggregation=aggregation) for b in images]
-    np.testing.assert_allclose(detection_uncertainties(images, measure=measure, aggregation=aggregation),
-                               expected, rtol=1e-12, atol=1e-12)

@@ -161,22 +161,8 @@ def detection_image_uncertainty(
     approaches the threshold. With no box at all the model emits nothing, not even weak
     candidates, which marks an image unlike its training data: the result is empty_value.
     """
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {AGGREGATIONS}")
-    if not 0.0 < confident_threshold <= 1.0:
-        raise ValueError("confident_threshold must be in (0, 1]")
-    s = _as_box_scores(box_class_scores)
-    if s.shape[0] == 0:
-        return float(empty_value)
-    per_box = detection_box_uncertainty(s, measure=measure)
-    best = float(s.max())
-    if best < confident_threshold:
-        per_box = np.append(per_box, best / confident_threshold)
-    if aggregation == "max":
-        return float(per_box.max())
-    if aggregation == "mean":
-        return float(per_box.mean())
-    return float(per_box.sum())
+    return float(detection_batch_uncertainty([box_class_scores], measure=measure, aggregation=aggregation,
+                                             confident_threshold=confident_threshold, empty_value=empty_value)[0])
 
 
 def detection_batch_uncertainty(
@@ -187,20 +173,38 @@ def detection_batch_uncertainty(
     confident_threshold: float = 0.5,
     empty_value: float = 1.0,
 ) -> np.ndarray:
-    """detection_image_uncertainty for each image's (k_i, C) box scores. -> (n,)."""
-    return np.array(
-        [
-            detection_image_uncertainty(
-                boxes,
-                measure=measure,
-                aggregation=aggregation,
-                confident_threshold=confident_threshold,
-                empty_value=empty_value,
-            )
-            for boxes in images
-        ],
-        dtype=np.float64,
-    )
+    """detection_image_uncertainty for each image's (k_i, C) box scores. -> (n,).
+
+    Vectorised: the box uncertainties of all images in one call, then per-image aggregation
+    with reduceat (per image in Python this is ~0.4 ms each, a minute for 100k images).
+    Images whose class counts differ are computed in groups of one count each.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {AGGREGATIONS}")
+    if not 0.0 < confident_threshold <= 1.0:
+        raise ValueError("confident_threshold must be in (0, 1]")
+    parsed = [_as_box_scores(boxes) for boxes in images]
+    result = np.full(len(parsed), float(empty_value))
+    by_width: dict[int, list[int]] = {}
+    for index, boxes in enumerate(parsed):
+        if len(boxes):
+            by_width.setdefault(boxes.shape[1], []).append(index)
+    for members in by_width.values():
+        counts = np.array([len(parsed[i]) for i in members], dtype=np.int64)
+        stacked = np.concatenate([parsed[i] for i in members])
+        per_box = detection_box_uncertainty(stacked, measure=measure)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        best = np.maximum.reduceat(stacked.max(axis=1), starts)
+        missed = best < confident_threshold
+        missed_term = np.where(missed, best / confident_threshold, 0.0)
+        if aggregation == "max":
+            aggregated = np.maximum(np.maximum.reduceat(per_box, starts), missed_term)
+        elif aggregation == "sum":
+            aggregated = np.add.reduceat(per_box, starts) + missed_term
+        else:
+            aggregated = (np.add.reduceat(per_box, starts) + missed_term) / (counts + missed)
+        result[members] = aggregated
+    return result
 
 
 # --- diversity ------------------------------------------------------------------------

@@ -341,3 +341,24 @@ def test_queue_rejects_missing_inputs_and_bad_share():
 def test_empty_queue_is_empty():
     priorities, is_random = queue_priorities(strategy="entropy", uncertainty=np.zeros(0), random_share=0.5)
     assert priorities.shape == (0,) and is_random.shape == (0,)
+
+
+@pytest.mark.parametrize("aggregation", ["max", "mean", "sum"])
+@pytest.mark.parametrize("measure", ["least_confidence", "margin", "entropy"])
+def test_batch_detection_scores_follow_the_formula_per_image(measure, aggregation):
+    """The vectorised batch against the docstring's formula written out per image, on empty
+    images, weak-only images (missed-object term), confident ones and mixed class counts."""
+    rng = np.random.default_rng(7)
+    images = [rng.uniform(0, rng.choice([0.4, 1.0]), size=(int(rng.integers(0, 5)), int(rng.choice([2, 3]))))
+              for _ in range(200)]
+
+    def reference(boxes):
+        if len(boxes) == 0:
+            return 1.0
+        values = list(detection_box_uncertainty(boxes, measure=measure))
+        if boxes.max() < 0.5:
+            values.append(boxes.max() / 0.5)
+        return {"max": max, "mean": lambda v: sum(v) / len(v), "sum": sum}[aggregation](values)
+
+    np.testing.assert_allclose(detection_batch_uncertainty(images, measure=measure, aggregation=aggregation),
+                               [reference(b) for b in images], rtol=1e-12, atol=1e-12)
