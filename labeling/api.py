@@ -14,6 +14,7 @@ from .serializers import (
     LabelClassSerializer,
     LabelClassUpdateSerializer,
     MemberInputSerializer,
+    MemberRoleSerializer,
     MembershipSerializer,
     ProjectCreateSerializer,
     ProjectOutputSerializer,
@@ -111,12 +112,33 @@ class MemberListSetApi(APIView):
     @extend_schema(responses=MembershipSerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
-        return Response(MembershipSerializer(project.memberships.select_related("user"), many=True).data)
+        members = project.memberships.select_related("user").order_by("user__username")
+        return Response(MembershipSerializer(members, many=True).data)
 
-    @extend_schema(request=MemberInputSerializer, responses=MembershipSerializer)
+    @extend_schema(request=MemberInputSerializer, responses={201: MembershipSerializer})
     def post(self, request, project_id: int):
+        """Invite an existing user (by username) with a role."""
         project = get_project_for(request, project_id, Role.ADMIN)
         serializer = MemberInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.membership_set(project=project, **serializer.validated_data)
+        membership = services.membership_invite(project=project, **serializer.validated_data)
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(APIView):
+    def _membership(self, request, project_id: int, user_id: int) -> Membership:
+        project = get_project_for(request, project_id, Role.ADMIN)
+        return get_object_or_404(Membership.objects.select_related("user"), project=project, user_id=user_id)
+
+    @extend_schema(request=MemberRoleSerializer, responses=MembershipSerializer)
+    def patch(self, request, project_id: int, user_id: int):
+        membership = self._membership(request, project_id, user_id)
+        serializer = MemberRoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_role_change(membership=membership, **serializer.validated_data)
         return Response(MembershipSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, project_id: int, user_id: int):
+        services.membership_remove(membership=self._membership(request, project_id, user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

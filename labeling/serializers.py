@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from .models import LabelClass, Membership, Project, Role, TaskType
+from .services import SETTING_RANGES
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
@@ -12,10 +13,15 @@ class LabelClassSerializer(serializers.ModelSerializer):
 
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
+    user_id = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = Membership
-        fields = ["username", "role"]
+        fields = ["user_id", "username", "role", "created_at"]
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 PROJECT_SETTING_FIELDS = [
@@ -23,11 +29,13 @@ PROJECT_SETTING_FIELDS = [
     "sampling_strategy",
     "detection_aggregation",
     "random_share",
+    "queue_model_every",
     "lease_ttl_seconds",
     "annotations_per_image",
     "validation_share",
     "retrain_every_n_labels",
     "promotion_tolerance",
+    "min_map50",
     "train_epochs",
     "train_image_size",
     "train_batch_size",
@@ -73,10 +81,21 @@ class MemberInputSerializer(serializers.Serializer):
 
 
 class ProjectSettingsSerializer(serializers.ModelSerializer):
+    """Types and choices only: the ranges are checked by services.project_settings_check, in
+    words that say what a value has to be."""
+
     class Meta:
         model = Project
         fields = PROJECT_SETTING_FIELDS
         extra_kwargs = {field: {"required": False} for field in PROJECT_SETTING_FIELDS}
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if field_name in SETTING_RANGES:
+            for bound in ("min_value", "max_value"):
+                kwargs.pop(bound, None)
+            kwargs["validators"] = []
+        return field_class, kwargs
 
 
 class ProjectCreateSerializer(ProjectSettingsSerializer):

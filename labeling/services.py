@@ -40,7 +40,10 @@ def project_create(
 ) -> Project:
     """Create a project; its creator becomes an admin. `label_classes` are dicts with
     name and optional color, hotkey, parent (a name given earlier in the list)."""
-    project = Project(name=name, task_type=task_type, created_by=created_by, **settings_fields)
+    if not name.strip():
+        raise ValidationError({"name": "A project needs a name."})
+    project = Project(name=name.strip(), task_type=task_type, created_by=created_by, **settings_fields)
+    project_settings_check(project)
     project.full_clean()
     project.save()
     Membership.objects.create(project=project, user=created_by, role=Role.ADMIN)
@@ -48,7 +51,59 @@ def project_create(
         label_class_create(project=project, **spec)
     for member in members:
         membership_set(project=project, user=member["user"], role=member["role"])
+    if not project.memberships.filter(role=Role.ADMIN).exists():
+        raise ValidationError({"members": "A project needs an admin; keep yourself or another member admin."})
     return project
+
+
+# Numeric settings: (least, most, what it is); None leaves that end open. The database
+# constraints hold a few of these too; these say in words what a value has to be.
+SETTING_RANGES = {
+    "random_share": (0.0, 1.0, "a share between 0 and 1 (0.1 serves one task in ten at random)"),
+    "validation_share": (0.0, 0.95, "a share between 0 and 0.95 of the labeled images"),
+    "min_map50": (0.0, 1.0, "an mAP50 between 0 and 1"),
+    "promotion_tolerance": (0.0, 1.0, "a metric difference between 0 and 1 (0 deploys only a version "
+                            "at least as good)"),
+    "target_metric": (0.0, 1.0, "a metric value between 0 and 1, or empty"),
+    "queue_model_every": (0, 100_000, "a number of labels, 0 or more (0 turns the queue model off)"),
+    "retrain_every_n_labels": (0, 1_000_000, "a number of labels, 0 or more (0 turns it off)"),
+    "lease_ttl_seconds": (30, 86_400, "seconds between 30 and 86400 (one day)"),
+    "annotations_per_image": (1, 10, "between 1 and 10"),
+    "train_epochs": (1, 1000, "between 1 and 1000 epochs"),
+    "train_image_size": (32, 4096, "pixels between 32 and 4096"),
+    "train_batch_size": (1, 1024, "between 1 and 1024 images"),
+}
+
+
+SETTING_LABELS = {
+    "random_share": "Random share", "validation_share": "Validation share", "min_map50": "Minimum mAP50",
+    "promotion_tolerance": "Promotion tolerance", "target_metric": "Target metric",
+    "queue_model_every": "Queue model refit interval", "retrain_every_n_labels": "Retrain every N labels",
+    "lease_ttl_seconds": "Lease time", "annotations_per_image": "Annotations per image",
+    "train_epochs": "Epochs", "train_image_size": "Image size", "train_batch_size": "Batch size",
+}
+
+
+def project_settings_check(project: Project, fields: set[str] | None = None) -> None:
+    """Raises ValidationError with one readable message per bad setting (of `fields`, or
+    all): a value out of its range, or a detector image size that is not a multiple of 32."""
+    errors: dict[str, str] = {}
+    for field, (least, most, meaning) in SETTING_RANGES.items():
+        if fields is not None and field not in fields:
+            continue
+        value = getattr(project, field)
+        if value is None and field == "target_metric":
+            continue
+        if value is None or not least <= value <= most:
+            label = SETTING_LABELS[field]
+            errors[field] = f"{label} must be {meaning}; got {value}."
+    size = project.train_image_size
+    if (project.task_type == "detection" and "train_image_size" not in errors
+            and (fields is None or "train_image_size" in fields) and size % 32):
+        errors["train_image_size"] = (f"Image size must be a multiple of 32 for a detector "
+                                      f"(the network's stride), such as {max(32, round(size / 32) * 32)}; got {size}.")
+    if errors:
+        raise ValidationError(errors)
 
 
 # Settings that decide the queue order: changing one re-scores the open tasks.
@@ -62,6 +117,7 @@ def project_update(*, project: Project, **fields) -> Project:
     )
     for field, value in fields.items():
         setattr(project, field, value)
+    project_settings_check(project, fields=set(fields))
     project.full_clean()
     project.save()
     if reorder:
@@ -189,18 +245,72 @@ def label_class_update(*, label_class: LabelClass, **fields) -> LabelClass:
     return _save_label_class(label_class)
 
 
-def membership_set(*, project: Project, user, role: str) -> Membership:
+def _user_named(username) -> object:
+    if not isinstance(username, str):
+        return username
+    found = get_user_model().objects.filter(username=username.strip()).first()
+    if found is None:
+        raise ValidationError({"user": f"No user named {username.strip()!r}. Invite people who have an "
+                                       "account here; a site admin creates accounts."})
+    return found
+
+
+def _check_role(role: str) -> None:
     if role not in Role.values:
-        raise ValidationError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}.")
-    if isinstance(user, str):
-        found = get_user_model().objects.filter(username=user).first()
-        if found is None:
-            raise ValidationError(f"No user named {user!r}.")
-        user = found
+        raise ValidationError({"role": f"Unknown role {role!r}; use one of {', '.join(Role.values)}."})
+
+
+def _keep_an_admin(membership: Membership, *, leaving: str) -> None:
+    """Raises ValidationError when `membership` holds the project's last admin role. The
+    project's admin rows are locked, so two admins cannot demote each other at once."""
+    if membership.role != Role.ADMIN:
+        return
+    admins = list(Membership.objects.select_for_update()
+                  .filter(project_id=membership.project_id, role=Role.ADMIN).values_list("pk", flat=True))
+    if admins == [membership.pk]:
+        raise ValidationError(
+            f"{membership.user.username} is the last admin of this project and cannot be {leaving}; "
+            "make another member admin first."
+        )
+
+
+def membership_set(*, project: Project, user, role: str) -> Membership:
+    """Give `user` (a User or a username) `role` in the project, adding them if needed."""
+    _check_role(role)
+    user = _user_named(user)
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )
     return membership
+
+
+@transaction.atomic
+def membership_invite(*, project: Project, user, role: str) -> Membership:
+    """Add an existing user to the project. Raises ValidationError for an unknown user or
+    one who is a member already (their role is changed with membership_role_change)."""
+    _check_role(role)
+    user = _user_named(user)
+    current = Membership.objects.filter(project=project, user=user).first()
+    if current is not None:
+        raise ValidationError({"user": f"{user.username} is a member already (as {current.role}); "
+                                       "change the role in the member list."})
+    return Membership.objects.create(project=project, user=user, role=role)
+
+
+@transaction.atomic
+def membership_role_change(*, membership: Membership, role: str) -> Membership:
+    _check_role(role)
+    if role != Role.ADMIN:
+        _keep_an_admin(membership, leaving=f"made {role}")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    _keep_an_admin(membership, leaving="removed")
+    membership.delete()
 
 
 def project_class_ids(project: Project) -> list[int]:

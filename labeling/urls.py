@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<int:project_id>/label-classes/<int:class_id>/", api.LabelClassDetailApi.as_view(),
          name="labelclass-detail"),
     path("projects/<int:project_id>/members/", api.MemberListSetApi.as_view(), name="member-list"),
+    path("projects/<int:project_id>/members/<int:user_id>/", api.MemberDetailApi.as_view(), name="member-detail"),
     # Queue and review.
     path("projects/<int:project_id>/tasks/next/", queue_api.TaskNextApi.as_view(), name="task-next"),
     path("projects/<int:project_id>/stats/", queue_api.ProjectStatsApi.as_view(), name="project-stats"),

@@ -24,8 +24,8 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "message_dict"):
             detail = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
-        else:
-            detail = "; ".join(exc.messages)
+            return Response({"detail": detail, "errors": exc.message_dict}, status=status.HTTP_400_BAD_REQUEST)
+        detail = "; ".join(exc.messages)
         return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, (dict, list)) and "detail" not in response.data:
