@@ -1,0 +1,40 @@
+"""Import direction, checked on the source: the Django-free ML layer imports no Django and
+nothing of the apps above it; task modules are imported only by the task layer."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level >= 2:
+            names.add("." * node.level + (node.module or ""))  # reaches above its own package
+    return names
+
+
+def test_the_ml_layer_imports_no_django_and_no_app():
+    offenders = {}
+    for path in sorted((ROOT / "training" / "ml").glob("*.py")):
+        bad = {name for name in imported_modules(path)
+               if name.split(".")[0] in ("django", "rest_framework", "celery", "labeling", "vision_project")
+               or (name.startswith("training.") and not name.startswith("training.ml"))
+               or name.startswith("..")}
+        if bad:
+            offenders[path.name] = sorted(bad)
+    assert offenders == {}
+
+
+def test_queue_model_and_queue_code_enqueue_by_name_not_by_importing_tasks():
+    for relative in ("training/queue_model.py", "labeling/queue_priorities.py", "labeling/queue_services.py",
+                     "labeling/queue_selectors.py", "training/selectors.py"):
+        tree = ast.parse((ROOT / relative).read_text())
+        tasks = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and (node.module or "").split(".")[-1] == "tasks"]
+        assert tasks == [], f"{relative} imports a tasks module"
