@@ -5,6 +5,12 @@ its old place, for anyone (its author too: the rejected label no longer counts a
 see queue_services.task_claim_next). A flag keeps its image out of the training data until
 a lead decides: accepting it confirms the image unclear (the image leaves both splits),
 rejecting it sends the image back to the queue.
+
+Bulk review decides many annotations at once, each on its own (one already reviewed does
+not undo the others). A lead fixes a label in place by labeling the image: a new
+annotation by the lead (append-only, accepted by its author), which becomes the image's
+label as the newest; the label it replaces, when still pending, is rejected with a
+comment saying who fixed it and is not queued again (the lead's label is the answer).
 """
 from __future__ import annotations
 
@@ -14,9 +20,21 @@ from django.utils import timezone
 
 from vision_project.api_errors import Conflict
 
-from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus, Split, Task
-from .queue_services import task_reopen_for_image
+from .models import (
+    Annotation,
+    AnnotationKind,
+    AnnotationSource,
+    AnnotationState,
+    Image,
+    Project,
+    ReviewStatus,
+    Split,
+    Task,
+    TaskStatus,
+)
+from .queue_services import _checked_label, _validate, task_reopen_for_image
 from .reports.aggregates import report_aggregates_record_rejection
+from .selectors import ACCEPTED_LABEL
 
 ACCEPT, REJECT = "accept", "reject"
 
@@ -95,3 +113,77 @@ def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: s
 
 def _latest_task(image: Image) -> Task | None:
     return Task.objects.filter(image=image).order_by("-slot").first()
+
+
+# At most this many annotations per bulk review request.
+BULK_REVIEW_MAX = 500
+
+
+def annotations_review_bulk(
+    *, project: Project, annotation_ids: list[int], reviewer, decision: str, comment: str = ""
+) -> list[dict]:
+    """Decide many annotations of one project, each in its own transaction. One result per
+    id, in the order asked: {"id", "ok", "review_status", "detail"}; an id of another
+    project reads as not found, one reviewed already as a conflict (its decision stands)."""
+    ids = list(dict.fromkeys(annotation_ids))
+    in_project = set(Annotation.objects.filter(project=project, pk__in=ids).values_list("pk", flat=True))
+    results = []
+    for pk in ids:
+        if pk not in in_project:
+            results.append({"id": pk, "ok": False, "review_status": None, "detail": "No such annotation."})
+            continue
+        try:
+            annotation = annotation_review(annotation_id=pk, reviewer=reviewer, decision=decision, comment=comment)
+        except Conflict as conflict:
+            status = Annotation.objects.filter(pk=pk).values_list("review_status", flat=True).first()
+            results.append({"id": pk, "ok": False, "review_status": status, "detail": conflict.detail})
+        else:
+            results.append({"id": pk, "ok": True, "review_status": annotation.review_status, "detail": ""})
+    return results
+
+
+@transaction.atomic
+def label_fix(
+    *, image: Image, lead, payload, empty: bool = False, comment: str = "", replaces: Annotation | None = None
+) -> Annotation:
+    """The lead's own label of `image`, which becomes its label (the newest counts).
+
+    `replaces`: the label being fixed (default: the image's current label). When it is
+    still pending it is rejected with a comment naming the lead and is not queued again;
+    an accepted one is simply superseded. An image that had no label yet has its open tasks
+    nobody holds closed, so it is not served again over the lead's label."""
+
+    project = image.project
+    clean = _checked_label(_validate(payload if payload is not None else {"boxes": []}, project, image),
+                           kind=AnnotationKind.CORRECT, empty=empty, image=image)
+    if replaces is None:
+        replaces = (Annotation.objects.filter(ACCEPTED_LABEL, image=image)
+                    .order_by("-created_at", "-id").first())
+    if replaces is not None:
+        replaces = Annotation.objects.select_for_update(of=("self",)).select_related("image").get(pk=replaces.pk)
+        if replaces.image_id != image.pk:
+            raise Conflict(f"Annotation {replaces.pk} is not a label of image {image.pk}.", annotation_id=replaces.pk)
+        if replaces.kind not in (AnnotationKind.ACCEPT, AnnotationKind.CORRECT):
+            raise Conflict(f"Annotation {replaces.pk} is a {replaces.kind}, not a label: review it instead.",
+                           annotation_id=replaces.pk)
+    now = timezone.now()
+    fixed = Annotation.objects.create(
+        project=project, image=image, task=replaces.task if replaces else None, author=lead,
+        kind=AnnotationKind.CORRECT, source=AnnotationSource.HUMAN, state=AnnotationState.SUBMITTED,
+        payload=clean, prediction=replaces.prediction if replaces else None,
+        review_status=ReviewStatus.ACCEPTED, reviewed_by=lead, reviewed_at=now,
+        review_comment=comment or "Label set by a lead.",
+    )
+    if replaces is not None and replaces.review_status == ReviewStatus.PENDING:
+        replaces.review_status = ReviewStatus.REJECTED
+        replaces.reviewed_by = lead
+        replaces.reviewed_at = now
+        replaces.review_comment = comment or f"Fixed by {lead.get_username()} (annotation {fixed.pk})."
+        replaces.save(update_fields=["review_status", "reviewed_by", "review_comment", "reviewed_at"])
+        report_aggregates_record_rejection(annotation=replaces)
+    if replaces is None:
+        Task.objects.filter(image=image, status=TaskStatus.OPEN).filter(
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+        ).update(status=TaskStatus.DONE, completed_by=lead, completed_at=now, lease_holder=None,
+                 lease_expires_at=None)
+    return fixed

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, io_api, queue_api
+from . import api, io_api, lead_api, queue_api
 from .reports import api as reports_api
 
 urlpatterns = [
@@ -22,6 +22,15 @@ urlpatterns = [
     path("tasks/<int:task_id>/annotations/", queue_api.AnnotationSubmitApi.as_view(), name="annotation-submit"),
     path("annotations/<int:annotation_id>/review/", queue_api.AnnotationReviewApi.as_view(),
          name="annotation-review"),
+    # A lead's tools: bulk review, fixing a label in place, the image browser.
+    path("projects/<int:project_id>/annotations/review/", lead_api.AnnotationBulkReviewApi.as_view(),
+         name="annotation-bulk-review"),
+    path("annotations/<int:annotation_id>/fix/", lead_api.AnnotationFixApi.as_view(), name="annotation-fix"),
+    path("projects/<int:project_id>/images/browse/", lead_api.ImageBrowserApi.as_view(), name="image-browser"),
+    path("images/<int:image_id>/work/", lead_api.ImageWorkApi.as_view(), name="image-work"),
+    path("images/<int:image_id>/label/", lead_api.ImageLabelApi.as_view(), name="image-label"),
+    path("projects/<int:project_id>/training-curves/", lead_api.TrainingCurvesApi.as_view(),
+         name="training-curves"),
     # Import and export.
     path("projects/<int:project_id>/images/", io_api.ImageImportApi.as_view(), name="image-import"),
     path("projects/<int:project_id>/import-jobs/", io_api.ImportJobListApi.as_view(), name="import-job-list"),

@@ -89,6 +89,10 @@ class TrainingRun(Job):
     total_epochs = models.PositiveIntegerField(default=0)
     loss = models.FloatField(null=True, blank=True)
     live_metric = models.FloatField(null=True, blank=True)
+    history = models.JSONField(
+        default=list, blank=True,
+        help_text='Per-epoch progress as reported: [{"epoch", "loss", "metric"}, ...].',
+    )
     labels_at_start = models.PositiveIntegerField(
         default=0, help_text="Verified labels in the project when the run was requested."
     )

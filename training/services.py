@@ -203,11 +203,21 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
 
 
 def _training_progress(run_id: int):
+    """The backend's per-epoch callback: the run's live numbers, and the epoch appended to
+    its `history` (the models page draws it as the run's training curves). One run has one
+    writer, so reading the history and writing it back loses nothing."""
     def report(epoch: int, total: int, loss: float, metric: float | None) -> None:
-        TrainingRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).update(
+        loss_value = loss if loss is not None and math.isfinite(loss) else None
+        metric_value = metric if metric is not None and math.isfinite(metric) else None
+        running = TrainingRun.objects.filter(pk=run_id, status=JobStatus.RUNNING)
+        history = running.values_list("history", flat=True).first()
+        if history is None:
+            return
+        history = [row for row in history if row.get("epoch") != epoch]
+        history.append({"epoch": epoch, "loss": loss_value, "metric": metric_value})
+        running.update(
             epoch=epoch, total_epochs=total, progress=0.9 * epoch / max(total, 1),
-            loss=loss if math.isfinite(loss) else None,
-            live_metric=metric if metric is not None and math.isfinite(metric) else None,
+            loss=loss_value, live_metric=metric_value, history=history,
             message=f"Epoch {epoch}/{total}", heartbeat_at=timezone.now(),
         )
 
