@@ -15,8 +15,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from labeling.models import JobStatus, Project, TaskType
-from training.ml.base import ImagePrediction, load_backend
+from training.ml.base import ImagePrediction
 from training.ml.batching import StageTimings
+from training.ml.registry import load_backend
 from training.ml.sampling import MEASURES, classification_uncertainty, detection_image_uncertainty
 
 from . import selectors

@@ -30,9 +30,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from labeling.models import ExportJob, Image, ImportJob, JobStatus, LabelClass, Project, TaskType
-from training.ml.base import TrainingCancelled, TrainParams, backend_class, load_backend
+from training.ml.base import TrainingCancelled, TrainParams
 from training.ml.embedding_specs import EMBEDDING_MODELS
 from training.ml.metrics import json_finite
+from training.ml.registry import backend_class, load_backend
 from vision_project.api_errors import Conflict
 
 from . import selectors

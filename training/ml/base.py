@@ -166,7 +166,7 @@ def predictions_in_order(
 
 
 class Backend(abc.ABC):
-    """One trainable model. Construct via ``load_backend``."""
+    """One trainable model. Construct via ``training.ml.registry.load_backend``."""
 
     kind: ClassVar[str]
     task: ClassVar[Task]
@@ -237,32 +237,3 @@ def write_run_args(workdir: Path, **sections: Any) -> Path:
     path = workdir / "args.json"
     path.write_text(json.dumps(sections, indent=2, default=str))
     return path
-
-
-BACKEND_KINDS: dict[str, Task] = {"yolo": "detection", "classifier": "classification"}
-
-
-def backend_class(kind: str) -> type[Backend]:
-    """The Backend subclass for ``kind`` ("yolo" or "classifier"), imported on demand."""
-    if kind == "yolo":
-        from training.ml.yolo import YoloBackend
-
-        return YoloBackend
-    if kind == "classifier":
-        from training.ml.classifier import ClassifierBackend
-
-        return ClassifierBackend
-    raise ValueError(f"unknown backend kind {kind!r}; expected one of {sorted(BACKEND_KINDS)}")
-
-
-def load_backend(
-    kind: str, weights_path: str | Path | None, class_names: list[str], device: str = "auto"
-) -> Backend:
-    """A backend for ``class_names``; with ``weights_path`` its weights are loaded.
-
-    Weights may be pickles: pass only paths from our storage or an admin-configured folder.
-
-    Without weights the backend is untrained: ``train`` it before ``predict``/``evaluate``.
-    Raises ``ValueError`` when the weights were trained for a different number of classes.
-    """
-    return backend_class(kind)(class_names, weights_path=weights_path, device=device)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from training.ml.base import DatasetSpec, Item, TrainingCancelled, TrainParams, load_backend
+from training.ml.base import DatasetSpec, Item, TrainingCancelled, TrainParams
+from training.ml.registry import load_backend
 
 pytestmark = pytest.mark.slow
 
