@@ -4,6 +4,7 @@ from . import pages
 
 urlpatterns = [
     path("", pages.project_list, name="home"),
+    path("projects/new/", pages.project_new, name="page-project-new"),
     path("projects/<int:project_id>/annotate/", pages.annotate, name="page-annotate"),
     path("projects/<int:project_id>/review/", pages.review, name="page-review"),
     path("projects/<int:project_id>/upload/", pages.upload, name="page-upload"),

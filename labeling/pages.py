@@ -1,11 +1,13 @@
 """Server-rendered pages around the editor. Each project page checks the caller's role
 like the API does: strangers get 404, members below the page's role get 403."""
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from . import services
 from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy, TaskType
-from .permissions import get_for_caller, projects_visible_to
+from .permissions import caller_role, get_for_caller, projects_visible_to
 from .queue_selectors import projects_queue_stats
 
 # Each page: the least role that reaches it and its navigation title; the navigation
@@ -54,7 +56,7 @@ def metric_name(version: dict | None, project: Project) -> str:
 
 @login_required
 def project_list(request):
-    projects = list(projects_visible_to(request.user).order_by("id"))
+    projects = list(projects_visible_to(request.user).annotate(role=caller_role(request.user)).order_by("id"))
     stats_by_project = projects_queue_stats(projects=projects)
     rows = []
     for project in projects:
@@ -63,6 +65,7 @@ def project_list(request):
         rows.append({
             "project": project,
             "stats": stats,
+            "role": project.role,
             "metric_name": metric_name(stats["deployed_version"], project),
             "percent": round(100 * stats["labeled_images"] / images) if images else 0,
         })
@@ -95,4 +98,29 @@ models = _page("models", "labeling/models.html", lambda project: {
 project_settings = _page("settings", "labeling/settings.html", lambda project: {
     "sampling_choices": SamplingStrategy.choices,
     "aggregation_choices": DetectionAggregation.choices,
+    "role_choices": Role.choices,
 })
+
+
+@login_required
+def project_new(request):
+    """A new project (staff users, as in the API): name, task type and description; the
+    creator becomes its admin and goes on to its settings to add classes and members."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only staff users can create projects; ask a site admin.")
+    errors: dict[str, list[str]] = {}
+    values = {"name": "", "task_type": TaskType.DETECTION, "description": ""}
+    if request.method == "POST":
+        values = {key: request.POST.get(key, "").strip() for key in values}
+        if values["task_type"] not in TaskType.values:
+            errors["task_type"] = ["Choose object detection or image classification."]
+        else:
+            try:
+                project = services.project_create(created_by=request.user, **values)
+            except ValidationError as error:
+                errors = error.message_dict if hasattr(error, "message_dict") else {"name": error.messages}
+            else:
+                return redirect("page-settings", project.pk)
+    return render(request, "labeling/project_new.html", {
+        "values": values, "errors": errors, "task_types": TaskType.choices,
+    }, status=400 if errors else 200)
