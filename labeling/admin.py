@@ -1,6 +1,34 @@
+import copy
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from .models import Annotation, ExportJob, Image, ImportJob, LabelClass, Membership, Project, Task
+from .services import SETTING_RANGES, project_settings_check
+
+
+class ProjectAdminForm(forms.ModelForm):
+    """The settings' ranges as the API checks them, with the same messages."""
+
+    class Meta:
+        model = Project
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        candidate = copy.copy(self.instance)
+        for field, value in cleaned.items():
+            if field in SETTING_RANGES or field == "task_type":
+                setattr(candidate, field, value)
+        changed = set(self.changed_data) if self.instance.pk else None
+        try:
+            project_settings_check(candidate, fields=changed)
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                if field in self.fields:
+                    self.add_error(field, messages)
+        return cleaned
 
 
 class LabelClassInline(admin.TabularInline):
@@ -16,6 +44,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ["id", "name", "task_type", "sampling_strategy", "created_at"]
     search_fields = ["name"]
     inlines = [LabelClassInline, MembershipInline]

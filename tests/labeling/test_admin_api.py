@@ -148,3 +148,18 @@ def test_only_admins_manage_members_and_strangers_get_404(api_client, project, r
     assert api_client.delete(f"{base}{target.pk}/").status_code == status
     assert api_client.get(base).status_code == (200 if role == Role.LEAD else status)
     assert Membership.objects.get(project=project, user=target).role == Role.ANNOTATOR
+
+
+def test_the_django_admin_refuses_a_negative_tolerance_with_the_same_message():
+    from labeling.admin import ProjectAdminForm
+
+    project = ProjectFactory(task_type="detection")
+    data = {field: getattr(project, field) for field in ProjectAdminForm.base_fields
+            if field not in ("created_by", "target_metric")}
+    data.update(promotion_tolerance=-0.1, created_by="", target_metric="")
+    form = ProjectAdminForm(data=data, instance=project)
+    assert not form.is_valid()
+    assert "Promotion tolerance must be a metric difference between 0 and 1" in form.errors["promotion_tolerance"][0]
+    data["promotion_tolerance"] = 0.02
+    form = ProjectAdminForm(data=data, instance=project)
+    assert form.is_valid(), form.errors
