@@ -14,6 +14,8 @@ export default defineConfig({
         base: "src/pages/base.ts",
         annotate: "src/pages/annotate.ts",
         review: "src/pages/review.ts",
+        images: "src/pages/images.ts",
+        imageEdit: "src/pages/imageEdit.ts",
         models: "src/pages/models.ts",
         settings: "src/pages/settings.ts",
         upload: "src/pages/upload.ts",

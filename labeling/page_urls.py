@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import pages
+from . import lead_pages, pages
 
 urlpatterns = [
     path("", pages.project_list, name="home"),
     path("projects/new/", pages.project_new, name="page-project-new"),
     path("projects/<int:project_id>/annotate/", pages.annotate, name="page-annotate"),
     path("projects/<int:project_id>/review/", pages.review, name="page-review"),
+    path("projects/<int:project_id>/images/", lead_pages.images, name="page-images"),
+    path("projects/<int:project_id>/images/<int:image_id>/", lead_pages.image_edit, name="page-image-edit"),
     path("projects/<int:project_id>/upload/", pages.upload, name="page-upload"),
     path("projects/<int:project_id>/reports/", pages.reports, name="page-reports"),
     path("projects/<int:project_id>/models/", pages.models, name="page-models"),

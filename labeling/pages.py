@@ -15,6 +15,7 @@ from .queue_selectors import projects_queue_stats
 PAGES = {
     "annotate": (Role.ANNOTATOR, "Annotate"),
     "review": (Role.LEAD, "Review"),
+    "images": (Role.LEAD, "Images"),
     "upload": (Role.LEAD, "Upload"),
     "reports": (Role.LEAD, "Reports"),
     "models": (Role.LEAD, "Models & training"),  # leads read it; only admins act on it

@@ -180,3 +180,17 @@ def test_a_training_run_keeps_its_per_epoch_history(team, api_client):
     api_client.force_authenticate(users["lead"])
     curves = api_client.get(f"/api/projects/{project.pk}/training-curves/").json()
     assert curves["runs"][0]["history"] == run.history
+
+
+def test_the_image_pages_are_for_leads(team, client):
+    project, users, _, images = team
+    other = Project.objects.create(name="other", task_type=TaskType.CLASSIFICATION)
+    foreign = Image.objects.create(project=other, file="f.png", original_name="f.png", sha256="f", width=1, height=1)
+    client.force_login(users["ann"])
+    assert client.get(f"/projects/{project.pk}/images/").status_code == 403
+    assert client.get(f"/projects/{project.pk}/images/{images[0].pk}/").status_code == 403
+    client.force_login(users["lead"])
+    browser = client.get(f"/projects/{project.pk}/images/")
+    assert browser.status_code == 200 and b'<option>ann</option>' in browser.content
+    assert client.get(f"/projects/{project.pk}/images/{images[0].pk}/").status_code == 200
+    assert client.get(f"/projects/{project.pk}/images/{foreign.pk}/").status_code == 404

@@ -10,6 +10,7 @@
  * boxes is stored only by the explicit "no objects here" (N).
  */
 import { type EditorBox, BoxEditor, type Labels, isTyping } from "../editor/boxEditor";
+import { renderBoxRows } from "../editor/boxRows";
 import { clampBox } from "../editor/geometry";
 import { Stopwatch } from "../editor/stopwatch";
 import { type Outcome, type PendingSubmit, type SendResult, SubmitQueue } from "../editor/submitQueue";
@@ -501,28 +502,7 @@ function renderSidebar(): void {
     }),
   );
   if (next?.task_type === "detection") {
-    boxList.replaceChildren(
-      ...labels.boxes.map((box, index) => {
-        const c = classById.get(box.label);
-        const row = el(
-          "li",
-          { class: `box-row${index === editor.selected ? " active" : ""}${box.fromModel && !editor.showModel ? " hidden-box" : ""}` },
-          el("span", { class: "swatch", style: `background:${c?.color ?? "#888"}` }),
-          el("span", { class: "class-name" }, c?.name ?? `class ${box.label}`),
-          el("span", { class: "prob" }, box.score === null ? "edited" : box.score.toFixed(2)),
-        );
-        const remove = el("button", { type: "button", class: "icon", title: "Delete (Del)" }, "×");
-        remove.addEventListener("click", (e) => {
-          e.stopPropagation();
-          editor.select(index);
-          editor.deleteSelected();
-        });
-        row.append(remove);
-        row.addEventListener("click", () => editor.select(index));
-        return row;
-      }),
-    );
-    if (labels.boxes.length === 0) boxList.replaceChildren(el("li", { class: "muted" }, "No boxes. Drag on the image to draw one."));
+    renderBoxRows(boxList, editor, (label) => classById.get(label));
   } else {
     boxList.replaceChildren();
   }

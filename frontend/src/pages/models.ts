@@ -3,6 +3,7 @@
  * or roll back; leads read the page only (the controls are not drawn for them). */
 import { CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from "chart.js";
 import { ApiError, byId, call, el, toast } from "../lib/api";
+import "../styles/lead.css";
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Tooltip, Legend);
 
@@ -20,6 +21,13 @@ interface Run {
   requested_by: string | null;
   model_version_number: number | null;
   created_at: string;
+}
+
+interface RunCurve {
+  id: number;
+  status: string;
+  total_epochs: number;
+  history: Array<{ epoch: number; loss: number | null; metric: number | null }>;
 }
 
 interface Version {
@@ -42,6 +50,7 @@ const versionsBody = byId("versions-body");
 const canManage = root.dataset.canManage === "true";
 const startButton = canManage ? byId<HTMLButtonElement>("start-training") : null;
 let chart: Chart | null = null;
+const curveCharts = new Map<number, { chart: Chart; epochs: number }>();
 let pollTimer: ReturnType<typeof setTimeout> | null = null;
 
 const ACTIVE = new Set(["queued", "running"]);
@@ -49,11 +58,13 @@ const fmt = (value: number | null | undefined, digits = 3) => (value === null ||
 
 async function refresh(): Promise<void> {
   try {
-    const [runs, versions] = await Promise.all([
+    const [runs, versions, curves] = await Promise.all([
       call<Run[]>("GET", `/api/projects/${projectId}/training-runs/`),
       call<Version[]>("GET", `/api/projects/${projectId}/model-versions/`),
+      call<{ runs: RunCurve[] }>("GET", `/api/projects/${projectId}/training-curves/`),
     ]);
     renderRuns(runs);
+    renderCurves(curves.runs);
     renderVersions(versions);
     renderChart(versions);
     const active = runs.some((run) => ACTIVE.has(run.status));
@@ -152,6 +163,66 @@ function renderChart(versions: Version[]): void {
     data: { labels, datasets: [{ label: "primary metric (validation)", data, borderColor: "#2457d6", tension: 0.2 }] },
     options: { animation: false, maintainAspectRatio: false, scales: { y: { suggestedMin: 0, suggestedMax: 1 } } },
   });
+}
+
+/** Per-epoch training loss and validation metric of each recent run, one chart a run. */
+function renderCurves(runs: RunCurve[]): void {
+  const host = byId("run-curves");
+  const withHistory = runs.filter((run) => run.history.length > 0).slice(0, 6);
+  if (withHistory.length === 0) {
+    host.replaceChildren(el("p", { class: "muted" }, "No per-epoch history yet: a run's curves appear as it trains."));
+    curveCharts.forEach(({ chart: c }) => c.destroy());
+    curveCharts.clear();
+    return;
+  }
+  for (const [id, entry] of curveCharts) {
+    if (!withHistory.some((run) => run.id === id)) {
+      entry.chart.destroy();
+      curveCharts.delete(id);
+    }
+  }
+  const panels = withHistory.map((run) => {
+    const existing = curveCharts.get(run.id);
+    const epochs = run.history.map((row) => String(row.epoch));
+    const loss = run.history.map((row) => row.loss);
+    const metric = run.history.map((row) => row.metric);
+    if (existing) {
+      if (existing.epochs !== run.history.length) {
+        existing.chart.data.labels = epochs;
+        existing.chart.data.datasets[0].data = loss;
+        existing.chart.data.datasets[1].data = metric;
+        existing.chart.update();
+        existing.epochs = run.history.length;
+      }
+      return existing.chart.canvas.closest(".panel") as HTMLElement;
+    }
+    const canvas = el("canvas", { role: "img", "aria-label": `Run #${run.id}: training loss and validation metric per epoch` });
+    const panel = el("div", { class: "panel", "data-run-curve": String(run.id) },
+      el("strong", {}, `Run #${run.id}`), el("span", { class: "muted" }, ` · ${run.status} · ${run.history.length} epoch${run.history.length === 1 ? "" : "s"}`),
+      el("div", { class: "chart-box" }, canvas));
+    const curve = new Chart(canvas, {
+      type: "line",
+      data: {
+        labels: epochs,
+        datasets: [
+          { label: "loss", data: loss, borderColor: "#e6194b", yAxisID: "loss", pointRadius: 2 },
+          { label: "metric", data: metric, borderColor: "#2457d6", yAxisID: "metric", pointRadius: 2 },
+        ],
+      },
+      options: {
+        animation: false, maintainAspectRatio: false,
+        scales: {
+          x: { title: { display: true, text: "epoch" } },
+          loss: { type: "linear", position: "left", beginAtZero: true, title: { display: true, text: "loss" } },
+          metric: { type: "linear", position: "right", suggestedMin: 0, suggestedMax: 1, grid: { drawOnChartArea: false },
+                    title: { display: true, text: "validation metric" } },
+        },
+      },
+    });
+    curveCharts.set(run.id, { chart: curve, epochs: run.history.length });
+    return panel;
+  });
+  host.replaceChildren(...panels);
 }
 
 startButton?.addEventListener("click", async () => {

@@ -20,6 +20,7 @@ import {
 
 import { call, el } from "../lib/api";
 import "./reports.css";
+import "../styles/lead.css";
 import {
   armSeries,
   column,
@@ -138,21 +139,54 @@ function accuracy(report: Report): View[] {
   const latest = versions.length ? versions[versions.length - 1].version : null;
   const latestRows = perClass.filter((r) => r.version === latest);
   if (latestRows.length) {
+    const hasPr = "precision" in latestRows[0] && "recall" in latestRows[0];
     const key = "ap50_95" in latestRows[0] ? "ap50_95" : "f1";
-    views.push({ title: `Per class, v${latest} (${key})`, table: "per_class",
-                 config: bar(labels(latestRows, "class_name"), [{ label: key, data: column(latestRows, key) }]) });
+    const series = hasPr
+      ? [{ label: "precision", data: column(latestRows, "precision") }, { label: "recall", data: column(latestRows, "recall") },
+         ...(key in latestRows[0] ? [{ label: key, data: column(latestRows, key) }] : [])]
+      : [{ label: key, data: column(latestRows, key) }];
+    views.push({ title: hasPr ? `Precision and recall per class, v${latest}` : `Per class, v${latest} (${key})`,
+                 table: "per_class", config: bar(labels(latestRows, "class_name"), series),
+                 html: perClassTable(latestRows) });
   }
   const matrices = report.confusion_matrices as Array<{ version: number; classes: string[]; matrix: number[][] }>;
   const last = matrices?.[matrices.length - 1];
-  if (last) {
-    const max = Math.max(1, ...last.matrix.flat());
-    const head = el("tr", {}, el("th", {}, "true \\ predicted"), ...last.classes.map((c) => el("th", {}, c)));
-    const rows = last.matrix.map((cells, i) => el("tr", {}, el("th", {}, last.classes[i] ?? String(i)),
-      ...cells.map((n) => el("td", { style: `background: rgba(36, 87, 214, ${(n / max) * 0.6})` }, String(n)))));
-    views.push({ title: `Confusion matrix, v${last.version}`, table: "versions",
-                 html: el("table", { class: "data confusion" }, el("thead", {}, head), el("tbody", {}, ...rows)) });
-  }
+  if (last) views.push({ title: `Confusion matrix, v${last.version} (validation split)`, table: "per_class", html: confusionTable(last) });
   return views;
+}
+
+/** Per class: precision, recall, F1 (or AP) and support, as the evaluator stored them. */
+function perClassTable(rows: Row[]): HTMLElement {
+  const keys = ["precision", "recall", "f1", "ap50", "ap50_95", "support", "num_gt"].filter((k) => k in rows[0]);
+  const head = el("tr", {}, el("th", {}, "class"), ...keys.map((k) => el("th", {}, k.replace(/_/g, " "))));
+  const body = rows.map((row) => el("tr", { "data-class": String(row.class_name) }, el("td", {}, String(row.class_name)),
+    ...keys.map((k) => el("td", { "data-key": k }, formatCell(row[k])))));
+  return el("table", { class: "data per-class" }, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+/** Rows: the true class; columns: the predicted one. The margins give each class's recall
+ * (its row's diagonal over the row) and precision (its column's diagonal over the column). */
+function confusionTable(cm: { classes: string[]; matrix: number[][] }): HTMLElement {
+  const n = cm.matrix.length;
+  const max = Math.max(1, ...cm.matrix.flat());
+  const name = (i: number) => cm.classes[i] ?? String(i);
+  const rowSum = cm.matrix.map((cells) => cells.reduce((a, b) => a + b, 0));
+  const colSum = Array.from({ length: n }, (_, j) => cm.matrix.reduce((a, cells) => a + (cells[j] ?? 0), 0));
+  const ratio = (a: number, b: number) => (b ? (a / b).toFixed(2) : "–");
+  const head = el("tr", {}, el("th", {}, "true \\ predicted"), ...cm.classes.map((c) => el("th", { scope: "col" }, c)),
+    el("th", {}, "recall"));
+  const rows = cm.matrix.map((cells, i) => el("tr", { "data-true": name(i) }, el("th", { scope: "row" }, name(i)),
+    ...cells.map((count, j) => el("td", {
+      class: i === j ? "diagonal" : "", "data-predicted": name(j),
+      style: `background: rgba(${i === j ? "30, 127, 79" : "180, 35, 24"}, ${((count / max) * 0.55).toFixed(3)})`,
+      title: `${count} ${name(i)} image${count === 1 ? "" : "s"} predicted ${name(j)}`,
+    }, String(count))),
+    el("td", { class: "recall" }, ratio(cells[i] ?? 0, rowSum[i]))));
+  const precision = el("tr", {}, el("th", {}, "precision"),
+    ...colSum.map((total, j) => el("td", { class: "precision" }, ratio(cm.matrix[j]?.[j] ?? 0, total))), el("td", {}, ""));
+  const table = el("table", { class: "confusion", id: "confusion-matrix" }, el("thead", {}, head), el("tbody", {}, ...rows, precision));
+  return el("div", { class: "report-table" }, table,
+    el("p", { class: "muted" }, "Rows are the true class, columns the model's prediction; the diagonal is right."));
 }
 
 function prelabelQuality(report: Report): View[] {

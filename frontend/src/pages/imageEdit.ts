@@ -1,0 +1,184 @@
+/** One image in the editor, opened by a lead from the image browser or review: no task and
+ * no lease (the annotators' queue is untouched). It starts from the image's current label,
+ * else the deployed model's pre-label; saving stores the lead's own label. */
+import { BoxEditor, isTyping, type EditorBox, type Labels } from "../editor/boxEditor";
+import { renderBoxRows } from "../editor/boxRows";
+import { clampBox } from "../editor/geometry";
+import { byId, call, el, toast } from "../lib/api";
+import "../styles/lead.css";
+
+interface LabelClass {
+  id: number;
+  name: string;
+  color: string;
+  hotkey: string;
+}
+
+interface Work {
+  image: { id: number; name: string; url: string; display_url: string; width: number; height: number; split: string };
+  prediction: null | { id: number; model_version: number; payload: { boxes?: Array<EditorBox & { score?: number }>; labels?: number[] } };
+  label_classes: LabelClass[];
+  task_type: "detection" | "classification";
+  label: null | { annotation_id: number; payload: { boxes?: EditorBox[]; labels?: number[] }; kind: string; author: string | null; review_status: string };
+}
+
+const root = byId("image-edit");
+const imageId = Number(root.dataset.imageId);
+const stage = byId("stage");
+const saveButton = byId<HTMLButtonElement>("save");
+const noObjects = byId<HTMLButtonElement>("no-objects");
+const statusNode = byId("save-state");
+const classList = byId("class-list");
+const boxList = byId("box-list");
+const info = byId("image-info");
+const note = byId("label-note");
+const emptyNode = byId("empty");
+const notice = byId("notice");
+const comment = byId<HTMLTextAreaElement>("comment");
+let work: Work | null = null;
+let classById = new Map<number, LabelClass>();
+
+const editor = new BoxEditor(
+  stage,
+  { name: (label) => classById.get(label)?.name ?? `class ${label}`, color: (label) => classById.get(label)?.color ?? "#888888" },
+  () => renderSidebar(),
+);
+
+function startingLabels(w: Work): Labels {
+  const source = w.label?.payload ?? w.prediction?.payload;
+  if (w.task_type === "classification") return { boxes: [], tags: [...(source?.labels ?? []).slice(0, w.label ? undefined : 1)] };
+  const boxes: EditorBox[] = (source?.boxes ?? []).map((box) => ({
+    ...clampBox(box, w.image.width, w.image.height), label: box.label, score: w.label ? null : (box as { score?: number }).score ?? null,
+    fromModel: !w.label,
+  }));
+  return { boxes, tags: [] };
+}
+
+function setState(text: string, state = "saved"): void {
+  statusNode.textContent = text;
+  statusNode.dataset.state = state;
+}
+
+function applyClass(id: number, additive: boolean): void {
+  if (!work) return;
+  if (work.task_type === "classification") {
+    const tags = editor.history.current.tags;
+    editor.commit({ ...editor.history.current, tags: additive ? (tags.includes(id) ? tags.filter((t) => t !== id) : [...tags, id]) : [id] });
+  } else if (!editor.setLabelOfSelected(id)) {
+    editor.drawLabel = id;
+    renderSidebar();
+  }
+}
+
+function renderSidebar(): void {
+  if (!work) return;
+  const labels = editor.labels;
+  const selectedLabel = labels.boxes[editor.selected]?.label;
+  classList.replaceChildren(...work.label_classes.map((c) => {
+    const active = work!.task_type === "classification" ? labels.tags.includes(c.id) : (selectedLabel ?? editor.drawLabel) === c.id;
+    const row = el("button", { type: "button", class: `class-row${active ? " active" : ""}`, "data-class-id": String(c.id) },
+      el("span", { class: "swatch", style: `background:${c.color}` }), el("kbd", {}, c.hotkey || "·"), el("span", { class: "class-name" }, c.name));
+    row.addEventListener("click", (e) => applyClass(c.id, e.shiftKey));
+    return row;
+  }));
+  if (work.task_type === "detection") renderBoxRows(boxList, editor, (label) => classById.get(label));
+
+}
+
+function showNotice(text: string): void {
+  notice.textContent = text;
+  notice.hidden = false;
+}
+
+async function save(empty = false): Promise<void> {
+  if (!work) return;
+  notice.hidden = true;
+  const labels = editor.history.current;
+  const payload = work.task_type === "classification" ? { labels: labels.tags }
+    : { boxes: labels.boxes.map(({ x1, y1, x2, y2, label }) => ({ x1, y1, x2, y2, label })) };
+  if (work.task_type === "classification" && labels.tags.length === 0) return showNotice("Not saved: choose a class first.");
+  if (work.task_type === "detection" && !empty && labels.boxes.length === 0) {
+    return showNotice("Not saved: draw the boxes, or press \"No objects here\" if the image has none.");
+  }
+  saveButton.disabled = true;
+  setState("Saving…", "saving");
+  try {
+    await call("POST", `/api/images/${imageId}/label/`, { payload, empty, comment: comment.value });
+    await open();
+    setState("Label saved");
+    toast("Your label is now this image's label.");
+  } catch (error) {
+    setState("Not saved", "offline");
+    toast((error as Error).message, "error");
+  } finally {
+    saveButton.disabled = false;
+  }
+}
+
+async function open(): Promise<void> {
+  try {
+    work = await call<Work>("GET", `/api/images/${imageId}/work/`);
+  } catch (error) {
+    emptyNode.textContent = `Could not open the image: ${(error as Error).message}`;
+    return;
+  }
+  classById = new Map(work.label_classes.map((c) => [c.id, c]));
+  if (!classById.has(editor.drawLabel)) editor.drawLabel = work.label_classes[0]?.id ?? 0;
+  const image = new Image();
+  image.src = work.image.display_url || work.image.url;
+  await image.decode();
+  editor.load(image, work.image.width, work.image.height, work.image.url, startingLabels(work), work.task_type === "detection");
+  emptyNode.hidden = true;
+  noObjects.hidden = work.task_type !== "detection";
+  const label = work.label;
+  note.hidden = false;
+  note.replaceChildren(label
+    ? el("span", {}, `Current label by ${label.author ?? "an import"} (${label.kind}, ${label.review_status}).`)
+    : el("span", {}, work.prediction ? `Not labeled yet: showing model v${work.prediction.model_version}'s pre-label.` : "Not labeled yet."));
+  info.textContent = `${work.image.name} · ${work.image.width}×${work.image.height} · ${work.image.split}`;
+  root.dataset.loaded = "true";
+  if (statusNode.dataset.state === "saved" && statusNode.textContent === "Loading…") setState("Nothing changed");
+  renderSidebar();
+}
+
+const actions: Record<string, () => void> = {
+  save: () => void save(),
+  "no-objects": () => void save(true),
+  undo: () => editor.undo(),
+  redo: () => editor.redo(),
+  fit: () => editor.fit(),
+};
+for (const button of Array.from(root.querySelectorAll<HTMLButtonElement>("[data-action]"))) {
+  button.addEventListener("click", () => {
+    button.blur();
+    actions[button.dataset.action!]?.();
+  });
+}
+
+window.addEventListener("keydown", (e) => {
+  if (isTyping(e) || !work) return;
+  const ctrl = e.ctrlKey || e.metaKey;
+  if (ctrl && e.key.toLowerCase() === "z") {
+    e.preventDefault();
+    if (e.shiftKey) editor.redo();
+    else editor.undo();
+    return;
+  }
+  if (ctrl || e.altKey || e.repeat) return;
+  const pressed = (e.code.startsWith("Digit") ? e.code.slice(5) : e.key).toLowerCase();
+  const hotkey = work.label_classes.find((c) => c.hotkey && c.hotkey.toLowerCase() === pressed);
+  if (hotkey) {
+    e.preventDefault();
+    applyClass(hotkey.id, e.shiftKey);
+  } else if (e.key === "Enter") {
+    e.preventDefault();
+    void save();
+  } else if (e.key === "Delete" || e.key === "Backspace") {
+    e.preventDefault();
+    editor.deleteSelected();
+  } else if (e.key === "Escape") {
+    editor.select(-1);
+  }
+});
+
+void open();
