@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from vision_project.enqueue import enqueue_on_commit
+
 from .models import (
     Annotation,
     AnnotationKind,
@@ -121,9 +123,7 @@ def project_update(*, project: Project, **fields) -> Project:
     project.full_clean()
     project.save()
     if reorder:
-        from .tasks import queue_priorities_refresh
-
-        transaction.on_commit(lambda: queue_priorities_refresh.delay(project.pk))
+        enqueue_on_commit("labeling.tasks.queue_priorities_refresh", project.pk)
     return project
 
 

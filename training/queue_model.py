@@ -35,6 +35,7 @@ from training.ml.queue_model import (
     head_metrics,
     macro_f1,
 )
+from vision_project.enqueue import enqueue
 
 from . import selectors
 from .models import Backend, ModelVersion, Prediction, VersionStatus
@@ -62,9 +63,7 @@ def queue_model_fit_request(*, project_id: int) -> bool:
     below the task layer. Returns whether a fit was requested."""
     if not caches["coordination"].add(_pending_key(project_id), 1, timeout=PENDING_FIT_TTL):
         return False
-    from celery import current_app
-
-    current_app.signature(FIT_TASK, args=(project_id,)).apply_async()
+    enqueue(FIT_TASK, project_id)
     return True
 
 

@@ -35,6 +35,7 @@ from training.ml.embedding_specs import EMBEDDING_MODELS
 from training.ml.metrics import json_finite
 from training.ml.registry import backend_class, load_backend
 from vision_project.api_errors import Conflict
+from vision_project.enqueue import enqueue, enqueue_on_commit
 
 from . import selectors
 from .datasets import Snapshot, SnapshotError, dataset_snapshot
@@ -185,9 +186,7 @@ def training_run_start(
         raise Conflict("A training run is already active for this project.",
                        run_id=active.pk if active else None) from None
     if enqueue:
-        from .tasks import training_run_execute
-
-        transaction.on_commit(lambda: training_run_execute.apply_async((run.pk,), task_id=task_id))
+        enqueue_on_commit("training.tasks.training_run_execute", run.pk, task_id=task_id)
     return run
 
 
@@ -502,11 +501,7 @@ def model_version_deploy(*, version: ModelVersion, requested_by=None, rescore: b
         # A queue head pre-labels each image as it is served; a worker re-ranks the queue by
         # it (the fit that deployed it re-ranks itself: rescore=False).
         if rescore:
-            from celery import current_app
-
-            project_id = version.project_id
-            transaction.on_commit(lambda: current_app.signature(
-                "labeling.tasks.queue_priorities_refresh", args=(project_id,)).apply_async())
+            enqueue_on_commit("labeling.tasks.queue_priorities_refresh", version.project_id)
     else:
         prelabel_run_start(project=version.project, model_version=version, requested_by=requested_by,
                            reuse_active=True)
@@ -546,9 +541,7 @@ def prelabel_run_start(
             return active
         raise Conflict("A prelabel run is already active for this version.",
                        run_id=active.pk if active else None) from None
-    from .tasks import prelabel_execute
-
-    transaction.on_commit(lambda: prelabel_execute.delay(run.pk))
+    enqueue_on_commit("training.tasks.prelabel_execute", run.pk)
     return run
 
 
@@ -676,9 +669,7 @@ def _embedding_run_join(queued: EmbeddingRun, ids: list[int] | None) -> Embeddin
 
 def _embedding_run_send(run_id: int) -> None:
     """Enqueue by name once the row commits (services import no tasks)."""
-    from celery import current_app
-
-    transaction.on_commit(lambda: current_app.send_task(EMBED_TASK, args=[run_id]), robust=True)
+    enqueue_on_commit(EMBED_TASK, run_id, robust=True)
 
 
 def job_cancel(job):
@@ -707,9 +698,7 @@ def embeddings_on_import(sender, *, project: Project, image_ids: list[int], **kw
 def _rank_with_new_vectors(project_id: int) -> None:
     """New vectors change the ranking (the cold start picks among them; the queue model scores
     them): the queue is re-ranked on the default queue, by task name."""
-    from celery import current_app
-
-    current_app.signature("labeling.tasks.queue_priorities_refresh", args=(project_id,)).apply_async()
+    enqueue("labeling.tasks.queue_priorities_refresh", project_id)
 
 
 def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from vision_project.api_errors import Conflict
+from vision_project.enqueue import enqueue_on_commit
 
 from ..importers.service import staging_dir
 from ..jobs import JobStopped, job_progress_writer
@@ -115,9 +116,7 @@ def export_job_create(*, project: Project, export_format: str, requested_by=None
     if running is not None:
         raise Conflict(f"A {export_format} export of this project is already under way.", job_id=running.pk)
     job = ExportJob.objects.create(project=project, format=export_format, requested_by=requested_by)
-    from ..tasks import export_execute
-
-    transaction.on_commit(lambda: export_execute.delay(job.pk))
+    enqueue_on_commit("labeling.tasks.export_execute", job.pk)
     return job
 
 

@@ -20,8 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
+
+from vision_project.enqueue import enqueue_on_commit
 
 from ..ingest import IngestBatch
 from ..jobs import JobStopped, job_progress_writer
@@ -267,9 +268,7 @@ def import_job_create(
         },
     )
     if enqueue:
-        from ..tasks import import_execute
-
-        transaction.on_commit(lambda: import_execute.delay(job.pk))
+        enqueue_on_commit("labeling.tasks.import_execute", job.pk)
     return job
 
 

@@ -132,7 +132,7 @@ def test_changing_the_strategy_rescores_the_queue(api_client, django_capture_on_
     from labeling import tasks
 
     enqueued = []
-    monkeypatch.setattr(tasks.queue_priorities_refresh, "delay", lambda project_id: enqueued.append(project_id))
+    monkeypatch.setattr(tasks.queue_priorities_refresh, "apply_async", lambda args, kwargs, **_: enqueued.append(*args))
     project = ProjectFactory(sampling_strategy="entropy")
     api_client.force_authenticate(_member(project, Role.ADMIN))
     with django_capture_on_commit_callbacks(execute=True):

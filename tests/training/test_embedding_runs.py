@@ -35,10 +35,10 @@ def _small_and_quiet(settings):
 @pytest.fixture
 def sent(monkeypatch):
     """Task messages sent by name (the services' enqueue), recorded instead of sent."""
-    from celery import current_app
+    from vision_project import enqueue
 
     messages = []
-    monkeypatch.setattr(current_app, "send_task", lambda name, args=None, **kw: messages.append((name, args)))
+    monkeypatch.setattr(enqueue, "enqueue", lambda name, *args, **kw: messages.append((name, list(args))))
     return messages
 
 

@@ -228,7 +228,7 @@ def test_auto_retrain_starts_after_n_new_labels(django_capture_on_commit_callbac
     from training.tasks import training_run_execute
 
     sent = []
-    monkeypatch.setattr(training_run_execute, "apply_async", lambda args, **kw: sent.append(args))
+    monkeypatch.setattr(training_run_execute, "apply_async", lambda args, kwargs=None, **kw: sent.append(args))
     project, admin, cls, images = detection_project(labeled_train=2, labeled_val=1, pool=2,
                                                     retrain_every_n_labels=4)
     with django_capture_on_commit_callbacks(execute=True):
