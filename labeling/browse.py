@@ -1,15 +1,15 @@
 """The image browser (leads): every image of a project with its label, who labeled it, its
 review state and the deployed model's uncertainty, filtered and paged by id.
 
-One query a page whatever its size: each row's current label, labeler, state and
-uncertainty come as correlated subqueries on indexes (annotation_image_latest, the
-prediction's unique (image, model_version) key), and a page is a keyset range of ids
+Two queries a page whatever its size: each row's current label, labeler and uncertainty
+come as correlated subqueries on indexes (annotation_image_latest, the prediction's unique
+(image, model_version) key), the page's review states in one more; a page is a keyset range of ids
 (`after`), so page 1,000 costs what page 1 does. Filters are semi-joins on the
 annotations of the project (annotation_project_time) or the image's own columns.
 """
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from training.models import ModelVersion, Prediction
 
@@ -45,14 +45,15 @@ def _labeled():
     return Exists(_annotations().filter(ACCEPTED_LABEL))
 
 
-def _disagreement():
-    """Someone changed what the model proposed (a counted correction), or two counted
-    labels of the image say different things."""
-    corrected = _annotations().filter(ACCEPTED_LABEL, kind=AnnotationKind.CORRECT)
-    other = Annotation.objects.filter(ACCEPTED_LABEL, image_id=OuterRef("image_id")).exclude(
-        payload=OuterRef("payload"))
-    differing = _annotations().filter(ACCEPTED_LABEL).filter(Exists(other))
-    return Exists(corrected) | Exists(differing)
+def _disagreement(project: Project) -> QuerySet:
+    """Images where someone changed what the model proposed (a counted correction), or two
+    counted labels say different things: one grouped pass over the project's labels."""
+    return (
+        Annotation.objects.filter(ACCEPTED_LABEL, project=project).values("image_id")
+        .annotate(payloads=Count("payload", distinct=True),
+                  corrections=Count("pk", filter=Q(kind=AnnotationKind.CORRECT)))
+        .filter(Q(payloads__gt=1) | Q(corrections__gt=0)).values("image_id")
+    )
 
 
 def images_for_browser(
@@ -68,8 +69,8 @@ def images_for_browser(
     after: int | None = None,
 ) -> QuerySet[Image]:
     """The project's images in id order with the columns a browser row shows: `label`
-    (the current label's payload), `labeled_by`, `uncertainty` (the deployed version's
-    prediction; None without one) and the state flags read by `browser_row`."""
+    (the current label's payload), `labeled_by` and `uncertainty` (the deployed version's
+    prediction; None without one). The review states come per page (`_states`)."""
     latest = _annotations().filter(ACCEPTED_LABEL).order_by("-created_at", "-id")
     deployed = ModelVersion.objects.filter(project_id=project.pk, is_deployed=True).values("pk")[:1]
     images = Image.objects.filter(project=project).annotate(
@@ -79,9 +80,6 @@ def images_for_browser(
             Prediction.objects.filter(image_id=OuterRef("pk"), model_version_id=Subquery(deployed))
             .values("uncertainty")[:1]
         ),
-        is_flagged=_pending_flag(),
-        is_pending=_pending_label(),
-        is_rejected=_rejected(),
     ).only("id", "original_name", "file", "display_file", "width", "height", "split")
     if q:
         images = images.filter(original_name__icontains=q)
@@ -96,15 +94,17 @@ def images_for_browser(
         images = images.filter(pk__in=_with_label(
             Annotation.objects.filter(ACCEPTED_LABEL, project=project), label).values("image_id"))
     if uncertainty_min is not None:
-        images = images.filter(uncertainty__gte=uncertainty_min)
+        # On the prediction index (model_version, -uncertainty), not row by row.
+        images = images.filter(pk__in=Prediction.objects.filter(
+            model_version_id=Subquery(deployed), uncertainty__gte=uncertainty_min).values("image_id"))
     if disagreement:
-        images = images.filter(_disagreement())
+        images = images.filter(pk__in=_disagreement(project))
     if status == "flagged":
-        images = images.filter(is_flagged=True)
+        images = images.filter(_pending_flag())
     elif status == "pending":
-        images = images.filter(is_pending=True)
+        images = images.filter(_pending_label())
     elif status == "rejected":
-        images = images.filter(is_rejected=True)
+        images = images.filter(_rejected())
     elif status == "labeled":
         images = images.filter(_labeled())
     elif status == "unlabeled":
@@ -112,16 +112,33 @@ def images_for_browser(
     return images.order_by("pk")
 
 
-def browser_row(image: Image, class_names: dict[int, str]) -> dict:
+def _states(image_ids: list[int]) -> dict[int, set[str]]:
+    """Per image of a page: "flagged" (a flag awaiting a lead), "pending" (a label awaiting
+    review), "rejected" (a rejected annotation); one query on annotation_image_latest. (As
+    EXISTS columns PostgreSQL would hash the whole table's matches for a page of 60.)"""
+    states: dict[int, set[str]] = {pk: set() for pk in image_ids}
+    rows = Annotation.objects.filter(image_id__in=image_ids).values_list("image_id", "kind", "state", "review_status")
+    for image_id, kind, state, review in rows:
+        if review == ReviewStatus.REJECTED:
+            states[image_id].add("rejected")
+        elif review == ReviewStatus.PENDING and state == AnnotationState.SUBMITTED:
+            if kind == AnnotationKind.FLAG:
+                states[image_id].add("flagged")
+            elif kind in (AnnotationKind.ACCEPT, AnnotationKind.CORRECT):
+                states[image_id].add("pending")
+    return states
+
+
+def browser_row(image: Image, states: set[str], class_names: dict[int, str]) -> dict:
     label = image.label or {}
     class_ids = list(label.get("labels", [])) or [box["label"] for box in label.get("boxes", [])]
-    if image.is_flagged:
+    if "flagged" in states:
         status = "flagged"
-    elif image.is_pending:
+    elif "pending" in states:
         status = "pending"
     elif image.label is not None:
         status = "labeled"
-    elif image.is_rejected:
+    elif "rejected" in states:
         status = "rejected"
     else:
         status = "unlabeled"
@@ -146,6 +163,7 @@ def browser_page(*, project: Project, limit: int = 60, with_count: bool = True, 
     count = None
     if with_count and filters.get("after") is None:
         count = images.order_by().values("pk").count() if more else len(rows)
-    return {"results": [browser_row(image, class_names) for image in rows],
+    states = _states([image.pk for image in rows])
+    return {"results": [browser_row(image, states[image.pk], class_names) for image in rows],
             "next_after": rows[-1].pk if more else None, "count": count}
 
