@@ -9,7 +9,7 @@ from labeling.selectors import image_current_label
 from training.models import JobStatus, ModelVersion, TrainingRun
 
 from .conftest import ARTIFACTS, sign_in
-from .factories import classification_scene
+from .factories import classification_scene, detection_scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -131,3 +131,24 @@ def test_a_leads_day(page, make_user):
     curve.wait_for()
     assert "3 epochs" in page.inner_text("[data-run-curve]")
     page.screenshot(path=str(ARTIFACTS / "lead-day.png"), full_page=True)
+
+
+def test_a_lead_opens_a_detection_image_in_the_editor_and_saves_its_boxes(page, make_user):
+    lead = make_user("lea")
+    scene = detection_scene(members={lead: Role.LEAD}, images=2)
+    image = next(iter(scene.predictions.values())).image
+    sign_in(page, "lea")
+    page.goto(f"/projects/{scene.project.pk}/images/?status=unlabeled")
+    page.locator(f".image-tile[data-image-id='{image.pk}']").click()
+    page.locator("#image-edit[data-loaded=true]").wait_for()
+    assert page.locator("#box-list .box-row").count() == 2  # the deployed model's pre-label
+    page.locator("#box-list .box-row").nth(1).locator("button.icon").click()  # drop the person
+    page.click("#save")
+    page.wait_for_function("document.querySelector('#save-state').textContent === 'Label saved'")
+    boxes = image_current_label(image)["boxes"]
+    assert [box["label"] for box in boxes] == [scene.classes["car"].pk]
+    assert page.locator("#box-list .box-row").count() == 1
+    page.click("#back")
+    page.wait_for_url(f"**/projects/{scene.project.pk}/images/?status=unlabeled")  # its filters kept
+    page.locator(".image-tile").first.wait_for()
+    assert page.locator(".image-tile").count() == 1

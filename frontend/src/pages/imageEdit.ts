@@ -181,4 +181,11 @@ window.addEventListener("keydown", (e) => {
   }
 });
 
+// Back to where the lead came from (the browser with its filters, or review), when that was here.
+const back = byId<HTMLAnchorElement>("back");
+if (document.referrer.startsWith(`${location.origin}/projects/${root.dataset.projectId}/`)) {
+  back.href = document.referrer;
+  if (document.referrer.includes("/review/")) back.textContent = "Back to review";
+}
+
 void open();
