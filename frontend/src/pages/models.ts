@@ -119,7 +119,10 @@ function renderVersions(versions: Version[]): void {
   versionsBody.replaceChildren(
     ...versions.map((version) => {
       const action = el("td", {});
+      const floor = version.comparison?.floor as { passed?: boolean } | undefined;
       if (version.is_deployed) action.append(el("span", { class: "badge ok" }, "deployed"));
+      // Below the deployment floor: the server refuses to deploy it, so no button offers to.
+      else if (floor?.passed === false) action.append(el("span", { class: "badge warn" }, "below floor"));
       else if (canManage) {
         const deploy = el("button", { type: "button", "data-confirm": `Deploy v${version.number}? The queue is re-scored with it.` }, "Deploy");
         deploy.addEventListener("click", async (e) => {
