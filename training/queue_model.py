@@ -17,6 +17,7 @@ labels since the last one does nothing.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ PENDING_FIT_TTL = 60
 MIN_VALIDATION_LABELS = 10
 _HEAD_CACHE_SIZE = 32
 _heads: OrderedDict[int, LinearHead] = OrderedDict()
+_heads_lock = threading.Lock()
 
 
 def _pending_key(project_id: int) -> str:
@@ -68,15 +70,19 @@ def queue_model_fit_request(*, project_id: int) -> bool:
 
 
 def head_load(version: ModelVersion) -> LinearHead:
-    """The version's head from storage, cached per process (versions are immutable)."""
-    head = _heads.get(version.pk)
-    if head is None:
-        with version.weights.open("rb") as handle:
-            head = LinearHead.from_bytes(handle.read())
+    """The version's head from storage, cached per process (versions are immutable); web
+    threads share the cache, so it changes under a lock."""
+    with _heads_lock:
+        head = _heads.get(version.pk)
+        if head is not None:
+            _heads.move_to_end(version.pk)
+            return head
+    with version.weights.open("rb") as handle:
+        head = LinearHead.from_bytes(handle.read())
+    with _heads_lock:
         _heads[version.pk] = head
         while len(_heads) > _HEAD_CACHE_SIZE:
             _heads.popitem(last=False)
-    _heads.move_to_end(version.pk)
     return head
 
 
@@ -221,7 +227,8 @@ def _register(project, head, metrics, class_ids, train_size, val_size, compariso
     )
     version.weights.save("head.npz", ContentFile(head.to_bytes()), save=False)
     version.save()
-    _heads[version.pk] = head
+    with _heads_lock:
+        _heads[version.pk] = head
     if comparison["decision"] == "deploy":
         model_version_deploy(version=version, rescore=False)  # queue_model_fit re-ranks next
     return version
@@ -300,7 +307,8 @@ def project_vectors(project: Project) -> tuple[np.ndarray, np.ndarray]:
 
 def forget_process_caches() -> None:
     """Drop this process's heads and pool vectors (tests: ids are reused across rollbacks)."""
-    _heads.clear()
+    with _heads_lock:
+        _heads.clear()
     _vectors.clear()
 
 
