@@ -292,7 +292,7 @@ def main() -> None:
     out = ROOT / "bench" / "results" / f"simulation-detection-shapes-{stamp:%Y%m%dT%H%M%SZ}"
     write_csv(merged.rows, out / "learning_curves.csv")
     plot_curves(merged.rows, out / "learning_curves.png", targets=list(merged.target.values()),
-                title="Shapes, YOLOv8n from scratch; queue head on " + EMBEDDING_MODEL)
+                title="Shapes, YOLOv8n from scratch; head on " + EMBEDDING_MODEL)
     summary = ["| strategy | labels to target, mean ± std | per seed | saving vs random |", "|---|---:|---|---:|"]
     for row in merged.summary():
         saving = row["saving_vs_random_percent"]
