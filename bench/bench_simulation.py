@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,15 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_data import FASHION_DIR, _idx  # noqa: E402
+from bench.sim_report import machine, merge, tables  # noqa: E402
 from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS  # noqa: E402
-from training.simulation import (  # noqa: E402
-    SimulationConfig,
-    SimulationResult,
-    mean_curves,
-    plot_curves,
-    simulate,
-    write_csv,
-)
+from training.simulation import SimulationConfig, plot_curves, simulate, write_csv  # noqa: E402
 
 CACHE = ROOT / "var" / "bench-cache"
 CHECKPOINTS = (50, 100, 200, 400, 600, 800, 1000)
@@ -67,10 +58,6 @@ def embedded(split: str, indices: np.ndarray, key: str) -> np.ndarray:
     return np.stack([cached[int(i)] for i in indices])
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.0f}" if math.isfinite(value) else "not reached"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategies", default="random,margin,hybrid")
@@ -93,7 +80,7 @@ def main() -> None:
     test_x = embedded("test", test_index, args.embedding_model)
 
     started = time.perf_counter()
-    merged = SimulationResult(rows=[], full_pool={}, target={})
+    results = []
     for seed in seeds:  # each seed its own pool, so the spread covers the data as well
         pool_index = np.random.default_rng(seed).permutation(len(train_labels))[: args.pool]
         pool_x = embedded("train", pool_index, args.embedding_model)
@@ -103,41 +90,25 @@ def main() -> None:
                           pool_targets=train_labels[pool_index], test_embeddings=test_x,
                           test_targets=test_labels[test_index], config=config,
                           log=lambda line: print(line, flush=True))
-        merged.rows += result.rows
-        merged.full_pool.update(result.full_pool)
-        merged.target.update(result.target)
-        for strategy, by_seed in result.labels_to_target.items():
-            merged.labels_to_target.setdefault(strategy, {}).update(by_seed)
+        results.append(result)
+    merged = merge(results)
     minutes = (time.perf_counter() - started) / 60
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
     out = ROOT / "bench" / "results" / f"simulation-fashion-{stamp:%Y%m%dT%H%M%SZ}"
-    write_csv(merged.rows, out / "learning_curves.csv")
-    plot_curves(merged.rows, out / "learning_curves.png", targets=list(merged.target.values()),
-                title=f"Fashion-MNIST, queue model on {args.embedding_model}")
-    summary = ["| strategy | labels to target, mean ± std | per seed | saving vs random |", "|---|---:|---|---:|"]
-    for row in merged.summary():
-        saving = row["saving_vs_random_percent"]
-        summary.append(f"| {row['strategy']} | {_fmt(row['labels_to_target_mean'])} ± "
-                       f"{_fmt(row['labels_to_target_std'])} | {', '.join(_fmt(v) for v in row['per_seed'])} | "
-                       f"{'' if saving is None else f'{saving:.1f}%'} |")
-    curves = mean_curves(merged.rows)
-    curve = ["| labels | " + " | ".join(curves) + " |", "|---:|" + "---:|" * len(curves)]
-    for n in CHECKPOINTS:
-        cells = [next((f"{m:.3f} ± {s:.3f}" for labels, m, s in points if labels == n), "") for points in curves.values()]
-        if any(cells):
-            curve.append(f"| {n} | " + " | ".join(cells) + " |")
     full = np.mean(list(merged.full_pool.values()))
-    table = "\n".join(summary) + "\n\nMacro-F1 on the test split, mean ± std over seeds:\n\n" + "\n".join(curve)
+    table = tables(merged, "Macro-F1", CHECKPOINTS)
     print(table)
     if args.no_record:
         return
-    cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout
-    machine = f"{cpu.strip() or platform.machine()}, {os.cpu_count()} cores (shared with other work), no GPU"
+    write_csv(merged.rows, out / "learning_curves.csv")
+    plot_curves(merged.rows, out / "learning_curves.png", targets=list(merged.target.values()),
+                title=f"Fashion-MNIST, queue model on {args.embedding_model}")
+    where = f"{machine()}, no GPU"
     command = "python bench/bench_simulation.py " + shlex.join(sys.argv[1:])
     entry = (
         f"\n## Active learning with the queue model: Fashion-MNIST, {stamp:%Y-%m-%d %H:%M} UTC\n\n"
-        f"Machine: {machine}. Pool {args.pool} drawn per seed from the train set, test {args.test} of t10k; "
+        f"Machine: {where}. Pool {args.pool} drawn per seed from the train set, test {args.test} of t10k; "
         f"embeddings {args.embedding_model}; linear head refit every {args.batch} labels up to "
         f"{args.max_labels}; seeds {args.seeds}. Target: 95% of the head's full-pool macro-F1 "
         f"(mean full pool {full:.4f}). {minutes:.1f} min.\n"

@@ -28,10 +28,8 @@ import argparse
 import datetime
 import math
 import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,14 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.simulation import (  # noqa: E402
-    SimulationConfig,
-    SimulationResult,
-    mean_curves,
-    plot_curves,
-    simulate,
-    write_csv,
-)
+from bench.sim_report import machine, merge, tables  # noqa: E402
+from training.simulation import SimulationConfig, plot_curves, simulate, write_csv  # noqa: E402
 
 CACHE = ROOT / "var" / "bench-cache"
 CLASS_NAMES = ["circle", "square", "triangle"]
@@ -223,10 +215,6 @@ def _short_schedule(args) -> None:
     DEFAULT_CFG.close_mosaic = 0
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.0f}" if math.isfinite(value) else "not reached"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategies", default="random,margin,hybrid")
@@ -270,7 +258,7 @@ def main() -> None:
         return
 
     started = time.perf_counter()
-    merged = SimulationResult(rows=[], full_pool={}, target={})
+    results = []
     for seed in seeds:  # one simulate per seed, so the detector is seeded with it
         detector.seed = seed
         config = SimulationConfig(strategies=strategies, seeds=(seed,), batch_size=args.batch,
@@ -280,42 +268,27 @@ def main() -> None:
                           evaluate=detector, log=lambda line: print(line, flush=True))
         for row in result.rows:
             row["metric"] = "map50"
-        merged.rows += result.rows
-        merged.full_pool.update(result.full_pool)
-        merged.target.update(result.target)
-        for strategy, by_seed in result.labels_to_target.items():
-            merged.labels_to_target.setdefault(strategy, {}).update(by_seed)
+        results.append(result)
+    merged = merge(results)
     minutes = (time.perf_counter() - started) / 60
     shutil.rmtree(work, ignore_errors=True)
 
     stamp = datetime.datetime.now(datetime.timezone.utc)
     out = ROOT / "bench" / "results" / f"simulation-detection-shapes-{stamp:%Y%m%dT%H%M%SZ}"
-    write_csv(merged.rows, out / "learning_curves.csv")
-    plot_curves(merged.rows, out / "learning_curves.png", targets=list(merged.target.values()),
-                title="Shapes, YOLOv8n from scratch; head on " + EMBEDDING_MODEL)
-    summary = ["| strategy | labels to target, mean ± std | per seed | saving vs random |", "|---|---:|---|---:|"]
-    for row in merged.summary():
-        saving = row["saving_vs_random_percent"]
-        summary.append(f"| {row['strategy']} | {_fmt(row['labels_to_target_mean'])} ± "
-                       f"{_fmt(row['labels_to_target_std'])} | {', '.join(_fmt(v) for v in row['per_seed'])} | "
-                       f"{'' if saving is None else f'{saving:.1f}%'} |")
-    curves = mean_curves(merged.rows)
-    curve = ["| labels | " + " | ".join(curves) + " |", "|---:|" + "---:|" * len(curves)]
-    for n in sorted({labels for points in curves.values() for labels, _, _ in points}):
-        cells = [next((f"{m:.3f} ± {s:.3f}" for labels, m, s in points if labels == n), "") for points in curves.values()]
-        curve.append(f"| {n} | " + " | ".join(cells) + " |")
     full = ", ".join(f"seed {s}: {v:.3f}" for s, v in merged.full_pool.items())
-    table = "\n".join(summary) + "\n\nmAP50 on the test split, mean ± std over seeds:\n\n" + "\n".join(curve)
+    table = tables(merged, "mAP50")
     print(table)
     if args.no_record:
         return
-    cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout
-    machine = f"{cpu.strip() or platform.machine()}, {os.cpu_count()} cores (shared with other work), detector on {args.device}"
+    write_csv(merged.rows, out / "learning_curves.csv")
+    plot_curves(merged.rows, out / "learning_curves.png", targets=list(merged.target.values()),
+                title="Shapes, YOLOv8n from scratch; head on " + EMBEDDING_MODEL)
+    where = f"{machine()}, detector on {args.device}"
     command = "python bench/bench_simulation_detection.py " + shlex.join(sys.argv[1:])
     mean_seconds = np.mean([s for _, s in detector.seconds]) if detector.seconds else float("nan")
     entry = (
         f"\n## Active learning for detection: synthetic shapes, YOLOv8n, {stamp:%Y-%m-%d %H:%M} UTC\n\n"
-        f"Machine: {machine}. {args.pool} pool and {args.test} test images ({SIZE} px, 1-3 shapes of "
+        f"Machine: {where}. {args.pool} pool and {args.test} test images ({SIZE} px, 1-3 shapes of "
         f"{', '.join(CLASS_NAMES)}, object shares {', '.join(f'{s:.0%}' for s in CLASS_SHARE)}); queue head on "
         f"{EMBEDDING_MODEL}; {args.batch} labels per round up to {args.max_labels}; seeds {args.seeds}. Each "
         f"evaluate trains YOLOv8n from yolov8n.yaml at imgsz {args.imgsz} on {args.images_seen} images seen "
