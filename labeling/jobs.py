@@ -1,13 +1,31 @@
-"""Progress of a running job row (ImportJob, ExportJob): written from inside the work."""
+"""The lifecycle of every long job row (ImportJob, ExportJob, TrainingRun, PrelabelRun,
+EmbeddingRun: any concrete subclass of labeling.models.Job), in one place.
+
+- claim: QUEUED -> RUNNING with a conditional update, once, so a redelivered message finds
+  nothing to claim;
+- progress and heartbeat from inside the work (job_progress_writer), or from a side thread
+  (JobPulse) for work that blocks for long;
+- terminal writes only from RUNNING (job_finish, job_fail), so a late write cannot clobber a
+  failure or cancel recorded meanwhile;
+- cancel (job_cancel) and the stale sweep (stale_jobs_fail) for workers that died.
+"""
 from __future__ import annotations
 
+import logging
+import threading
 import time
+import traceback
 from collections.abc import Callable
 
+from django.apps import apps
+from django.conf import settings
+from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
 
-from .models import JobStatus
+from .models import Job, JobStatus
+
+logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0
 
@@ -36,3 +54,109 @@ def job_progress_writer(model: type[Model], job_id: int, total: int, *, cap: flo
             raise JobStopped()
 
     return write
+
+
+def job_models() -> list[type[Job]]:
+    """Every installed job table: the concrete subclasses of Job, whichever app holds them."""
+    return [model for model in apps.get_models() if issubclass(model, Job)]
+
+
+def stale_jobs_fail(*, now=None) -> int:
+    """Mark running jobs whose heartbeat went silent as failed; return how many.
+
+    A worker killed mid-run cannot write its own failure, so this sweep does. The write
+    is conditional on RUNNING and on the stale heartbeat, so a job that just beat or
+    finished is left alone. Failed runs can be retried; nothing else is touched.
+    """
+    now = now or timezone.now()
+    cutoff = now - settings.VISION_JOB_STALE_AFTER
+    failed = 0
+    for model in job_models():
+        failed += model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+            status=JobStatus.FAILED,
+            error="The worker stopped sending heartbeats (killed or lost); the job was marked failed.",
+            finished_at=now,
+        )
+    return failed
+
+
+def job_claim(model, pk: int, *, message: str = "") -> bool:
+    """QUEUED -> RUNNING, once: a redelivered task message finds nothing to claim."""
+    now = timezone.now()
+    return bool(
+        model.objects.filter(pk=pk, status=JobStatus.QUEUED, cancel_requested=False).update(
+            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, message=message
+        )
+    )
+
+
+def job_finish(model, pk: int, status: str, **fields) -> bool:
+    """A terminal write, only from RUNNING (a stale sweep or a cancel recorded first wins)."""
+    now = timezone.now()
+    return bool(
+        model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(
+            status=status, finished_at=now, heartbeat_at=now, **fields
+        )
+    )
+
+
+def job_fail(model, pk: int, exc: BaseException, *, error: str | None = None) -> None:
+    """Record ``exc`` (call from its except block) as the job's failure: ``error`` or the
+    exception's type and message, and the traceback."""
+    logger.exception("%s %s failed", model.__name__, pk)
+    job_finish(
+        model, pk, JobStatus.FAILED,
+        error=(error or f"{type(exc).__name__}: {exc}")[:5000], traceback=traceback.format_exc()[-20000:],
+    )
+
+
+class JobPulse:
+    """Beats a running job's heartbeat from a side thread and watches for a cancel request or
+    an outside failure, so a slow training step neither looks dead nor misses a cancel.
+
+    ``should_stop()`` is cheap (no query), so backends may poll it every batch.
+    """
+
+    def __init__(self, model, pk: int) -> None:
+        self.model, self.pk = model, pk
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"pulse-{model.__name__}-{pk}", daemon=True)
+
+    def __enter__(self) -> JobPulse:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=30)
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def beat(self) -> None:
+        """Refresh the heartbeat; flag a stop when the row was cancelled or ended elsewhere."""
+        alive = self.model.objects.filter(pk=self.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+        if not alive or self.model.objects.filter(pk=self.pk, cancel_requested=True).exists():
+            self._stop.set()
+
+    def _loop(self) -> None:
+        try:
+            while not self._done.wait(settings.VISION_JOB_HEARTBEAT_SECONDS):
+                try:
+                    self.beat()
+                except Exception:  # a lost database connection must not kill the job itself
+                    logger.exception("heartbeat of %s %s failed", self.model.__name__, self.pk)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def job_cancel(job):
+    """Ask any job row to stop: a queued one is cancelled at once, a running one is flagged and
+    stops at its next check (it records CANCELLED itself); finished ones are left as they are."""
+    rows = type(job).objects.filter(pk=job.pk)
+    rows.filter(status=JobStatus.QUEUED).update(status=JobStatus.CANCELLED, cancel_requested=True,
+                                                finished_at=timezone.now(), message="Cancelled before it started")
+    rows.filter(status=JobStatus.RUNNING).update(cancel_requested=True)
+    job.refresh_from_db()
+    return job

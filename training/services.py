@@ -13,9 +13,7 @@ import functools
 import importlib
 import logging
 import math
-import threading
 import time
-import traceback
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,11 +23,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.models import ExportJob, Image, ImportJob, JobStatus, LabelClass, Project, TaskType
+from labeling.jobs import JobPulse, job_cancel, job_claim, job_fail, job_finish
+from labeling.models import Image, JobStatus, LabelClass, Project, TaskType
 from training.ml.base import TrainingCancelled, TrainParams
 from training.ml.embedding_specs import EMBEDDING_MODELS
 from training.ml.metrics import json_finite
@@ -51,100 +50,6 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
-
-JOB_MODELS = (TrainingRun, PrelabelRun, EmbeddingRun, ImportJob, ExportJob)
-
-
-def stale_jobs_fail(*, now=None) -> int:
-    """Mark running jobs whose heartbeat went silent as failed; return how many.
-
-    A worker killed mid-run cannot write its own failure, so this sweep does. The write
-    is conditional on RUNNING and on the stale heartbeat, so a job that just beat or
-    finished is left alone. Failed runs can be retried; nothing else is touched.
-    """
-    now = now or timezone.now()
-    cutoff = now - settings.VISION_JOB_STALE_AFTER
-    failed = 0
-    for model in JOB_MODELS:
-        failed += model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff).update(
-            status=JobStatus.FAILED,
-            error="The worker stopped sending heartbeats (killed or lost); the job was marked failed.",
-            finished_at=now,
-        )
-    return failed
-
-
-# --- job plumbing -----------------------------------------------------------------------
-
-
-def job_claim(model, pk: int, *, message: str = "") -> bool:
-    """QUEUED -> RUNNING, once: a redelivered task message finds nothing to claim."""
-    now = timezone.now()
-    return bool(
-        model.objects.filter(pk=pk, status=JobStatus.QUEUED, cancel_requested=False).update(
-            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, message=message
-        )
-    )
-
-
-def job_finish(model, pk: int, status: str, **fields) -> bool:
-    """A terminal write, only from RUNNING (a stale sweep or a cancel recorded first wins)."""
-    now = timezone.now()
-    return bool(
-        model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(
-            status=status, finished_at=now, heartbeat_at=now, **fields
-        )
-    )
-
-
-def job_fail(model, pk: int, exc: BaseException) -> None:
-    logger.exception("%s %s failed", model.__name__, pk)
-    job_finish(
-        model, pk, JobStatus.FAILED,
-        error=f"{type(exc).__name__}: {exc}"[:5000], traceback=traceback.format_exc()[-20000:],
-    )
-
-
-class JobPulse:
-    """Beats a running job's heartbeat from a side thread and watches for a cancel request or
-    an outside failure, so a slow training step neither looks dead nor misses a cancel.
-
-    ``should_stop()`` is cheap (no query), so backends may poll it every batch.
-    """
-
-    def __init__(self, model, pk: int) -> None:
-        self.model, self.pk = model, pk
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"pulse-{model.__name__}-{pk}", daemon=True)
-
-    def __enter__(self) -> JobPulse:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join(timeout=30)
-
-    def should_stop(self) -> bool:
-        return self._stop.is_set()
-
-    def beat(self) -> None:
-        """Refresh the heartbeat; flag a stop when the row was cancelled or ended elsewhere."""
-        alive = self.model.objects.filter(pk=self.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
-        if not alive or self.model.objects.filter(pk=self.pk, cancel_requested=True).exists():
-            self._stop.set()
-
-    def _loop(self) -> None:
-        try:
-            while not self._done.wait(settings.VISION_JOB_HEARTBEAT_SECONDS):
-                try:
-                    self.beat()
-                except Exception:  # a lost database connection must not kill the job itself
-                    logger.exception("heartbeat of %s %s failed", self.model.__name__, self.pk)
-        finally:
-            connection.close()  # this thread's own connection
-
 
 # --- training ---------------------------------------------------------------------------
 
@@ -193,13 +98,7 @@ def training_run_start(
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
     """Ask a run to stop. A queued run is cancelled at once; a running one stops at its next
     batch or epoch boundary and records CANCELLED itself. Finished runs are left as they are."""
-    now = timezone.now()
-    TrainingRun.objects.filter(pk=run.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now, message="Cancelled before it started"
-    )
-    TrainingRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
-    run.refresh_from_db()
-    return run
+    return job_cancel(run)
 
 
 def _training_progress(run_id: int):
@@ -670,17 +569,6 @@ def _embedding_run_join(queued: EmbeddingRun, ids: list[int] | None) -> Embeddin
 def _embedding_run_send(run_id: int) -> None:
     """Enqueue by name once the row commits (services import no tasks)."""
     enqueue_on_commit(EMBED_TASK, run_id, robust=True)
-
-
-def job_cancel(job):
-    """Ask any job row to stop: a queued one is cancelled at once, a running one is flagged and
-    stops at its next check (it records CANCELLED itself); finished ones are left as they are."""
-    rows = type(job).objects.filter(pk=job.pk)
-    rows.filter(status=JobStatus.QUEUED).update(status=JobStatus.CANCELLED, cancel_requested=True,
-                                                finished_at=timezone.now(), message="Cancelled before it started")
-    rows.filter(status=JobStatus.RUNNING).update(cancel_requested=True)
-    job.refresh_from_db()
-    return job
 
 
 def embedding_run_cancel(*, run: EmbeddingRun) -> EmbeddingRun:

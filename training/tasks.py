@@ -8,12 +8,14 @@ under the broker's visibility timeout, so a long run is never handed out twice w
 from celery import shared_task
 from django.conf import settings
 
+from labeling import jobs
+
 from . import services
 
 
 @shared_task(name="training.tasks.stale_jobs_fail")
 def stale_jobs_fail() -> int:
-    return services.stale_jobs_fail()
+    return jobs.stale_jobs_fail()
 
 
 @shared_task(

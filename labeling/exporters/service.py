@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -24,7 +23,7 @@ from vision_project.api_errors import Conflict
 from vision_project.enqueue import enqueue_on_commit
 
 from ..importers.service import staging_dir
-from ..jobs import JobStopped, job_progress_writer
+from ..jobs import JobStopped, job_claim, job_fail, job_finish, job_progress_writer
 from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, Project, TaskType
 from ..selectors import image_latest_labels
 from .coco import coco_write
@@ -121,13 +120,9 @@ def export_job_create(*, project: Project, export_format: str, requested_by=None
 
 
 def export_job_execute(*, job_id: int) -> None:
-    now = timezone.now()
-    if not ExportJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
-    ):
+    if not job_claim(ExportJob, job_id):
         return
     job = ExportJob.objects.select_related("project").get(pk=job_id)
-    running = ExportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
     saved = ""
     try:
         total = export_size(project=job.project)
@@ -135,27 +130,16 @@ def export_job_execute(*, job_id: int) -> None:
         with export_zip(project=job.project, export_format=job.format, on_progress=on_progress) as fileobj:
             name = f"projects/{job.project_id}/exports/{job.pk}-{job.format}.zip"
             saved = default_storage.save(name, File(fileobj, name=name))
-        finished = running.update(
-            status=JobStatus.SUCCEEDED,
-            progress=1.0,
-            result_file=saved,
-            finished_at=timezone.now(),
-            message=f"{total} labeled images exported as {job.format}",
-        )
+        finished = job_finish(ExportJob, job_id, JobStatus.SUCCEEDED, progress=1.0, result_file=saved,
+                              message=f"{total} labeled images exported as {job.format}")
         if not finished:  # failed or cancelled meanwhile: keep no orphan file
             default_storage.delete(saved)
     except JobStopped:
         pass  # marked failed meanwhile (stale heartbeat): the row says so already
     except Exception as exc:
-        logger.exception("export job %s failed", job_id)
         if saved:
             default_storage.delete(saved)
-        running.update(
-            status=JobStatus.FAILED,
-            error=f"export failed: {exc}",
-            traceback=traceback.format_exc(),
-            finished_at=timezone.now(),
-        )
+        job_fail(ExportJob, job_id, exc, error=f"export failed: {exc}")
 
 
 def export_files_expire(*, older_than: timedelta | None = None) -> int:

@@ -14,18 +14,16 @@ import os
 import shutil
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.utils import timezone
 
 from vision_project.enqueue import enqueue_on_commit
 
 from ..ingest import IngestBatch
-from ..jobs import JobStopped, job_progress_writer
+from ..jobs import JobStopped, job_cancel, job_claim, job_fail, job_finish, job_progress_writer
 from ..models import ACTIVE_JOB_STATUSES, ImportJob, JobStatus, Project, TaskType
 from ..signals import images_imported_send
 from .classification import csv_records, folder_records
@@ -274,10 +272,7 @@ def import_job_create(
 
 def import_job_execute(*, job_id: int) -> None:
     """Run a queued import job; does nothing unless this call claims it."""
-    now = timezone.now()
-    claimed = ImportJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
-    )
+    claimed = job_claim(ImportJob, job_id)
     job = ImportJob.objects.select_related("project", "requested_by").get(pk=job_id)
     options = job.report.get("options", {})
     if not claimed:
@@ -285,7 +280,6 @@ def import_job_execute(*, job_id: int) -> None:
             shutil.rmtree(job.source_path, ignore_errors=True)  # cancelled before it started
         return
     source = job.source_path
-    running = ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING)
     try:
         if os.path.isdir(source):
             files = list(folder_files(source))
@@ -294,7 +288,7 @@ def import_job_execute(*, job_id: int) -> None:
         else:
             raise ImportRefused(f"nothing to import at {source}")
         total = source_count(files)
-        running.update(total=total)
+        ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(total=total)
         report = import_run(
             project=job.project,
             files=files,
@@ -306,18 +300,12 @@ def import_job_execute(*, job_id: int) -> None:
             keep_created=False,
             on_progress=job_progress_writer(ImportJob, job_id, total, count_field="processed"),
         )
-    except JobStopped:
-        running.filter(cancel_requested=True).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
+    except JobStopped:  # cancelled (recorded here), or failed as stale meanwhile (left as it is)
+        job_finish(ImportJob, job_id, JobStatus.CANCELLED)
     except ImportRefused as exc:
-        running.update(status=JobStatus.FAILED, error=str(exc), finished_at=timezone.now())
+        job_finish(ImportJob, job_id, JobStatus.FAILED, error=str(exc))
     except Exception as exc:
-        logger.exception("import job %s failed", job_id)
-        running.update(
-            status=JobStatus.FAILED,
-            error=f"import failed: {exc}",
-            traceback=traceback.format_exc(),
-            finished_at=timezone.now(),
-        )
+        job_fail(ImportJob, job_id, exc, error=f"import failed: {exc}")
     else:
         counts = report["images"]
         message = (
@@ -327,15 +315,8 @@ def import_job_execute(*, job_id: int) -> None:
             message += (
                 f"; {report['labels']['created']} labels imported, {report['labels']['error']} label errors"
             )
-        running.update(
-            status=JobStatus.SUCCEEDED,
-            progress=1.0,
-            processed=total,
-            message=message[:500],
-            report={"options": options, **report},
-            finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-        )
+        job_finish(ImportJob, job_id, JobStatus.SUCCEEDED, progress=1.0, processed=total, message=message[:500],
+                   report={"options": options, **report})
     finally:
         if options.get("staged"):
             shutil.rmtree(source, ignore_errors=True)
@@ -344,12 +325,7 @@ def import_job_execute(*, job_id: int) -> None:
 def import_job_cancel(*, job: ImportJob) -> ImportJob:
     """A queued job is cancelled at once; a running one stops at its next progress write
     (images imported so far stay, each one whole)."""
-    ImportJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    )
-    ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
-    job.refresh_from_db()
-    return job
+    return job_cancel(job)
 
 
 def import_staging_sweep(*, older_than: timedelta = timedelta(hours=24)) -> int:

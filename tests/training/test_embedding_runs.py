@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
+from labeling import jobs
 from labeling.importers.service import import_run
 from labeling.models import ImportJob, JobStatus
 from tests.factories import ImageFactory, ProjectFactory, UserFactory
@@ -141,7 +142,7 @@ def test_a_silent_running_run_is_failed_by_the_stale_sweep():
     run = services.embedding_run_start(project=project)
     old = timezone.now() - timedelta(hours=1)
     EmbeddingRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, heartbeat_at=old)
-    assert services.stale_jobs_fail() == 1
+    assert jobs.stale_jobs_fail() == 1
     assert EmbeddingRun.objects.get(pk=run.pk).status == JobStatus.FAILED
 
 

@@ -13,6 +13,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
+from labeling import jobs
 from tests.training.test_training_loop import detection_project, no_network  # noqa: F401 (fixture)
 from tests.training.test_worker_over_redis import _wait_for as wait_for
 from training import services
@@ -102,7 +103,7 @@ def test_killed_worker_leaves_run_failed_and_deployed_model_untouched(transactio
 
     run.refresh_from_db()
     assert run.status == "running"
-    assert services.stale_jobs_fail(now=timezone.now() + timedelta(hours=1)) == 1
+    assert jobs.stale_jobs_fail(now=timezone.now() + timedelta(hours=1)) == 1
     run.refresh_from_db()
     assert run.status == "failed" and "heartbeat" in run.error
     assert list(ModelVersion.objects.filter(project=project)) == [deployed]
