@@ -244,7 +244,7 @@ def _explain_claim(env: dict, project_id: int) -> str:
         "from django.utils import timezone\n"
         "from django.contrib.auth import get_user_model\n"
         "from labeling.models import Project\n"
-        "from labeling.queue_services import claim_statement\n"
+        "from labeling.queue.services import claim_statement\n"
         f"project = Project.objects.get(pk={project_id})\n"
         "user = get_user_model().objects.get(username='bench0')\n"
         "now = timezone.now()\n"

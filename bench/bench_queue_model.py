@@ -125,7 +125,7 @@ def _measure(args) -> list[dict]:
     django.setup()
     from django.db import connection
 
-    from labeling import queue_priorities
+    from labeling.queue import priorities as queue_priorities
     from training import queue_model
 
     started = time.perf_counter()

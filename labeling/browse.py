@@ -14,7 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from training.models import ModelVersion, Prediction
 
 from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus
-from .queue_selectors import image_urls
+from .queue.selectors import image_urls
 from .review import _with_label
 from .selectors import ACCEPTED_LABEL
 

@@ -11,8 +11,8 @@ from .api import get_project_for
 from .browse import STATUSES, browser_page
 from .models import Annotation, Image, Role, Split
 from .permissions import get_for_caller
-from .queue_api import ReviewAnnotationSerializer
-from .queue_selectors import image_item, prediction_item
+from .queue.api import ReviewAnnotationSerializer
+from .queue.selectors import image_item, prediction_item
 from .review import (
     ACCEPT,
     BULK_REVIEW_MAX,

@@ -8,7 +8,7 @@ from django.urls import reverse
 from . import services
 from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy, TaskType
 from .permissions import caller_role, get_for_caller, projects_visible_to
-from .queue_selectors import projects_queue_stats
+from .queue.selectors import projects_queue_stats
 
 # Each page: the least role that reaches it and its navigation title; the navigation
 # shows only the pages the caller reaches.

@@ -2,7 +2,7 @@
 
 A rejected label stops counting and its image goes back to the queue as a fresh task, in
 its old place, for anyone (its author too: the rejected label no longer counts as theirs,
-see queue_services.task_claim_next). A flag keeps its image out of the training data until
+see queue.services.task_claim_next). A flag keeps its image out of the training data until
 a lead decides: accepting it confirms the image unclear (the image leaves both splits),
 rejecting it sends the image back to the queue.
 
@@ -32,7 +32,7 @@ from .models import (
     Task,
     TaskStatus,
 )
-from .queue_services import _checked_label, _validate, task_reopen_for_image
+from .queue.services import _checked_label, _validate, task_reopen_for_image
 from .reports.aggregates import report_aggregates_record_rejection
 from .selectors import ACCEPTED_LABEL
 

@@ -34,7 +34,7 @@ def import_staging_sweep() -> int:
 @shared_task(name="labeling.tasks.queue_priorities_refresh")
 def queue_priorities_refresh(project_id: int) -> None:
     from .models import Project
-    from .queue_priorities import queue_priorities_refresh as refresh
+    from .queue.priorities import queue_priorities_refresh as refresh
 
     project = Project.objects.filter(pk=project_id).first()
     if project is not None:

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import api, io_api, lead_api, queue_api
+from . import api, io_api, lead_api
+from .queue import api as queue_api
 from .reports import api as reports_api
 
 urlpatterns = [

@@ -147,7 +147,7 @@ def queue_model_fit(*, project: Project, force: bool = False) -> ModelVersion | 
     re-rank the queue. Returns the new version, or None when nothing was due (fewer than
     ``queue_model_every`` new labels, unless ``force``) or the labels cannot support a head
     yet (then the queue is re-ranked by the cold start)."""
-    from labeling.queue_priorities import queue_priorities_refresh
+    from labeling.queue.priorities import queue_priorities_refresh
 
     caches["coordination"].delete(_pending_key(project.pk))
     examples = labeled_examples(project)

@@ -471,7 +471,7 @@ def prelabel_run_execute(*, run_id: int) -> PrelabelRun | None:
 
 def _queue_refresh(project: Project) -> None:
     """Re-order the queue from the deployed version's predictions (the queue's own service)."""
-    from labeling.queue_priorities import queue_priorities_refresh
+    from labeling.queue.priorities import queue_priorities_refresh
 
     queue_priorities_refresh(project=project)
 

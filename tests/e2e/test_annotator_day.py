@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from labeling import queue_api
 from labeling.models import Annotation, Role, Task
+from labeling.queue import api as queue_api
 from labeling.review import REJECT, annotation_review
 
 from .conftest import sign_in

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling.models import Image, Role, Split, Task, TaskStatus, TaskType
-from labeling.queue_services import task_claim_next
+from labeling.queue.services import task_claim_next
 from tests.factories import LabelClassFactory, MembershipFactory, ProjectFactory
 from training.models import Backend, ModelVersion, Prediction
 

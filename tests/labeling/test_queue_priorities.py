@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from labeling.models import Split, Task, TaskStatus, TaskType
-from labeling.queue_priorities import queue_priorities_refresh
+from labeling.queue.priorities import queue_priorities_refresh
 from tests.labeling.test_queue import add_images, deploy_model, make_project
 from training.models import Prediction
 

@@ -429,7 +429,7 @@ def test_recording_during_a_rebuild_stands_aside_and_the_rebuild_counts_it(team,
 
 
 def test_a_submit_through_the_queue_lands_in_the_reports_once(api_client, team, django_capture_on_commit_callbacks):
-    from labeling.queue_services import annotation_submit
+    from labeling.queue.services import annotation_submit
 
     project, users = team
     tree = LabelClass.objects.create(project=project, name="tree")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from labeling.models import Split, TaskType
-from labeling.queue_priorities import queue_priorities_refresh
+from labeling.queue.priorities import queue_priorities_refresh
 from tests.labeling.test_queue import add_images, as_user, make_project, member, next_task
 from training import queue_model as live
 from training import simulation

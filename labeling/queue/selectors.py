@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from training.models import Backend, ModelVersion, Prediction
 
-from .models import Annotation, AnnotationKind, Image, Project, ReviewStatus, Task, TaskStatus, TaskType
-from .selectors import ACCEPTED_LABEL
+from ..models import Annotation, AnnotationKind, Image, Project, ReviewStatus, Task, TaskStatus, TaskType
+from ..selectors import ACCEPTED_LABEL
 
 # Exact counts over a project's tables are cached this long; live leases are always exact.
 STATS_CACHE_SECONDS = 15

@@ -23,7 +23,7 @@ from django.utils import timezone
 from training.models import Prediction
 from vision_project.api_errors import Conflict
 
-from .models import (
+from ..models import (
     Annotation,
     AnnotationKind,
     AnnotationState,
@@ -32,8 +32,8 @@ from .models import (
     Task,
     TaskStatus,
 )
-from .payloads import DETECTION, PayloadError, validate_payload
-from .services import project_class_ids
+from ..payloads import DETECTION, PayloadError, validate_payload
+from ..services import project_class_ids
 
 # The current task and the one the editor prefetches while the person works.
 MAX_LEASES_PER_USER = 2

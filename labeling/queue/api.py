@@ -7,24 +7,24 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .api import get_project_for
-from .models import Annotation, AnnotationKind, ReviewStatus, Role, Task
-from .permissions import get_for_caller
-from .queue_selectors import (
+from ..api import get_project_for
+from ..models import Annotation, AnnotationKind, ReviewStatus, Role, Task
+from ..permissions import get_for_caller
+from ..review import ACCEPT, REJECT, annotation_review, annotations_for_review
+from .selectors import (
     annotator_done_today,
     image_item,
     prediction_item,
     project_queue_stats,
     task_work_item,
 )
-from .queue_services import (
+from .services import (
     annotation_submit,
     extra_opinion_explanation,
     task_claim_next,
     task_lease_release,
     task_lease_renew,
 )
-from .review import ACCEPT, REJECT, annotation_review, annotations_for_review
 
 
 def _task_for(request, task_id: int) -> Task:

@@ -32,8 +32,8 @@ from training.ml import sampling, selection
 from training.models import Backend, ModelVersion, Prediction
 from training.queue_model import project_vectors, queue_head_for_ranking
 
-from .models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
-from .payloads import DETECTION
+from ..models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
+from ..payloads import DETECTION
 
 logger = logging.getLogger(__name__)
 
