@@ -125,8 +125,8 @@ def _measure(args) -> list[dict]:
     django.setup()
     from django.db import connection
 
-    from labeling.queue import priorities as queue_priorities
     from training import queue_model
+    from training import ranking as queue_priorities
 
     started = time.perf_counter()
     project = _fill(args)
@@ -149,7 +149,7 @@ def _measure(args) -> list[dict]:
     queue_model._register = timed("register the version", queue_model._register)
     queue_priorities._embedding_ranking = timed("read and rank", queue_priorities._embedding_ranking)
     queue_priorities.selection.rank_pool = timed("rank the pool", queue_priorities.selection.rank_pool)
-    queue_priorities._write_priorities = timed("write the priorities", queue_priorities._write_priorities)
+    queue_priorities.task_priorities_write = timed("write the priorities", queue_priorities.task_priorities_write)
     rows = []
     for repeat in range(args.repeats):
         stages.clear()

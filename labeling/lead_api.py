@@ -1,11 +1,9 @@
 """A lead's API beyond single reviews: bulk review, fixing a label in place, the image
-browser, an image opened in the editor, and the training curves of each run."""
+browser, and an image opened in the editor."""
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
-
-from training.models import TrainingRun
 
 from .api import get_project_for
 from .browse import STATUSES, browser_page
@@ -125,15 +123,3 @@ class ImageBrowserApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         return Response(browser_page(project=project, **filters.validated_data))
-
-
-class TrainingCurvesApi(APIView):
-    """Per-epoch loss and metric of each of the project's recent runs (newest first)."""
-
-    @extend_schema(responses=dict)
-    def get(self, request, project_id: int):
-        project = get_project_for(request, project_id, Role.LEAD)
-        runs = TrainingRun.objects.filter(project=project).order_by("-id").values(
-            "id", "status", "total_epochs", "history")[:20]
-        return Response({"runs": list(runs)})
-

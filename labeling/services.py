@@ -123,7 +123,7 @@ def project_update(*, project: Project, **fields) -> Project:
     project.full_clean()
     project.save()
     if reorder:
-        enqueue_on_commit("labeling.tasks.queue_priorities_refresh", project.pk)
+        enqueue_on_commit("training.tasks.queue_priorities_refresh", project.pk)
     return project
 
 

@@ -29,13 +29,3 @@ def import_staging_sweep() -> int:
     from .importers.service import import_staging_sweep as sweep
 
     return sweep()
-
-
-@shared_task(name="labeling.tasks.queue_priorities_refresh")
-def queue_priorities_refresh(project_id: int) -> None:
-    from .models import Project
-    from .queue.priorities import queue_priorities_refresh as refresh
-
-    project = Project.objects.filter(pk=project_id).first()
-    if project is not None:
-        refresh(project=project)

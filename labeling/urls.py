@@ -30,8 +30,6 @@ urlpatterns = [
     path("projects/<int:project_id>/images/browse/", lead_api.ImageBrowserApi.as_view(), name="image-browser"),
     path("images/<int:image_id>/work/", lead_api.ImageWorkApi.as_view(), name="image-work"),
     path("images/<int:image_id>/label/", lead_api.ImageLabelApi.as_view(), name="image-label"),
-    path("projects/<int:project_id>/training-curves/", lead_api.TrainingCurvesApi.as_view(),
-         name="training-curves"),
     # Import and export.
     path("projects/<int:project_id>/images/", io_api.ImageImportApi.as_view(), name="image-import"),
     path("projects/<int:project_id>/import-jobs/", io_api.ImportJobListApi.as_view(), name="import-job-list"),

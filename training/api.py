@@ -123,3 +123,14 @@ class EmbeddingRunCancelApi(APIView):
         run = _get_checked(request, _embedding_run_queryset(), run_id, Role.ADMIN)
         run = services.embedding_run_cancel(run=run)
         return Response(EmbeddingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingCurvesApi(APIView):
+    """Per-epoch loss and metric of each of the project's recent runs (newest first)."""
+
+    @extend_schema(responses=dict)
+    def get(self, request, project_id: int):
+        project = get_project_for(request, project_id, Role.LEAD)
+        runs = TrainingRun.objects.filter(project=project).order_by("-id").values(
+            "id", "status", "total_epochs", "history")[:20]
+        return Response({"runs": list(runs)})

@@ -9,12 +9,16 @@ class TrainingConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from labeling.models import Annotation
+        from labeling.queue.selectors import PRELABEL_SOURCES
         from labeling.signals import images_imported
 
-        from .queue_model import fit_after_label
+        from .queue_model import fit_after_label, prelabel_on_serve
         from .services import embeddings_on_import
 
         # new images get their embedding vectors (one run per import, joined while queued)
         images_imported.connect(embeddings_on_import, dispatch_uid="training.embeddings_on_import")
         # every few labels the queue model is refit and the queue re-ranked
         post_save.connect(fit_after_label, sender=Annotation, dispatch_uid="training.queue_model_fit")
+        # a deployed queue head pre-labels the images it is served with
+        if prelabel_on_serve not in PRELABEL_SOURCES:
+            PRELABEL_SOURCES.append(prelabel_on_serve)

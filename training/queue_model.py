@@ -34,8 +34,9 @@ from training.ml.queue_model import (
     fit_multiclass,
     fit_multilabel,
     head_metrics,
-    macro_f1,
+    majority_class_f1,
 )
+from training.ml.sampling import margin
 from vision_project.enqueue import enqueue
 
 from . import selectors
@@ -136,18 +137,12 @@ def labeled_examples(project: Project) -> LabeledExamples:
                            np.asarray([random_arm[k] for k in keep], dtype=bool))
 
 
-def _majority_f1(train_targets: np.ndarray, val_targets: np.ndarray) -> float:
-    values, counts = np.unique(train_targets, return_counts=True)
-    majority = int(values[np.argmax(counts)])
-    return macro_f1(val_targets.tolist(), [majority] * len(val_targets), [])
-
-
 def queue_model_fit(*, project: Project, force: bool = False) -> ModelVersion | None:
     """Fit the head on the verified labels that have embeddings, register it, gate it and
     re-rank the queue. Returns the new version, or None when nothing was due (fewer than
     ``queue_model_every`` new labels, unless ``force``) or the labels cannot support a head
     yet (then the queue is re-ranked by the cold start)."""
-    from labeling.queue.priorities import queue_priorities_refresh
+    from training.ranking import queue_priorities_refresh
 
     caches["coordination"].delete(_pending_key(project.pk))
     examples = labeled_examples(project)
@@ -190,7 +185,7 @@ def _gate(project, head, metrics, train_y, val_x, val_y) -> dict:
     if candidate is None or len(val_y) < MIN_VALIDATION_LABELS:
         return {**base, "decision": "queue",
                 "reason": f"{len(val_y)} validation labels; at least {MIN_VALIDATION_LABELS} before it pre-labels"}
-    majority = _majority_f1(train_y, val_y)
+    majority = majority_class_f1(train_y.tolist(), val_y.tolist())
     floor = {"baseline": "majority class", "value": majority, "passed": candidate > majority}
     if not floor["passed"]:
         return {**base, "floor": floor, "decision": "queue",
@@ -312,31 +307,33 @@ def forget_process_caches() -> None:
     _vectors.clear()
 
 
-def queue_head_for_ranking(project: Project) -> tuple[ModelVersion, LinearHead] | None:
-    """The head that ranks the queue: the latest queue-model version."""
+def queue_head_for_ranking(project: Project) -> LinearHead | None:
+    """The head that ranks the queue: the latest queue-model version's."""
     version = latest_queue_version(project)
-    return (version, head_load(version)) if version is not None else None
+    return head_load(version) if version is not None else None
 
 
-def prediction_for_image(*, version: ModelVersion, image_id: int) -> Prediction | None:
-    """A deployed classification head's pre-label for one image, written on first use (the
-    head scores from the stored embedding in microseconds, so the pool is never bulk-written).
-    None when the image has no embedding yet."""
-    existing = Prediction.objects.filter(model_version=version, image_id=image_id).first()
-    if existing is not None:
-        return existing
-    _, vectors = selectors.embedding_matrix(project=version.project, image_ids=[image_id])
+def prelabel_on_serve(project: Project, image_id: int) -> Prediction | None:
+    """labeling's on-demand pre-label source (registered in training/apps.py): when the
+    deployed model of a classification project is a queue head, its pre-label for the served
+    image, written on first serve (the head scores the stored embedding in microseconds, so
+    the pool is never bulk-written). None without such a head or without an embedding."""
+    if project.task_type != TaskType.CLASSIFICATION:
+        return None
+    version = ModelVersion.objects.filter(project_id=project.pk, is_deployed=True, backend=Backend.LINEAR).first()
+    if version is None:
+        return None
+    _, vectors = selectors.embedding_matrix(project=project, image_ids=[image_id])
     if not len(vectors):
         return None
     head = head_load(version)
-    probs = head.predict_proba(vectors)[0]
-    top = int(np.argmax(probs))
-    payload = {"labels": [head.classes[top]], "probs": [round(float(p), 6) for p in probs]}
-    ranked = np.sort(probs)[::-1]
-    uncertainty = float(1.0 - (ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)))
+    probs = head.predict_proba(vectors)
+    payload = {"labels": [head.classes[int(np.argmax(probs[0]))]], "probs": [round(float(p), 6) for p in probs[0]]}
     prediction, _ = Prediction.objects.get_or_create(
-        model_version=version, image_id=image_id, defaults={"payload": payload, "uncertainty": uncertainty}
+        model_version=version, image_id=image_id,
+        defaults={"payload": payload, "uncertainty": float(margin(probs)[0])},
     )
+    prediction.model_version = version
     return prediction
 
 

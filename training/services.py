@@ -269,14 +269,12 @@ def deployment_floor(*, project: Project, snapshot: Snapshot, metrics: dict) -> 
         return {"baseline": "min_map50", "value": project.min_map50, "candidate": value, "passed": passed,
                 "reason": f"mAP50 {value:.4f} {'reaches' if passed else 'is below'} the project's floor "
                           f"{project.min_map50:.4f}"}
-    from .ml.queue_model import macro_f1
+    from .ml.queue_model import majority_class_f1
     from .queue_model import latest_queue_version
 
     candidate = float(metrics["primary"])
-    train = [item.label for item in snapshot.spec.train]
-    val = [item.label for item in snapshot.spec.val]
-    majority = max(set(train), key=train.count) if train else 0
-    baselines = {"majority class": macro_f1(val, [majority] * len(val), [])}
+    baselines = {"majority class": majority_class_f1([item.label for item in snapshot.spec.train],
+                                                     [item.label for item in snapshot.spec.val])}
     head = latest_queue_version(project)
     if head is not None:
         value = _queue_head_on_validation(head, snapshot)
@@ -400,7 +398,7 @@ def model_version_deploy(*, version: ModelVersion, requested_by=None, rescore: b
         # A queue head pre-labels each image as it is served; a worker re-ranks the queue by
         # it (the fit that deployed it re-ranks itself: rescore=False).
         if rescore:
-            enqueue_on_commit("labeling.tasks.queue_priorities_refresh", version.project_id)
+            enqueue_on_commit("training.tasks.queue_priorities_refresh", version.project_id)
     else:
         prelabel_run_start(project=version.project, model_version=version, requested_by=requested_by,
                            reuse_active=True)
@@ -471,7 +469,7 @@ def prelabel_run_execute(*, run_id: int) -> PrelabelRun | None:
 
 def _queue_refresh(project: Project) -> None:
     """Re-order the queue from the deployed version's predictions (the queue's own service)."""
-    from labeling.queue.priorities import queue_priorities_refresh
+    from training.ranking import queue_priorities_refresh
 
     queue_priorities_refresh(project=project)
 
@@ -586,7 +584,7 @@ def embeddings_on_import(sender, *, project: Project, image_ids: list[int], **kw
 def _rank_with_new_vectors(project_id: int) -> None:
     """New vectors change the ranking (the cold start picks among them; the queue model scores
     them): the queue is re-ranked on the default queue, by task name."""
-    enqueue("labeling.tasks.queue_priorities_refresh", project_id)
+    enqueue("training.tasks.queue_priorities_refresh", project_id)
 
 
 def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:

@@ -64,3 +64,15 @@ def queue_model_fit(project_id: int) -> int | None:
     project = Project.objects.filter(pk=project_id).first()
     version = fit(project=project) if project is not None else None
     return version.pk if version is not None else None
+
+
+@shared_task(name="training.tasks.queue_priorities_refresh")
+def queue_priorities_refresh(project_id: int) -> None:
+    """Re-rank a project's open tasks (after a settings change, new vectors or a deploy)."""
+    from labeling.models import Project
+
+    from .ranking import queue_priorities_refresh as refresh
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        refresh(project=project)

@@ -18,4 +18,5 @@ urlpatterns = [
     path("embedding-runs/<int:run_id>/", api.EmbeddingRunDetailApi.as_view(), name="embeddingrun-detail"),
     path("embedding-runs/<int:run_id>/cancel/", api.EmbeddingRunCancelApi.as_view(),
          name="embeddingrun-cancel"),
+    path("projects/<int:project_id>/training-curves/", api.TrainingCurvesApi.as_view(), name="training-curves"),
 ]

@@ -1,17 +1,23 @@
 """Queue reads: what the editor needs for a task, and the project's queue counts."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from training.models import Backend, ModelVersion, Prediction
+from training.models import ModelVersion, Prediction
 
-from ..models import Annotation, AnnotationKind, Image, Project, ReviewStatus, Task, TaskStatus, TaskType
+from ..models import Annotation, AnnotationKind, Image, Project, ReviewStatus, Task, TaskStatus
 from ..selectors import ACCEPTED_LABEL
 
 # Exact counts over a project's tables are cached this long; live leases are always exact.
 STATS_CACHE_SECONDS = 15
+# Pre-labels made when a task is served without a stored one, registered by the model side at
+# start-up (training/apps.py: the deployed queue model scores the image's embedding). Each
+# takes (project, image id) and returns a Prediction with its model_version loaded, or None.
+PRELABEL_SOURCES: list[Callable[[Project, int], Prediction | None]] = []
 
 
 def image_urls(image: Image) -> dict:
@@ -53,8 +59,10 @@ def task_work_item(*, task: Task, project: Project, user=None) -> dict:
               *(f"image__{name}" for name in IMAGE_ITEM_FIELDS))
         .first()
     )
-    if prediction is None and project.task_type == TaskType.CLASSIFICATION:
-        prediction = _queue_model_prelabel(project, task.image_id)
+    for source in PRELABEL_SOURCES:
+        if prediction is not None:
+            break
+        prediction = source(project, task.image_id)
     image = prediction.image if prediction else Image.objects.only(*IMAGE_ITEM_FIELDS).get(pk=task.image_id)
     return {
         "task": {
@@ -93,20 +101,6 @@ def annotator_done_today(*, project: Project, user) -> int:
         project=project, author=user, created_at__gte=midnight,
         kind__in=(AnnotationKind.ACCEPT, AnnotationKind.CORRECT),
     ).count()
-
-
-def _queue_model_prelabel(project: Project, image_id: int) -> Prediction | None:
-    """When the deployed model is the queue model (a linear head on embeddings), its
-    pre-label for the image, written on first serve."""
-    from training.queue_model import prediction_for_image
-
-    deployed = ModelVersion.objects.filter(project_id=project.pk, is_deployed=True, backend=Backend.LINEAR).first()
-    if deployed is None:
-        return None
-    prediction = prediction_for_image(version=deployed, image_id=image_id)
-    if prediction is not None:
-        prediction = Prediction.objects.select_related("model_version", "image").get(pk=prediction.pk)
-    return prediction
 
 
 def project_queue_stats(*, project: Project) -> dict:

@@ -372,3 +372,51 @@ def _labels_of_prediction(payload: dict, task_type: str, image: Image) -> dict:
                 boxes.append(clipped)
         return {"boxes": boxes}
     return {"labels": list(payload.get("labels", []))[:1]}
+
+
+# Open tasks whose priority one transaction rewrites.
+PRIORITY_CHUNK = 5000
+
+
+def task_priorities_write(*, project: Project, priority_of: dict[int, tuple[float, bool]]) -> int:
+    """Write {image id: (priority, is_random_pick)} to all open slots of each image; returns
+    rows changed. In chunks, each its own short transaction, so claims are never blocked
+    for long."""
+    items = list(priority_of.items())
+    changed = 0
+    for start in range(0, len(items), PRIORITY_CHUNK):
+        chunk = items[start:start + PRIORITY_CHUNK]
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                changed += _write_chunk_postgres(project, chunk)
+            else:
+                changed += _write_chunk_portable(project, chunk)
+    return changed
+
+
+def _write_chunk_postgres(project: Project, chunk) -> int:
+    from psycopg2.extras import execute_values
+
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor,
+            "UPDATE labeling_task AS t SET priority = v.priority, is_random_pick = v.random_pick "
+            "FROM (VALUES %s) AS v(image_id, priority, random_pick) "
+            "WHERE t.image_id = v.image_id AND t.project_id = " + str(int(project.pk)) + " "
+            "AND t.status = 'open' "
+            "AND (t.priority <> v.priority OR t.is_random_pick <> v.random_pick)",
+            [(image_id, priority, random_pick) for image_id, (priority, random_pick) in chunk],
+            template="(%s::bigint, %s::double precision, %s::boolean)",
+            page_size=len(chunk),
+        )
+        return cursor.rowcount
+
+
+def _write_chunk_portable(project: Project, chunk) -> int:
+    tasks = list(Task.objects.filter(project=project, status=TaskStatus.OPEN,
+                                     image_id__in=[image_id for image_id, _ in chunk]))
+    values = dict(chunk)
+    for task in tasks:
+        task.priority, task.is_random_pick = values[task.image_id]
+    Task.objects.bulk_update(tasks, ["priority", "is_random_pick"], batch_size=500)
+    return len(tasks)

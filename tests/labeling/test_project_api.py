@@ -129,7 +129,7 @@ def test_media_is_only_served_to_members(client):
 
 
 def test_changing_the_strategy_rescores_the_queue(api_client, django_capture_on_commit_callbacks, monkeypatch):
-    from labeling import tasks
+    from training import tasks
 
     enqueued = []
     monkeypatch.setattr(tasks.queue_priorities_refresh, "apply_async", lambda args, kwargs, **_: enqueued.append(*args))

@@ -201,6 +201,17 @@ def macro_f1(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[int
                           zero_division=0))
 
 
+def majority_class_f1(train_labels: Sequence[int], val_labels: Sequence[int]) -> float:
+    """Macro-F1 on ``val_labels`` of always answering the most frequent training class: the
+    baseline every classifier must beat before it pre-labels."""
+    train = np.asarray(train_labels, dtype=np.int64)
+    if not len(train):
+        return 0.0
+    values, counts = np.unique(train, return_counts=True)
+    majority = int(values[np.argmax(counts)])
+    return macro_f1(list(val_labels), [majority] * len(val_labels), [])
+
+
 def head_metrics(head: LinearHead, embeddings: ArrayLike, truth: ArrayLike) -> dict:
     """Validation metrics in the backends' shape (``primary`` and ``primary_metric``).
 

@@ -1,5 +1,5 @@
 """What to label next, from embeddings and the queue model: the one ranking that both the
-live queue (labeling/queue/priorities.py) and the simulation (training/simulation.py) call.
+live queue (training/ranking.py) and the simulation (training/simulation.py) call.
 
 Django-free. ``rank_pool`` turns the pool's embeddings, the labeled images' embeddings and
 the current head (or none yet) into queue priorities: cold start by typical cluster picks

@@ -9,9 +9,8 @@ What ranks the pool, in order of preference:
 - before any head: the cold start on embeddings (typical, spread-out cluster picks);
 - without embeddings: the deployed model's predictions, else random order (or diversity over
   simple image features).
-This module reads the inputs, applies the project's strategy and random share, and writes
-priorities back in chunks, each chunk its own short transaction, so claims are never
-blocked for long.
+This module reads the inputs and applies the project's strategy and random share; the
+queue's own service (labeling.queue.services.task_priorities_write) writes the priorities.
 
 Validation images (drawn at random on arrival) get uniform random priorities: they are
 interleaved through the queue and never ranked by the model, so the labeled validation
@@ -25,19 +24,18 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
 from PIL import Image as PILImage
 
-from training.ml import sampling, selection
-from training.models import Backend, ModelVersion, Prediction
-from training.queue_model import project_vectors, queue_head_for_ranking
+from labeling.models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
+from labeling.payloads import DETECTION
+from labeling.queue.services import task_priorities_write
 
-from ..models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
-from ..payloads import DETECTION
+from .ml import sampling, selection
+from .models import Backend, ModelVersion, Prediction
+from .queue_model import project_vectors, queue_head_for_ranking
 
 logger = logging.getLogger(__name__)
 
-UPDATE_CHUNK = 5000
 # Measure used where the strategy names none (hybrid).
 DEFAULT_MEASURE = selection.DEFAULT_MEASURE
 _EMBEDDING_STRATEGIES = (SamplingStrategy.DIVERSITY, SamplingStrategy.HYBRID)
@@ -84,7 +82,7 @@ def queue_priorities_refresh(*, project: Project) -> RefreshSummary:
             priority_of[image_id] = (priority, random_pick)
         summary.ranked = len(ranked_ids)
         summary.unscored = len(train) - len(ranked_ids)
-        summary.updated_tasks = _write_priorities(project, priority_of)
+        summary.updated_tasks = task_priorities_write(project=project, priority_of=priority_of)
         logger.info("queue priorities refreshed for project %s: %s", project.pk, summary.as_dict())
         return summary
     if deployed is None or deployed.backend == Backend.LINEAR:
@@ -109,7 +107,7 @@ def queue_priorities_refresh(*, project: Project) -> RefreshSummary:
         )
         for image_id, priority, random_pick in zip(ranked_ids, priorities.tolist(), is_random.tolist()):
             priority_of[image_id] = (priority, random_pick)
-    summary.updated_tasks = _write_priorities(project, priority_of)
+    summary.updated_tasks = task_priorities_write(project=project, priority_of=priority_of)
     logger.info("queue priorities refreshed for project %s: %s", project.pk, summary.as_dict())
     return summary
 
@@ -118,7 +116,7 @@ def _strategy(project: Project) -> str:
     """The strategy that ranks now; "auto" resolves to the arm leading on this project."""
     if project.sampling_strategy != SamplingStrategy.AUTO:
         return project.sampling_strategy
-    from training.queue_model import auto_strategy
+    from .queue_model import auto_strategy
 
     return auto_strategy(project)
 
@@ -139,8 +137,7 @@ def _embedding_ranking(project: Project, deployed: ModelVersion | None, train: l
                            .values_list("image_id", flat=True).distinct()), dtype=np.int64)
     labeled = vectors[np.isin(ids, done) & ~in_pool]
     pool_ids = ids[in_pool]
-    queue_head = queue_head_for_ranking(project)
-    head = queue_head[1] if queue_head is not None else None
+    head = queue_head_for_ranking(project)
     if head is not None and head.classes != list(project.label_classes.values_list("id", flat=True)):
         head = None  # the taxonomy changed since the fit: cold start until the next one
     extra = None
@@ -267,45 +264,3 @@ def _simple_features(image: Image) -> np.ndarray | None:
     except (OSError, ValueError) as exc:
         logger.warning("cold-start features: cannot read image %s: %s", image.pk, exc)
         return None
-
-
-def _write_priorities(project: Project, priority_of: dict[int, tuple[float, bool]]) -> int:
-    """Write per-image priorities to all open slots of each image; returns rows changed."""
-    items = list(priority_of.items())
-    changed = 0
-    for start in range(0, len(items), UPDATE_CHUNK):
-        chunk = items[start:start + UPDATE_CHUNK]
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                changed += _write_chunk_postgres(project, chunk)
-            else:
-                changed += _write_chunk_portable(project, chunk)
-    return changed
-
-
-def _write_chunk_postgres(project: Project, chunk) -> int:
-    from psycopg2.extras import execute_values
-
-    with connection.cursor() as cursor:
-        execute_values(
-            cursor,
-            "UPDATE labeling_task AS t SET priority = v.priority, is_random_pick = v.random_pick "
-            "FROM (VALUES %s) AS v(image_id, priority, random_pick) "
-            "WHERE t.image_id = v.image_id AND t.project_id = " + str(int(project.pk)) + " "
-            "AND t.status = 'open' "
-            "AND (t.priority <> v.priority OR t.is_random_pick <> v.random_pick)",
-            [(image_id, priority, random_pick) for image_id, (priority, random_pick) in chunk],
-            template="(%s::bigint, %s::double precision, %s::boolean)",
-            page_size=len(chunk),
-        )
-        return cursor.rowcount
-
-
-def _write_chunk_portable(project: Project, chunk) -> int:
-    tasks = list(Task.objects.filter(project=project, status=TaskStatus.OPEN,
-                                     image_id__in=[image_id for image_id, _ in chunk]))
-    values = dict(chunk)
-    for task in tasks:
-        task.priority, task.is_random_pick = values[task.image_id]
-    Task.objects.bulk_update(tasks, ["priority", "is_random_pick"], batch_size=500)
-    return len(tasks)
