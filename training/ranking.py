@@ -32,7 +32,7 @@ from labeling.queue.services import task_priorities_write
 
 from .ml import sampling, selection
 from .models import Backend, ModelVersion, Prediction
-from .queue_model import project_vectors, queue_head_for_ranking
+from .queue_model import auto_strategy, project_vectors, queue_head_for_ranking
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +53,12 @@ class RefreshSummary:
 
 
 def queue_priorities_refresh(*, project: Project) -> RefreshSummary:
-    """Recompute priorities of the project's open tasks from the deployed model's
-    predictions (call after writing predictions, deploying, or changing the strategy).
+    """Recompute priorities of the project's open tasks (call after a queue-model fit, new
+    embeddings, writing predictions, deploying, or changing the strategy).
 
-    Without a deployed model (cold start) training images are ordered at random, or by
-    k-center greedy on simple image features for the diversity and hybrid strategies.
-    With one, images it has not scored yet keep their priority until the next prelabel.
-    All slots of an image share its priority.
+    Training images are ranked by the first input that applies (see the module docstring);
+    images that input cannot score yet keep their priority. Validation images get random
+    priorities. All slots of an image share its priority.
     """
     deployed = ModelVersion.objects.filter(project=project, is_deployed=True).first()
     seed = project.pk * 100_003 + (deployed.number if deployed else 0)
@@ -75,49 +74,42 @@ def queue_priorities_refresh(*, project: Project) -> RefreshSummary:
     for image_id, priority in zip(validation.tolist(), rng.random(len(validation)).tolist()):
         priority_of[image_id] = (priority, False)
 
+    ranked_ids, priorities, is_random = _training_ranking(project, deployed, train, seed)
+    for image_id, priority, random_pick in zip(ranked_ids, priorities.tolist(), is_random.tolist()):
+        priority_of[image_id] = (priority, random_pick)
+    summary.ranked = len(ranked_ids)
+    summary.unscored = len(train) - len(ranked_ids)
+    summary.updated_tasks = task_priorities_write(project=project, priority_of=priority_of)
+    logger.info("queue priorities refreshed for project %s: %s", project.pk, summary.as_dict())
+    return summary
+
+
+def _training_ranking(project: Project, deployed: ModelVersion | None, train: list[int], seed: int):
+    """(ranked image ids, priorities, is_random) for the open training images."""
     embedded = _embedding_ranking(project, deployed, train, seed) if train else None
     if embedded is not None:
-        ranked_ids, priorities, is_random = embedded
-        for image_id, priority, random_pick in zip(ranked_ids, priorities.tolist(), is_random.tolist()):
-            priority_of[image_id] = (priority, random_pick)
-        summary.ranked = len(ranked_ids)
-        summary.unscored = len(train) - len(ranked_ids)
-        summary.updated_tasks = task_priorities_write(project=project, priority_of=priority_of)
-        logger.info("queue priorities refreshed for project %s: %s", project.pk, summary.as_dict())
-        return summary
+        return embedded
     if deployed is None or deployed.backend == Backend.LINEAR:
         ranked_ids, uncertainty, embeddings, labeled = _cold_start_inputs(project, train)
     else:
         ranked_ids, uncertainty, embeddings, labeled = _prediction_inputs(project, deployed, set(train))
-    summary.ranked = len(ranked_ids)
-    summary.unscored = len(train) - len(ranked_ids)
-    if ranked_ids:
-        strategy = _strategy(project)
-        if deployed is None and strategy not in _EMBEDDING_STRATEGIES:
-            strategy = SamplingStrategy.RANDOM
-        priorities, is_random = sampling.queue_priorities(
-            strategy=strategy,
-            uncertainty=uncertainty,
-            embeddings=embeddings,
-            labeled_embeddings=labeled,
-            random_share=project.random_share,
-            seed=seed,
-            selection_size=min(1000, len(ranked_ids)),
-            num_items=len(ranked_ids),
-        )
-        for image_id, priority, random_pick in zip(ranked_ids, priorities.tolist(), is_random.tolist()):
-            priority_of[image_id] = (priority, random_pick)
-    summary.updated_tasks = task_priorities_write(project=project, priority_of=priority_of)
-    logger.info("queue priorities refreshed for project %s: %s", project.pk, summary.as_dict())
-    return summary
+    if not ranked_ids:
+        return [], np.zeros(0), np.zeros(0, dtype=bool)
+    strategy = _strategy(project)
+    if deployed is None and strategy not in _EMBEDDING_STRATEGIES:
+        strategy = SamplingStrategy.RANDOM
+    priorities, is_random = sampling.queue_priorities(
+        strategy=strategy, uncertainty=uncertainty, embeddings=embeddings, labeled_embeddings=labeled,
+        random_share=project.random_share, seed=seed, selection_size=min(1000, len(ranked_ids)),
+        num_items=len(ranked_ids),
+    )
+    return ranked_ids, priorities, is_random
 
 
 def _strategy(project: Project) -> str:
     """The strategy that ranks now; "auto" resolves to the arm leading on this project."""
     if project.sampling_strategy != SamplingStrategy.AUTO:
         return project.sampling_strategy
-    from .queue_model import auto_strategy
-
     return auto_strategy(project)
 
 
