@@ -1,7 +1,7 @@
 """Queue-model turnaround: refit the linear head and re-rank a pool of 100,000 images.
 
     .venv/bin/python bench/bench_queue_model.py [--pool 100000] [--labels 1000] [--classes 10]
-        [--strategy margin|hybrid] [--postgres postgres://postgres@127.0.0.1:5432] [--no-record]
+        [--strategy margin|hybrid] [--no-record]     (BENCH_POSTGRES: the server, default local)
 
 A classification project in its own PostgreSQL database (created and dropped here) with
 ``--pool`` unlabeled images, each with an open task and a 1280-value embedding (clustered
@@ -25,17 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.bench_reports import SERVER, admin_sql  # noqa: E402
+
 DB_NAME = os.environ.get("BENCH_QUEUE_MODEL_DB", "vision_bench_queue_model")
-
-
-def _psql(server: str, sql: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(f"{server}/postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-    connection.close()
 
 
 def main() -> None:
@@ -45,13 +37,11 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--strategy", default="margin")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    server = args.postgres.rstrip("/")
-    _psql(server, f"DROP DATABASE IF EXISTS {DB_NAME}")
-    _psql(server, f"CREATE DATABASE {DB_NAME}")
-    os.environ.update({"DATABASE_URL": f"{server}/{DB_NAME}", "DJANGO_SETTINGS_MODULE": "vision_project.settings",
+    admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
+    admin_sql(f"CREATE DATABASE {DB_NAME}")
+    os.environ.update({"DATABASE_URL": f"{SERVER}/{DB_NAME}", "DJANGO_SETTINGS_MODULE": "vision_project.settings",
                        "VISION_VAR_DIR": str(ROOT / "var" / "bench-queue-model"), "LOG_LEVEL": "WARNING"})
     os.environ.pop("REDIS_URL", None)
     try:
@@ -61,7 +51,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        _psql(server, f"DROP DATABASE IF EXISTS {DB_NAME}")
+        admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
     _report(args, rows)
 
 
