@@ -31,11 +31,14 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from vision_project.api_errors import job_accepted
+
 from .api import get_project_for
 from .exporters.service import (
     EXPORT_FORMATS,
     ExportRefused,
     export_check_format,
+    export_job_cancel,
     export_job_create,
     export_size,
     export_zip,
@@ -170,10 +173,7 @@ class ImageImportApi(APIView):
             job = import_job_create(
                 project=project, source_path=folder, requested_by=request.user, staged=True, **options
             )
-            return Response(
-                {"job_id": job.pk, "status_url": reverse("import-job-detail", args=[job.pk])},
-                status=status.HTTP_202_ACCEPTED,
-            )
+            return job_accepted(job, {"job_id": job.pk, "status_url": reverse("import-job-detail", args=[job.pk])})
         try:
             files = [(name, os.path.join(folder, name)) for name in sorted(os.listdir(folder))]
             report = import_run(project=project, files=files, author=request.user, **options)
@@ -242,13 +242,17 @@ class ExportApi(APIView):
                 filename=f"project-{project.pk}-{export_format}.zip",
             )
         job = export_job_create(project=project, export_format=export_format, requested_by=request.user)
-        return Response(
-            {"job_id": job.pk, "status_url": reverse("export-job-detail", args=[job.pk])},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        return job_accepted(job, {"job_id": job.pk, "status_url": reverse("export-job-detail", args=[job.pk])})
 
 
 class ExportJobDetailApi(APIView):
     @extend_schema(responses=ExportJobSerializer)
     def get(self, request, job_id: int):
         return Response(ExportJobSerializer(_job_for(request, ExportJob, job_id)).data)
+
+
+class ExportJobCancelApi(APIView):
+    @extend_schema(request=None, responses=ExportJobSerializer)
+    def post(self, request, job_id: int):
+        job = export_job_cancel(job=_job_for(request, ExportJob, job_id))
+        return Response(ExportJobSerializer(job).data)

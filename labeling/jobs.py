@@ -7,7 +7,11 @@ EmbeddingRun: any concrete subclass of labeling.models.Job), in one place.
   (JobPulse) for work that blocks for long;
 - terminal writes only from RUNNING (job_finish, job_fail), so a late write cannot clobber a
   failure or cancel recorded meanwhile;
-- cancel (job_cancel) and the stale sweep (stale_jobs_fail) for workers that died.
+- cancel (job_cancel) and the stale sweep (stale_jobs_fail) for workers that died;
+- dispatch (job_dispatch_on_commit) records when the broker took the task message, and the
+  re-dispatch sweep (queued_jobs_redispatch) sends again what never reached it (a broker
+  outage) or was lost there (a broker restart without persistence): the row is the outbox.
+  A duplicate message is harmless, the claim happens once.
 """
 from __future__ import annotations
 
@@ -19,9 +23,12 @@ from collections.abc import Callable
 
 from django.apps import apps
 from django.conf import settings
-from django.db import connection
-from django.db.models import Model
+from django.db import connection, transaction
+from django.db.models import Model, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
+
+from vision_project import enqueue as broker
 
 from .models import Job, JobStatus
 
@@ -160,3 +167,54 @@ def job_cancel(job):
     rows.filter(status=JobStatus.RUNNING).update(cancel_requested=True)
     job.refresh_from_db()
     return job
+
+
+def job_dispatch(model, pk: int) -> bool:
+    """Send the job's task now and stamp ``dispatched_at``; False (logged) when the broker is
+    unreachable, leaving the row queued for the re-dispatch sweep."""
+    try:
+        broker.enqueue(model.task_name, pk, task_id=_task_id(model, pk))
+    except (BrokerUnreachable, OSError) as exc:
+        logger.warning("%s %s stays queued: the broker is unreachable (%s)", model.__name__, pk, exc)
+        return False
+    model.objects.filter(pk=pk).update(dispatched_at=timezone.now())
+    return True
+
+
+def _task_id(model, pk: int) -> str | None:
+    """The task id a job kind keeps (to revoke its task), so a re-sent message carries it too."""
+    if not any(field.name == "celery_task_id" for field in model._meta.fields):
+        return None
+    return model.objects.filter(pk=pk).values_list("celery_task_id", flat=True).first() or None
+
+
+def job_dispatch_on_commit(job) -> None:
+    """Send the job's task once its row commits, so the worker finds the row it is sent for."""
+    model, pk = type(job), job.pk
+    transaction.on_commit(lambda: job_dispatch(model, pk))
+
+
+def job_dispatched(job) -> bool:
+    """Whether the broker has taken the job (or a worker already picked it up)."""
+    return type(job).objects.filter(pk=job.pk).filter(
+        Q(dispatched_at__isnull=False) | ~Q(status=JobStatus.QUEUED)
+    ).exists()
+
+
+def queued_jobs_redispatch(*, now=None) -> int:
+    """Send again the task of every queued job whose message never reached the broker (older
+    than VISION_JOB_DISPATCH_GRACE, so a request's own on-commit send is not raced) or was
+    sent longer ago than VISION_JOB_RESEND_AFTER (a broker restart may have lost it).
+    Return how many were sent."""
+    now = now or timezone.now()
+    sent = 0
+    for model in job_models():
+        waiting = model.objects.filter(status=JobStatus.QUEUED, cancel_requested=False).filter(
+            Q(dispatched_at__isnull=True, created_at__lt=now - settings.VISION_JOB_DISPATCH_GRACE)
+            | Q(dispatched_at__lt=now - settings.VISION_JOB_RESEND_AFTER)
+        )
+        for pk in waiting.values_list("pk", flat=True):
+            if not job_dispatch(model, pk):
+                return sent  # the broker is still away: the next sweep tries again
+            sent += 1
+    return sent

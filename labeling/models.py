@@ -2,6 +2,8 @@
 
 Data and constraints only; writes go through services.py.
 """
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -368,12 +370,20 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker took the job's task message; empty while it has not."
+    )
+
+    # The Celery task (by name) that runs a job of this kind, sent with the row's id.
+    task_name: ClassVar[str]
 
     class Meta:
         abstract = True
 
 
 class ImportJob(Job):
+    task_name = "labeling.tasks.import_execute"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
     source_path = models.CharField(max_length=1000, help_text="Staged upload or server folder.")
     label_format = models.CharField(max_length=20, blank=True)
@@ -387,6 +397,8 @@ class ImportJob(Job):
 
 
 class ExportJob(Job):
+    task_name = "labeling.tasks.export_execute"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     format = models.CharField(max_length=10)
     result_file = models.FileField(upload_to="exports/", max_length=500, blank=True)

@@ -29,3 +29,10 @@ def import_staging_sweep() -> int:
     from .importers.service import import_staging_sweep as sweep
 
     return sweep()
+
+
+@shared_task(name="labeling.tasks.queued_jobs_redispatch")
+def queued_jobs_redispatch() -> int:
+    from .jobs import queued_jobs_redispatch as redispatch
+
+    return redispatch()

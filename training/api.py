@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from labeling.api import get_project_for
 from labeling.models import Role
 from labeling.permissions import get_for_caller
+from vision_project.api_errors import job_accepted
 
 from . import services
 from .models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
@@ -44,7 +45,7 @@ class TrainingRunListStartApi(APIView):
         serializer.is_valid(raise_exception=True)
         run = services.training_run_start(project=project, requested_by=request.user, **serializer.validated_data)
         run = _run_queryset().get(pk=run.pk)
-        return Response(TrainingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return job_accepted(run, TrainingRunOutputSerializer(run).data)
 
 
 class TrainingRunDetailApi(APIView):
@@ -85,7 +86,7 @@ class PrelabelStartApi(APIView):
         project = get_project_for(request, project_id, Role.ADMIN)
         run = services.prelabel_run_start(project=project, requested_by=request.user)
         run = PrelabelRun.objects.select_related("model_version").get(pk=run.pk)
-        return Response(PrelabelRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return job_accepted(run, PrelabelRunOutputSerializer(run).data)
 
 
 class PrelabelRunDetailApi(APIView):
@@ -93,6 +94,14 @@ class PrelabelRunDetailApi(APIView):
     def get(self, request, run_id: int):
         run = _get_checked(request, PrelabelRun.objects.select_related("model_version"), run_id, Role.LEAD)
         return Response(PrelabelRunOutputSerializer(run).data)
+
+
+class PrelabelRunCancelApi(APIView):
+    @extend_schema(request=None, responses={202: PrelabelRunOutputSerializer})
+    def post(self, request, run_id: int):
+        run = _get_checked(request, PrelabelRun.objects.select_related("model_version"), run_id, Role.ADMIN)
+        run = services.prelabel_run_cancel(run=run)
+        return Response(PrelabelRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _embedding_run_queryset():
@@ -107,7 +116,7 @@ class EmbeddingRunStartApi(APIView):
         serializer.is_valid(raise_exception=True)
         run = services.embedding_run_start(project=project, requested_by=request.user, **serializer.validated_data)
         run = _embedding_run_queryset().get(pk=run.pk)
-        return Response(EmbeddingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return job_accepted(run, EmbeddingRunOutputSerializer(run).data)
 
 
 class EmbeddingRunDetailApi(APIView):

@@ -78,6 +78,8 @@ class TrainingTrigger(models.TextChoices):
 
 
 class TrainingRun(Job):
+    task_name = "training.tasks.training_run_execute"
+
     project = models.ForeignKey(
         "labeling.Project", on_delete=models.CASCADE, related_name="training_runs"
     )
@@ -115,6 +117,8 @@ class TrainingRun(Job):
 
 
 class PrelabelRun(Job):
+    task_name = "training.tasks.prelabel_execute"
+
     project = models.ForeignKey(
         "labeling.Project", on_delete=models.CASCADE, related_name="prelabel_runs"
     )
@@ -200,6 +204,8 @@ class EmbeddingRun(Job):
     """Embeds a project's images that have no vector under ``model_key`` yet (all of them, or
     those of ``image_ids``). At most one queued run per project: a request while one waits
     joins it; a request while one runs queues one follow-up, for the images it did not see."""
+
+    task_name = "training.tasks.embed_images"
 
     project = models.ForeignKey(
         "labeling.Project", on_delete=models.CASCADE, related_name="embedding_runs"

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.jobs import JobPulse, job_cancel, job_claim, job_fail, job_finish
+from labeling.jobs import JobPulse, job_cancel, job_claim, job_dispatch_on_commit, job_fail, job_finish
 from labeling.models import Image, JobStatus, LabelClass, Project, TaskType
 from training.ml.base import TrainingCancelled, TrainParams
 from training.ml.embedding_specs import EMBEDDING_MODELS
@@ -91,7 +91,7 @@ def training_run_start(
         raise Conflict("A training run is already active for this project.",
                        run_id=active.pk if active else None) from None
     if enqueue:
-        enqueue_on_commit("training.tasks.training_run_execute", run.pk, task_id=task_id)
+        job_dispatch_on_commit(run)
     return run
 
 
@@ -438,8 +438,13 @@ def prelabel_run_start(
             return active
         raise Conflict("A prelabel run is already active for this version.",
                        run_id=active.pk if active else None) from None
-    enqueue_on_commit("training.tasks.prelabel_execute", run.pk)
+    job_dispatch_on_commit(run)
     return run
+
+
+def prelabel_run_cancel(*, run: PrelabelRun) -> PrelabelRun:
+    """A running run stops after its current batch; the predictions written so far stay."""
+    return job_cancel(run)
 
 
 def prelabel_run_execute(*, run_id: int) -> PrelabelRun | None:
@@ -547,26 +552,18 @@ def embedding_run_start(
                                    run_id=raced.pk if raced else None) from None
                 continue
             if enqueue:
-                _embedding_run_send(run.pk)
+                job_dispatch_on_commit(run)
             return run
     raise Conflict("Embedding runs are being started concurrently for this project; try again.")
 
 
 def _embedding_run_join(queued: EmbeddingRun, ids: list[int] | None) -> EmbeddingRun:
-    """Fold a request into the queued run (row locked by the caller). A run queued for a while
-    gets its message sent again: one that never reached the broker would otherwise wait for
-    ever, and a duplicate finds nothing to claim."""
+    """Fold a request into the queued run (row locked by the caller). One whose message never
+    reached the broker is sent again by the re-dispatch sweep (labeling.jobs)."""
     if queued.image_ids is not None:
         queued.image_ids = None if ids is None else sorted(set(queued.image_ids) | set(ids))
         queued.save(update_fields=["image_ids"])
-    if timezone.now() - queued.created_at > settings.VISION_EMBED_RESEND_AFTER:
-        _embedding_run_send(queued.pk)
     return queued
-
-
-def _embedding_run_send(run_id: int) -> None:
-    """Enqueue by name once the row commits (services import no tasks)."""
-    enqueue_on_commit(EMBED_TASK, run_id, robust=True)
 
 
 def embedding_run_cancel(*, run: EmbeddingRun) -> EmbeddingRun:

@@ -13,6 +13,7 @@ urlpatterns = [
          name="modelversion-deploy"),
     path("projects/<int:project_id>/prelabel/", api.PrelabelStartApi.as_view(), name="prelabel-start"),
     path("prelabel-runs/<int:run_id>/", api.PrelabelRunDetailApi.as_view(), name="prelabelrun-detail"),
+    path("prelabel-runs/<int:run_id>/cancel/", api.PrelabelRunCancelApi.as_view(), name="prelabelrun-cancel"),
     path("projects/<int:project_id>/embedding-runs/", api.EmbeddingRunStartApi.as_view(),
          name="embeddingrun-start"),
     path("embedding-runs/<int:run_id>/", api.EmbeddingRunDetailApi.as_view(), name="embeddingrun-detail"),

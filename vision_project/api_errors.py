@@ -1,10 +1,14 @@
 """Every API error is JSON with a human-readable `detail`."""
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from labeling.jobs import job_dispatched
 from labeling.payloads import PayloadError
+
+BROKER_RETRY_AFTER_S = 60
 
 
 class Conflict(Exception):
@@ -14,6 +18,19 @@ class Conflict(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+
+def job_accepted(job, data: dict) -> Response:
+    """The answer to a request that queued ``job``: 202 with ``data``, or 503 with the same
+    body (the job's id in it) when the broker did not take the task. The job is not lost: it
+    stays queued and the re-dispatch sweep sends it once the broker is back."""
+    # Inside an outer transaction the send waits for its commit and has not been tried yet.
+    if connection.in_atomic_block or job_dispatched(job):
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+    detail = ("The job is queued, but the task broker is unreachable; it starts once the broker is back. "
+              "Poll its status; no need to ask again.")
+    return Response({**data, "detail": detail}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                    headers={"Retry-After": str(BROKER_RETRY_AFTER_S)})
 
 
 def exception_handler(exc, context):

@@ -39,11 +39,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_prometheus",
     "labeling",
     "training",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -52,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "vision_project.urls"
@@ -227,8 +230,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request that sends a task waits at most about a second for an unreachable broker; the job
+# row stays queued and the re-dispatch sweep sends it later (the API answers 503 with its id).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    # Sends again what a broker outage kept from the broker (labeling.jobs.queued_jobs_redispatch).
+    "redispatch-queued-jobs": {
+        "task": "labeling.tasks.queued_jobs_redispatch",
+        "schedule": timedelta(minutes=1),
+    },
     "fail-stale-jobs": {
         "task": "training.tasks.stale_jobs_fail",
         "schedule": timedelta(minutes=1),
@@ -255,6 +266,11 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # A job whose heartbeat is older than this is taken for dead and marked failed.
 VISION_JOB_STALE_AFTER = timedelta(seconds=env.int("VISION_JOB_STALE_AFTER_SECONDS", default=180))
 # Running jobs refresh their heartbeat this often (well under the stale limit above).
+# A queued job whose task message never reached the broker (it was down) is sent again by the
+# re-dispatch sweep after this grace; one sent longer than RESEND_AFTER ago and still queued
+# (lost in a broker restart) is sent again too. Duplicates are harmless: a job is claimed once.
+VISION_JOB_DISPATCH_GRACE = timedelta(seconds=env.int("VISION_JOB_DISPATCH_GRACE_SECONDS", default=30))
+VISION_JOB_RESEND_AFTER = timedelta(seconds=env.int("VISION_JOB_RESEND_AFTER_SECONDS", default=1800))
 VISION_JOB_HEARTBEAT_SECONDS = env.float("VISION_JOB_HEARTBEAT_SECONDS", default=15.0)
 # Training and prelabel time limits; both stay under the broker's visibility timeout.
 VISION_TRAIN_SOFT_TIME_LIMIT = env.int("VISION_TRAIN_SOFT_TIME_LIMIT", default=5 * 3600)
@@ -272,7 +288,6 @@ VISION_EMBEDDING_MODEL = env.str("VISION_EMBEDDING_MODEL", default="efficientnet
 VISION_EMBED_BATCH_SIZE = env.int("VISION_EMBED_BATCH_SIZE", default=64)
 VISION_EMBED_DEVICE = env.str("VISION_EMBED_DEVICE", default="")
 VISION_EMBED_ON_IMPORT = env.bool("VISION_EMBED_ON_IMPORT", default=True)
-VISION_EMBED_RESEND_AFTER = timedelta(seconds=env.int("VISION_EMBED_RESEND_AFTER_SECONDS", default=120))
 VISION_EMBED_SOFT_TIME_LIMIT = env.int("VISION_EMBED_SOFT_TIME_LIMIT", default=2 * 3600)
 
 # ultralytics reads these from the environment when first imported: never reach the
@@ -281,10 +296,20 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(VAR_DIR / "ultralytics"))
 
+# /metrics answers a bearer token when one is set, else loopback callers only (health.py).
+VISION_METRICS_TOKEN = env.str("VISION_METRICS_TOKEN", default="")
+
+# LOG_FORMAT=json: one JSON object per line (for a log shipper); plain text otherwise.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": "json" if env.str("LOG_FORMAT", default="plain") == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

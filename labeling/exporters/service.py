@@ -20,10 +20,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from vision_project.api_errors import Conflict
-from vision_project.enqueue import enqueue_on_commit
 
 from ..importers.service import staging_dir
-from ..jobs import JobStopped, job_claim, job_fail, job_finish, job_progress_writer
+from ..jobs import (
+    JobStopped,
+    job_cancel,
+    job_claim,
+    job_dispatch_on_commit,
+    job_fail,
+    job_finish,
+    job_progress_writer,
+)
 from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, Project, TaskType
 from ..selectors import image_latest_labels
 from .coco import coco_write
@@ -115,7 +122,7 @@ def export_job_create(*, project: Project, export_format: str, requested_by=None
     if running is not None:
         raise Conflict(f"A {export_format} export of this project is already under way.", job_id=running.pk)
     job = ExportJob.objects.create(project=project, format=export_format, requested_by=requested_by)
-    enqueue_on_commit("labeling.tasks.export_execute", job.pk)
+    job_dispatch_on_commit(job)
     return job
 
 
@@ -135,11 +142,17 @@ def export_job_execute(*, job_id: int) -> None:
         if not finished:  # failed or cancelled meanwhile: keep no orphan file
             default_storage.delete(saved)
     except JobStopped:
-        pass  # marked failed meanwhile (stale heartbeat): the row says so already
+        # cancelled on request (recorded here, only from RUNNING) or marked failed meanwhile
+        job_finish(ExportJob, job_id, JobStatus.CANCELLED, message="Cancelled on request")
     except Exception as exc:
         if saved:
             default_storage.delete(saved)
         job_fail(ExportJob, job_id, exc, error=f"export failed: {exc}")
+
+
+def export_job_cancel(*, job: ExportJob) -> ExportJob:
+    """Stop an export: a queued one at once, a running one at its next progress write."""
+    return job_cancel(job)
 
 
 def export_files_expire(*, older_than: timedelta | None = None) -> int:

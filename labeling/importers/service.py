@@ -20,10 +20,16 @@ from pathlib import Path
 
 from django.conf import settings
 
-from vision_project.enqueue import enqueue_on_commit
-
 from ..ingest import IngestBatch
-from ..jobs import JobStopped, job_cancel, job_claim, job_fail, job_finish, job_progress_writer
+from ..jobs import (
+    JobStopped,
+    job_cancel,
+    job_claim,
+    job_dispatch_on_commit,
+    job_fail,
+    job_finish,
+    job_progress_writer,
+)
 from ..models import ACTIVE_JOB_STATUSES, ImportJob, JobStatus, Project, TaskType
 from ..signals import images_imported_send
 from .classification import csv_records, folder_records
@@ -266,7 +272,7 @@ def import_job_create(
         },
     )
     if enqueue:
-        enqueue_on_commit("labeling.tasks.import_execute", job.pk)
+        job_dispatch_on_commit(job)
     return job
 
 

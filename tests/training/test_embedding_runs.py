@@ -164,16 +164,18 @@ def test_a_second_start_conflicts_but_the_import_trigger_joins():
     assert EmbeddingRun.objects.filter(project=project).count() == 2
 
 
-def test_a_long_queued_run_gets_its_message_sent_again_when_joined(django_capture_on_commit_callbacks, sent):
+def test_a_run_whose_message_never_left_is_sent_again_by_the_sweep(django_capture_on_commit_callbacks, sent):
+    from labeling.jobs import queued_jobs_redispatch
+
     project, _ = project_with_images(1)
-    run = services.embedding_run_start(project=project)
+    run = services.embedding_run_start(project=project)  # its on-commit send never ran: lost
     with django_capture_on_commit_callbacks(execute=True):
-        services.embedding_run_start(project=project, join=True)
-    assert sent == []
+        assert services.embedding_run_start(project=project, join=True).pk == run.pk
+    assert sent == [] and queued_jobs_redispatch() == 0  # within the grace of its own send
     EmbeddingRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
-    with django_capture_on_commit_callbacks(execute=True):
-        services.embedding_run_start(project=project, join=True)
+    assert queued_jobs_redispatch() == 1
     assert sent == [("training.tasks.embed_images", [run.pk])]
+    assert queued_jobs_redispatch() == 0  # stamped as dispatched: not sent again
 
 
 def _zip_of(n: int) -> bytes:
