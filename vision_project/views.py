@@ -1,22 +1,15 @@
-"""Site-level views: health check and access-checked media."""
+"""Site-level views: access-checked media (health checks live in health.py)."""
 import mimetypes
 import re
 
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
-from django.db import connection
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404
 
 from labeling.models import Project, Role
 from labeling.permissions import caller_role
 
 _PROJECT_MEDIA = re.compile(r"^projects/(\d+)/")
-
-
-def healthz(request):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
 
 
 @login_required
