@@ -55,6 +55,7 @@ from .importers.service import (
 )
 from .models import ExportJob, ImportJob, Role
 from .permissions import get_for_caller
+from .storage import stage_folder
 
 
 class ImportInputSerializer(serializers.Serializer):
@@ -171,7 +172,7 @@ class ImageImportApi(APIView):
         )
         if run_as_job:
             job = import_job_create(
-                project=project, source_path=folder, requested_by=request.user, staged=True, **options
+                project=project, source_path=stage_folder(folder), requested_by=request.user, staged=True, **options
             )
             return job_accepted(job, {"job_id": job.pk, "status_url": reverse("import-job-detail", args=[job.pk])})
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labeling.models import Image, Project, Split, TaskType
+from labeling.storage import local_path, prefetch
 from training.ml.base import DatasetSpec, Item
 
 from . import selectors
@@ -24,13 +25,11 @@ class SnapshotError(ValueError):
 
 
 def image_local_path(image: Image) -> str:
-    """The stored file on local disk; backends read files, not storage objects."""
+    """The stored file on local disk (a cached copy for remote storage): backends read files."""
     try:
-        return image.file.path
-    except NotImplementedError:
-        raise SnapshotError(
-            "training reads images from local disk; this storage backend has no local paths"
-        ) from None
+        return local_path(image.file.name)
+    except OSError as exc:
+        raise SnapshotError(f"image {image.pk} ({image.original_name}) cannot be read from storage: {exc}") from exc
 
 
 def _item(image: Image, payload: dict, index_of: dict[int, int], task_type: str) -> Item | None:
@@ -61,7 +60,9 @@ def dataset_snapshot(*, project: Project, require_train: bool = True) -> Snapsho
     class_ids = [c[0] for c in classes]
     index_of = {class_id: i for i, class_id in enumerate(class_ids)}
     train, val, train_ids, val_ids = [], [], [], []
-    for label in selectors.training_labels(project).iterator(chunk_size=2000):
+    labels = list(selectors.training_labels(project).iterator(chunk_size=2000))
+    prefetch(label.image.file.name for label in labels)  # remote storage: fetched in parallel
+    for label in labels:
         image = label.image
         item = _item(image, label.payload, index_of, project.task_type)
         if item is None:

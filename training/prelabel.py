@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from labeling.models import JobStatus, Project, TaskType
+from labeling.storage import local_path, local_paths
 from training.ml.base import ImagePrediction
 from training.ml.batching import StageTimings
 from training.ml.registry import load_backend
@@ -99,10 +99,10 @@ def prelabel_pool(*, run: PrelabelRun, should_stop: Callable[[], bool]) -> dict:
     stats: dict = {"total": len(todo), "written": 0, "errors": 0, "error_samples": []}
     if not todo:
         return stats
-    backend = load_backend(version.backend, version.weights.path, version_class_names(version))
+    backend = load_backend(version.backend, local_path(version.weights.name), version_class_names(version))
     timings = StageTimings()
     image_ids = [image_id for image_id, _ in todo]
-    paths = (default_storage.path(name) for _, name in todo)
+    paths = local_paths(name for _, name in todo)
     predictions = backend.predict(paths, settings.VISION_PRELABEL_BATCH_SIZE, **predict_kwargs(version, timings))
     done = 0
     for chunk in _chunks(zip(image_ids, predictions), settings.VISION_PRELABEL_WRITE_EVERY):

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from labeling.jobs import JobPulse, job_cancel, job_claim, job_dispatch_on_commit, job_fail, job_finish
 from labeling.models import Image, JobStatus, LabelClass, Project, TaskType
+from labeling.storage import local_path
 from training.ml.base import TrainingCancelled, TrainParams
 from training.ml.embedding_specs import EMBEDDING_MODELS
 from training.ml.metrics import json_finite
@@ -144,7 +145,7 @@ def start_point_for(project: Project, snapshot: Snapshot, deployed: ModelVersion
             raise SnapshotError(f"start weights {name!r} not found in the weights folder {folder}")
         return StartPoint(None, name, name)  # a config (yolov8n.yaml) or architecture name
     if deployed is not None and deployed.weights and deployed.class_ids == snapshot.class_ids:
-        return StartPoint(deployed.weights.path, None, deployed.architecture or f"v{deployed.number}")
+        return StartPoint(local_path(deployed.weights.name), None, deployed.architecture or f"v{deployed.number}")
     return StartPoint(None, None, "")
 
 
@@ -233,7 +234,7 @@ def _deployed_baseline(deployed: ModelVersion | None, snapshot: Snapshot) -> Bas
         return Baseline(deployed, value, "re-evaluated") if value is not None else \
             Baseline(deployed, deployed.primary_metric, "stored")
     if deployed.weights and deployed.class_ids == snapshot.class_ids:
-        backend = load_backend(deployed.backend, deployed.weights.path, snapshot.spec.class_names)
+        backend = load_backend(deployed.backend, local_path(deployed.weights.name), snapshot.spec.class_names)
         metrics = backend.evaluate(snapshot.spec)
         return Baseline(deployed, float(metrics["primary"]), "re-evaluated")
     return Baseline(deployed, deployed.primary_metric, "stored")

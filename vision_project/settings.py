@@ -121,6 +121,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Workers read remote-storage files through a local cache of this size (labeling/storage.py).
+VISION_STORAGE_CACHE_DIR = Path(env.str("VISION_STORAGE_CACHE_DIR", default=str(VAR_DIR / "storage-cache")))
+VISION_STORAGE_CACHE_MAX_BYTES = env.int("VISION_STORAGE_CACHE_MAX_BYTES", default=20 * 2**30)
+
 # S3-compatible object storage when a bucket is configured (django-storages).
 if env.str("AWS_STORAGE_BUCKET_NAME", default=""):
     STORAGES["default"] = {

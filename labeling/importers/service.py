@@ -32,6 +32,7 @@ from ..jobs import (
 )
 from ..models import ACTIVE_JOB_STATUSES, ImportJob, JobStatus, Project, TaskType
 from ..signals import images_imported_send
+from ..storage import staged_delete, staged_folder, staged_in_storage_sweep
 from .classification import csv_records, folder_records
 from .coco import coco_records
 from .records import LabelError, labels_apply
@@ -283,9 +284,25 @@ def import_job_execute(*, job_id: int) -> None:
     options = job.report.get("options", {})
     if not claimed:
         if job.status not in ACTIVE_JOB_STATUSES and options.get("staged"):
-            shutil.rmtree(job.source_path, ignore_errors=True)  # cancelled before it started
+            staged_delete(job.source_path)  # cancelled before it started
         return
-    source = job.source_path
+    try:
+        _import_job_run(job, options)
+    finally:
+        if options.get("staged"):
+            staged_delete(job.source_path)
+
+
+def _import_job_run(job: ImportJob, options: dict) -> None:
+    try:
+        with staged_folder(job.source_path) as source:  # a staged upload in storage comes here first
+            _import_job_files(job, options, source)
+    except OSError as exc:  # the files' own errors are handled inside; this is the fetch
+        job_fail(ImportJob, job.pk, exc, error=f"the staged upload cannot be read from storage: {exc}")
+
+
+def _import_job_files(job: ImportJob, options: dict, source: str) -> None:
+    job_id = job.pk
     try:
         if os.path.isdir(source):
             files = list(folder_files(source))
@@ -323,9 +340,6 @@ def import_job_execute(*, job_id: int) -> None:
             )
         job_finish(ImportJob, job_id, JobStatus.SUCCEEDED, progress=1.0, processed=total, message=message[:500],
                    report={"options": options, **report})
-    finally:
-        if options.get("staged"):
-            shutil.rmtree(source, ignore_errors=True)
 
 
 def import_job_cancel(*, job: ImportJob) -> ImportJob:
@@ -350,4 +364,4 @@ def import_staging_sweep(*, older_than: timedelta = timedelta(hours=24)) -> int:
         else:
             entry.unlink(missing_ok=True)
         removed += 1
-    return removed
+    return removed + staged_in_storage_sweep(active=active, older_than=older_than)
