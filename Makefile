@@ -23,6 +23,7 @@ install: $(STAMP)
 $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(PIP) install --quiet -r requirements-test.txt
 	bash .ci/ensure-chromium
+	bash .ci/ensure-compose
 	touch $@
 
 install-test: $(TEST_STAMP)

@@ -1,14 +1,19 @@
 #!/bin/sh
-# One entrypoint, one process per container: web, worker-default, worker-gpu or beat.
+# One entrypoint, one process per container: migrate (once, before the others), web,
+# worker-default, worker-gpu or beat. Anything else runs as given.
 set -e
 case "$1" in
+  migrate) exec python manage.py migrate --noinput ;;
   web)
-    python manage.py migrate --noinput
-    python manage.py collectstatic --noinput --verbosity 0
     # Processes rather than threads: request handling is CPU-bound Python (see bench/RESULTS.md).
-    exec gunicorn vision_project.wsgi:application --bind 0.0.0.0:8000 --workers "${WEB_WORKERS:-6}" --threads 2 ;;
-  worker-default) exec celery -A vision_project worker -Q default --concurrency 4 ;;
-  worker-gpu) exec celery -A vision_project worker -Q gpu --concurrency 1 ;;
-  beat) exec celery -A vision_project beat --scheduler django_celery_beat.schedulers:DatabaseScheduler ;;
+    exec gunicorn vision_project.wsgi:application --bind "0.0.0.0:${PORT:-8000}" \
+      --workers "${WEB_WORKERS:-4}" --threads "${WEB_THREADS:-2}" --access-logfile - ;;
+  worker-default)
+    exec celery -A vision_project worker -Q default --concurrency "${DEFAULT_CONCURRENCY:-4}" \
+      --hostname "default@%h" ;;
+  # One process per GPU: each gpu-worker container is given one device (compose reserves it).
+  worker-gpu) exec celery -A vision_project worker -Q gpu --concurrency 1 --hostname "gpu@%h" ;;
+  beat)
+    exec celery -A vision_project beat --scheduler django_celery_beat.schedulers:DatabaseScheduler ;;
   *) exec "$@" ;;
 esac

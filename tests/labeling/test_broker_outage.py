@@ -3,8 +3,6 @@ and once the broker is back the re-dispatch sweep (run by beat) sends it; nobody
 database in between. The broker here is a Redis server of the test's own, so stopping it
 leaves every other user of the machine's Redis alone."""
 import shutil
-import socket
-import subprocess
 import time
 from datetime import timedelta
 
@@ -16,46 +14,13 @@ from django.utils import timezone
 from labeling import jobs
 from labeling.models import ExportJob, JobStatus, Role
 from tests.factories import MembershipFactory, UserFactory
+from tests.processes import OwnRedis, wait_for
 from tests.training.test_classification_and_simulation import classification_project
-from tests.training.test_worker_over_redis import _wait_for as wait_for
 from training import services
 from training.models import TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("redis-server") is None,
                                                    reason="needs the redis-server binary")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnRedis:
-    """A throw-away redis-server on a port of its own, stopped and started at will."""
-
-    def __init__(self, tmp_path):
-        self.port, self.dir, self.process = _free_port(), tmp_path, None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        assert wait_for(self._answers, 10), "the test's redis-server did not start"
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
 
 
 def _use_broker(app, url: str) -> None:
@@ -82,8 +47,7 @@ def own_broker(tmp_path, settings):
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
     yield app, redis
-    if redis.process.poll() is None:
-        redis.stop()
+    redis.stop()
     (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager,
      app.conf.beat_schedule, app.conf.beat_scheduler) = saved
     _use_broker(app, saved[0])

@@ -4,11 +4,10 @@ share neither a media folder nor a cache with the web process or each other: a z
 staged through the bucket, labels, training, deploy, re-scoring and an export."""
 import io
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -18,29 +17,24 @@ from PIL import Image as PILImage
 
 from labeling.models import ImportJob, JobStatus, LabelClass, Role, Split, TaskType
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
-from tests.training.test_worker_over_redis import _wait_for as wait_for
+from tests.processes import free_port, wait_for
 from training.models import ModelVersion, Prediction, PrelabelRun, TrainingRun
 
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"  # installed into this interpreter's environment
 pytestmark = [
     pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis,
-    pytest.mark.skipif(shutil.which("moto_server") is None, reason="needs moto's server (requirements-test.txt)"),
+    pytest.mark.skipif(not MOTO_SERVER.exists(), reason="needs moto's server (requirements-test.txt)"),
 ]
 BUCKET = "vision-test"
 COLORS = {"red": (215, 35, 40), "blue": (35, 45, 215)}
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def s3_server(tmp_path, monkeypatch):
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "moto.log", "wb")
-    server = subprocess.Popen([shutil.which("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    server = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
                               stdout=log, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
     for name, value in CREDENTIALS.items():
