@@ -1,8 +1,11 @@
 """Writes on the human side. Named <entity>_<action>, keyword-only, atomic."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -104,8 +107,41 @@ def project_settings_check(project: Project, fields: set[str] | None = None) -> 
             and (fields is None or "train_image_size" in fields) and size % 32):
         errors["train_image_size"] = (f"Image size must be a multiple of 32 for a detector "
                                       f"(the network's stride), such as {max(32, round(size / 32) * 32)}; got {size}.")
+    if fields is None or "start_weights" in fields:
+        try:
+            start_weights_resolve(project.start_weights, project.task_type)
+        except ValueError as exc:
+            errors["start_weights"] = str(exc)
     if errors:
         raise ValidationError(errors)
+
+
+# A model config ultralytics builds from its own package (random init), or a classifier
+# architecture (a bare name). Any other string ultralytics reads as a checkpoint, which is a
+# pickle: `evil.PT` or `evil` (it appends .pt) from the worker's current folder.
+MODEL_CONFIG_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.yaml")
+ARCHITECTURE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def start_weights_resolve(name: str, task_type: str) -> tuple[Path | None, str | None]:
+    """(weights file, None) for a `.pt` file (any case) directly in the trusted weights folder,
+    (None, config) for a model config or a classifier's architecture name, (None, None) for
+    blank. Raises ValueError, in words, for anything else."""
+    name = name.strip()
+    if not name:
+        return None, None
+    folder = Path(settings.VISION_WEIGHTS_DIR).resolve()
+    if name.lower().endswith(".pt"):
+        candidate = (folder / name).resolve() if "\x00" not in name else None
+        if candidate is not None and candidate.parent == folder and candidate.is_file():
+            return candidate, None
+        raise ValueError(f"Start weights {name!r} not found in the weights folder "
+                         "(VISION_WEIGHTS_DIR); give the name of a .pt file there.")
+    if MODEL_CONFIG_NAME.fullmatch(name) or (task_type == "classification" and ARCHITECTURE_NAME.fullmatch(name)):
+        return None, name
+    kinds = "a model config such as yolov8n.yaml" + (", an architecture such as resnet18"
+                                                     if task_type == "classification" else "")
+    raise ValueError(f"Start weights {name!r} are neither a .pt file in the weights folder nor {kinds}.")
 
 
 # Settings that decide the queue order: changing one re-scores the open tasks.
