@@ -214,6 +214,15 @@ def _checked_name(*, project: Project, name: str, label_class: LabelClass | None
     return clean
 
 
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
+def _checked_color(color: str) -> str:
+    if not re.fullmatch(COLOR_PATTERN, color):
+        raise ValidationError({"color": f"A class colour is #rrggbb in hex, such as #e6194b; got {color!r}."})
+    return color
+
+
 def _save_label_class(label_class: LabelClass) -> LabelClass:
     # Constraints are checked above with readable messages; one that loses a race with a
     # concurrent write still gets a message, not a server error.
@@ -255,7 +264,7 @@ def label_class_create(
     label_class = LabelClass(
         project=project,
         name=name,
-        color=color or DEFAULT_COLORS[existing % len(DEFAULT_COLORS)],
+        color=_checked_color(color) if color else DEFAULT_COLORS[existing % len(DEFAULT_COLORS)],
         hotkey=hotkey,
         parent=parent,
         order=existing if order is None else order,
@@ -271,6 +280,8 @@ def label_class_update(*, label_class: LabelClass, **fields) -> LabelClass:
         fields["name"] = _checked_name(project=project, name=fields["name"], label_class=label_class)
     if "hotkey" in fields:
         fields["hotkey"] = _checked_hotkey(project=project, hotkey=fields["hotkey"] or "", label_class=label_class)
+    if "color" in fields:
+        fields["color"] = _checked_color(fields["color"])
     if "parent" in fields and fields["parent"] is not None:
         parent = project.label_classes.filter(pk=fields["parent"]).first()
         if parent is None or parent.pk == label_class.pk:

@@ -46,3 +46,41 @@ def test_a_bare_architecture_name_is_a_classifier_setting_only(api_client):
     api_client.force_authenticate(_admin_of(detector))
     response = api_client.patch(f"/api/projects/{detector.pk}/", {"start_weights": "resnet18"}, format="json")
     assert response.status_code == 400
+
+
+def _two_classes(api_client):
+    project = ProjectFactory()
+    api_client.force_authenticate(_admin_of(project))
+    url = f"/api/projects/{project.pk}/label-classes/"
+    car = api_client.post(url, {"name": "car", "hotkey": "c"}, format="json").json()
+    bus = api_client.post(url, {"name": "bus", "hotkey": "b"}, format="json").json()
+    return project, car, f"{url}{bus['id']}/"
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"name": "car"}, "name"), ({"name": " car "}, "name"), ({"hotkey": "c"}, "hotkey"), ({"hotkey": "C"}, "hotkey"),
+    ({"color": "bad"}, "color"), ({"color": "#12345g"}, "color"),
+    ({"order": 10**12}, "order"), ({"name": "x" * 101}, "name"),
+])
+def test_a_class_change_to_what_is_taken_or_malformed_is_a_400_naming_the_field(api_client, change, field):
+    project, car, bus_url = _two_classes(api_client)
+    response = api_client.patch(bus_url, change, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["detail"]
+    bus = api_client.get(f"/api/projects/{project.pk}/label-classes/").json()[1]
+    assert (bus["name"], bus["hotkey"]) == ("bus", "b")
+
+
+def test_the_class_services_check_the_colour_for_every_caller():
+    from django.core.exceptions import ValidationError
+
+    from labeling.services import label_class_create, label_class_update
+
+    project = ProjectFactory()
+    with pytest.raises(ValidationError, match="colour"):
+        label_class_create(project=project, name="car", color="bad")
+    car = label_class_create(project=project, name="car", color="#A1B2C3")
+    with pytest.raises(ValidationError, match="colour"):
+        label_class_update(label_class=car, color="red")
+    car.refresh_from_db()
+    assert car.color == "#A1B2C3"
