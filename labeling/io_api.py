@@ -31,6 +31,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from vision_project.json_input import BoundedJSONField
+
 from .api import get_project_for
 from .exporters.service import (
     EXPORT_FORMATS,
@@ -57,7 +59,7 @@ from .permissions import get_for_caller
 class ImportInputSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
     label_format = serializers.ChoiceField(choices=LABEL_FORMATS, required=False, allow_blank=True)
-    class_map = serializers.JSONField(required=False, help_text='{"their category": "our class name"}')
+    class_map = BoundedJSONField(required=False, help_text='{"their category": "our class name"}')
     create_classes = serializers.BooleanField(required=False, default=False)
 
     def validate_class_map(self, value):

@@ -8,7 +8,6 @@ writes conditional on RUNNING) for the API's background uploads and the command.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from django.conf import settings
 
 from vision_project.enqueue import enqueue_on_commit
+from vision_project.json_input import json_loads
 
 from ..ingest import IngestBatch
 from ..jobs import JobStopped, job_cancel, job_claim, job_fail, job_finish, job_progress_writer
@@ -73,8 +73,8 @@ def class_map_parse(value: str | dict) -> dict[str, str]:
     """A class map given as JSON text or as an object: {"their category": "our class name"}."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
+            value = json_loads(value)
+        except ValueError as exc:
             raise ImportRefused(f"not valid JSON: {exc}") from None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()

@@ -84,3 +84,56 @@ def test_the_class_services_check_the_colour_for_every_caller():
         label_class_update(label_class=car, color="red")
     car.refresh_from_db()
     assert car.color == "#A1B2C3"
+
+
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+
+
+def test_deeply_nested_coco_labels_are_a_label_error_and_the_report_says_the_images_landed(settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from rest_framework.test import APIClient
+
+    from labeling.models import Image
+    from tests.factories import png_bytes
+
+    project = ProjectFactory()
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(MembershipFactory(project=project, role=Role.LEAD).user)
+    files = [SimpleUploadedFile("a.png", png_bytes(), content_type="image/png"),
+             SimpleUploadedFile("labels.json", DEEP_JSON.encode(), content_type="application/json")]
+    response = client.post(f"/api/projects/{project.pk}/images/", {"files": files, "label_format": "coco"},
+                           format="multipart")
+    assert response.status_code == 207, response.content[:300]
+    report = response.json()
+    assert report["images"]["created"] == 1 == Image.objects.filter(project=project).count()
+    assert report["labels"]["error"] == 1
+    errors = [item["error"] for item in report["items"] if item["status"] == "error"]
+    assert any("nested too deeply" in error for error in errors), errors
+
+
+@pytest.mark.parametrize("body", [DEEP_JSON, '{"a":' * 100_000 + "1" + "}" * 100_000])
+def test_a_deeply_nested_json_request_body_is_a_400(body):
+    from rest_framework.test import APIClient
+
+    project = ProjectFactory()
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(_admin_of(project))
+    response = client.patch(f"/api/projects/{project.pk}/", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "nested too deeply" in response.json()["detail"]
+
+
+def test_a_deeply_nested_class_map_is_a_400():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from rest_framework.test import APIClient
+
+    from tests.factories import png_bytes
+
+    project = ProjectFactory()
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(MembershipFactory(project=project, role=Role.LEAD).user)
+    files = [SimpleUploadedFile("a.png", png_bytes(), content_type="image/png")]
+    response = client.post(f"/api/projects/{project.pk}/images/",
+                           {"files": files, "label_format": "coco", "class_map": DEEP_JSON}, format="multipart")
+    assert response.status_code == 400, response.content[:300]
+    assert "class_map" in response.json()["detail"]
