@@ -21,6 +21,7 @@ import shutil
 import tempfile
 
 from django.conf import settings
+from django.db.models.fields.json import KeyTransform
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -98,6 +99,22 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+
+
+class ImportJobSummarySerializer(ImportJobSerializer):
+    """A list row: the report's counts, not its items (the detail has those)."""
+
+    images = serializers.SerializerMethodField()
+    labels = serializers.SerializerMethodField()
+
+    class Meta(ImportJobSerializer.Meta):
+        fields = [field for field in ImportJobSerializer.Meta.fields if field != "report"] + ["images", "labels"]
+
+    def get_images(self, job) -> dict[str, int] | None:
+        return job.report_images
+
+    def get_labels(self, job) -> dict[str, object] | None:
+        return job.report_labels
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
@@ -204,10 +221,13 @@ class ImportJobCancelApi(APIView):
 
 
 class ImportJobListApi(APIView):
-    @extend_schema(responses=ImportJobSerializer(many=True))
+    @extend_schema(responses=ImportJobSummarySerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
-        return Response(ImportJobSerializer(project.import_jobs.all()[:50], many=True).data)
+        # The report stays in the database: a list row never reads a job's whole report.
+        jobs = project.import_jobs.defer("report").annotate(
+            report_images=KeyTransform("images", "report"), report_labels=KeyTransform("labels", "report"))[:50]
+        return Response(ImportJobSummarySerializer(jobs, many=True).data)
 
 
 class _FormatIsNotARenderer(DefaultContentNegotiation):

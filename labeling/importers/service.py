@@ -45,8 +45,10 @@ _FORMAT_TASK_TYPES = {
 }
 # With a label format, files with these suffixes are labels, not images.
 LABEL_SUFFIXES = (".json", ".txt", ".yaml", ".yml", ".xml", ".csv")
-# The report lists every problem item up to this many; counts are always complete.
+# The report lists every problem item up to this many, each text cut to REPORT_TEXT_MAX
+# characters (a file can name a class with megabytes); counts are always complete.
 REPORT_MAX_ITEMS = 1000
+REPORT_TEXT_MAX = 500
 
 
 class ImportRefused(ValueError):
@@ -94,9 +96,15 @@ class _Report:
         if item["status"] == "created" and not self.keep_created:
             return
         if len(self.items) < REPORT_MAX_ITEMS:
-            self.items.append(item)
+            self.items.append({key: _capped(value) for key, value in item.items()})
         else:
             self.left_out += 1
+
+
+def _capped(value):
+    if isinstance(value, str) and len(value) > REPORT_TEXT_MAX:
+        return value[: REPORT_TEXT_MAX - 1] + "…"
+    return value
 
 
 def import_run(

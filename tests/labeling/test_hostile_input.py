@@ -137,3 +137,79 @@ def test_a_deeply_nested_class_map_is_a_400():
                            {"files": files, "label_format": "coco", "class_map": DEEP_JSON}, format="multipart")
     assert response.status_code == 400, response.content[:300]
     assert "class_map" in response.json()["detail"]
+
+
+ALIAS_BOMB = "\n".join(
+    ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, 9)]
+    + ["names: *a8"]
+)
+
+
+def _yolo_folder(tmp_path, data_yaml: str):
+    from tests.factories import png_bytes
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(png_bytes())
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "data.yaml").write_text(data_yaml)
+    from labeling.importers.sources import folder_files
+
+    return list(folder_files(str(tmp_path)))
+
+
+def _label_errors(report):
+    return [item["error"] for item in report["items"] if item["status"] == "error"]
+
+
+def test_a_yaml_alias_bomb_is_refused_without_expanding_it(tmp_path):
+    import json
+
+    from labeling.importers.service import import_run
+
+    project = ProjectFactory()
+    report = import_run(project=project, files=_yolo_folder(tmp_path, ALIAS_BOMB), label_format="yolo",
+                        create_classes=True)
+    assert report["images"]["created"] == 1
+    assert any("alias" in error for error in _label_errors(report)), _label_errors(report)
+    assert len(json.dumps(report)) < 10_000
+    assert project.label_classes.count() == 0
+
+
+@pytest.mark.parametrize("names", ["[[1, 2], tree]", "{0: [a, b]}", "[tree, null]", "['']"])
+def test_yolo_class_names_must_be_strings(tmp_path, names):
+    from labeling.importers.service import import_run
+
+    project = ProjectFactory()
+    report = import_run(project=project, files=_yolo_folder(tmp_path, f"names: {names}\n"), label_format="yolo",
+                        create_classes=True)
+    assert any("names" in error and "text" in error for error in _label_errors(report)), _label_errors(report)
+    assert project.label_classes.count() == 0
+
+
+def test_every_error_text_in_an_import_report_is_capped(tmp_path):
+    from labeling.importers.service import REPORT_TEXT_MAX, import_run
+
+    project = ProjectFactory()
+    long_name = "x" * 50_000
+    report = import_run(project=project, files=_yolo_folder(tmp_path, f"names: [{long_name}]\n"),
+                        label_format="yolo")
+    errors = _label_errors(report)
+    assert errors and all(len(error) <= REPORT_TEXT_MAX for error in errors), [len(e) for e in errors]
+    assert all(len(item["name"]) <= REPORT_TEXT_MAX for item in report["items"])
+
+
+def test_the_import_job_list_leaves_the_reports_to_the_detail(api_client):
+    from labeling.models import ImportJob, JobStatus
+
+    project = ProjectFactory()
+    api_client.force_authenticate(MembershipFactory(project=project, role=Role.LEAD).user)
+    report = {"images": {"created": 3, "duplicate": 0, "error": 1}, "labels": None,
+              "items": [{"name": "a.png", "status": "error", "error": "not an image"}] * 500}
+    job = ImportJob.objects.create(project=project, source_path="/x", status=JobStatus.SUCCEEDED, report=report)
+    listed = api_client.get(f"/api/projects/{project.pk}/import-jobs/").json()
+    assert "report" not in listed[0]
+    assert listed[0]["images"] == {"created": 3, "duplicate": 0, "error": 1}
+    detail = api_client.get(f"/api/import-jobs/{job.pk}/").json()
+    assert len(detail["report"]["items"]) == 500
