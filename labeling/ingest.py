@@ -11,8 +11,11 @@ import io
 import logging
 import posixpath
 import random
+import threading
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -39,6 +42,38 @@ PILImage.MAX_IMAGE_PIXELS = settings.VISION_MAX_IMAGE_PIXELS
 # PIL's open to look for this opener on any unreadable file once it is imported.
 register_heif_opener()
 _READ_CHUNK = 1024 * 1024
+
+
+class PixelBudget:
+    """Pixels being decoded in this process, across its threads. A decoded image costs 3-4
+    bytes a pixel and its copies as much again, so a few concurrent uploads of large, well
+    compressed images (a 90-megapixel PNG is about 1 MB) would take the process to gigabytes:
+    a decode waits until its pixels fit beside those in flight. An image larger than the
+    whole budget (but under the per-image limit) is decoded alone."""
+
+    def __init__(self, limit: Callable[[], int]):
+        self._limit = limit
+        self._in_flight = 0
+        self._changed = threading.Condition()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self._in_flight == 0 or self._in_flight + pixels <= self._limit())
+            self._in_flight += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_flight -= pixels
+                self._changed.notify_all()
+
+
+DECODE_BUDGET = PixelBudget(lambda: settings.VISION_DECODE_PIXELS_IN_FLIGHT)
 
 
 class IngestError(ValueError):
@@ -135,15 +170,20 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
     data, sha256 = _read_limited(stream, limit)
     if not data:
         raise IngestError("file is empty (0 bytes)")
-    upright, turned, fmt = _decode_upright(data)
-    width, height = upright.size
+    probe = _open_checked(data)
+    fmt = probe.format or ""
     stored_bytes = data
     suffix = "." + ("jpg" if fmt == "JPEG" else fmt.lower())
-    if turned or fmt in REENCODED_FORMATS:
-        stored_bytes, suffix = _encode(upright, fmt)
     display_bytes = None
-    if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
-        display_bytes = _display_version(upright)
+    # From the decode until only encoded bytes are left, the pixels count against the budget.
+    with DECODE_BUDGET.hold(probe.width * probe.height):
+        upright, turned = _load_upright(probe)
+        width, height = upright.size
+        if turned or fmt in REENCODED_FORMATS:
+            stored_bytes, suffix = _encode(upright, fmt)
+        if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
+            display_bytes = _display_version(upright)
+        del upright, probe
     original_name = posixpath.basename(name.replace("\\", "/"))[:500]
     image = Image(
         project=project,
@@ -263,10 +303,8 @@ def _read_chunk(stream: BinaryIO) -> bytes:
         raise IngestError(f"archive entry is corrupt ({exc})") from None
 
 
-def _decode_upright(data: bytes) -> tuple[PILImage.Image, bool, str]:
-    """Validate the bytes as a whole image. Returns the decoded image, upright (EXIF-
-    transposed when the orientation tag asked for a turn), whether it was turned, and
-    its format."""
+def _open_checked(data: bytes) -> PILImage.Image:
+    """The image's header, checked (format, size, pixel limit); nothing decoded yet."""
     try:
         probe = PILImage.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -283,6 +321,13 @@ def _decode_upright(data: bytes) -> tuple[PILImage.Image, bool, str]:
         raise IngestError(_too_many_pixels_message(width, height))
     if width == 0 or height == 0:
         raise IngestError("image has no pixels")
+    return probe
+
+
+def _load_upright(probe: PILImage.Image) -> tuple[PILImage.Image, bool]:
+    """Decode the whole image. Returns it upright (EXIF-transposed when the orientation tag
+    asked for a turn) and whether it was turned."""
+    width, height = probe.size
     try:
         probe.load()
     except PILImage.DecompressionBombError:
@@ -291,8 +336,8 @@ def _decode_upright(data: bytes) -> tuple[PILImage.Image, bool, str]:
         raise IngestError(f"image data is broken or truncated ({exc})") from None
     orientation = probe.getexif().get(0x0112, 1)
     if orientation in (None, 1):
-        return probe, False, fmt
-    return ImageOps.exif_transpose(probe), True, fmt
+        return probe, False
+    return ImageOps.exif_transpose(probe), True
 
 
 def _too_many_pixels_message(width: int | None = None, height: int | None = None) -> str:

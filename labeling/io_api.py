@@ -21,6 +21,7 @@ import shutil
 import tempfile
 
 from django.conf import settings
+from django.db.models.fields.json import KeyTransform
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -32,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from vision_project.api_errors import job_accepted
+from vision_project.json_input import BoundedJSONField
 
 from .api import get_project_for
 from .exporters.service import (
@@ -61,7 +63,7 @@ from .storage import stage_folder
 class ImportInputSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
     label_format = serializers.ChoiceField(choices=LABEL_FORMATS, required=False, allow_blank=True)
-    class_map = serializers.JSONField(required=False, help_text='{"their category": "our class name"}')
+    class_map = BoundedJSONField(required=False, help_text='{"their category": "our class name"}')
     create_classes = serializers.BooleanField(required=False, default=False)
 
     def validate_class_map(self, value):
@@ -100,6 +102,22 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+
+
+class ImportJobSummarySerializer(ImportJobSerializer):
+    """A list row: the report's counts, not its items (the detail has those)."""
+
+    images = serializers.SerializerMethodField()
+    labels = serializers.SerializerMethodField()
+
+    class Meta(ImportJobSerializer.Meta):
+        fields = [field for field in ImportJobSerializer.Meta.fields if field != "report"] + ["images", "labels"]
+
+    def get_images(self, job) -> dict[str, int] | None:
+        return job.report_images
+
+    def get_labels(self, job) -> dict[str, int] | None:
+        return job.report_labels
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
@@ -203,10 +221,13 @@ class ImportJobCancelApi(APIView):
 
 
 class ImportJobListApi(APIView):
-    @extend_schema(responses=ImportJobSerializer(many=True))
+    @extend_schema(responses=ImportJobSummarySerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
-        return Response(ImportJobSerializer(project.import_jobs.all()[:50], many=True).data)
+        # The report stays in the database: a list row never reads a job's whole report.
+        jobs = project.import_jobs.defer("report").annotate(
+            report_images=KeyTransform("images", "report"), report_labels=KeyTransform("labels", "report"))[:50]
+        return Response(ImportJobSummarySerializer(jobs, many=True).data)
 
 
 class _FormatIsNotARenderer(DefaultContentNegotiation):

@@ -5,6 +5,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from vision_project.json_input import BoundedJSONField
+
 from .api import get_project_for
 from .browse import STATUSES, browser_page
 from .models import Annotation, Image, Role, Split
@@ -43,7 +45,7 @@ class AnnotationBulkReviewApi(APIView):
 
 
 class LabelFixInputSerializer(serializers.Serializer):
-    payload = serializers.JSONField(required=False, allow_null=True)
+    payload = BoundedJSONField(required=False, allow_null=True)
     empty = serializers.BooleanField(required=False, default=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 

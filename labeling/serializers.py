@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from .models import LabelClass, Membership, Project, Role, TaskType
-from .services import SETTING_RANGES
+from .services import COLOR_PATTERN, SETTING_RANGES
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
@@ -61,14 +61,14 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
 
 class LabelClassInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False, allow_blank=True)
+    color = serializers.RegexField(COLOR_PATTERN, required=False, allow_blank=True)
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
     parent = serializers.CharField(max_length=100, required=False, allow_null=True)
 
 
 class LabelClassUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
-    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    color = serializers.RegexField(COLOR_PATTERN, required=False)
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True,
                                    help_text='one character; "" for none')
     parent = serializers.IntegerField(required=False, allow_null=True, help_text="a class id of the project")

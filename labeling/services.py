@@ -1,8 +1,11 @@
 """Writes on the human side. Named <entity>_<action>, keyword-only, atomic."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -104,8 +107,41 @@ def project_settings_check(project: Project, fields: set[str] | None = None) -> 
             and (fields is None or "train_image_size" in fields) and size % 32):
         errors["train_image_size"] = (f"Image size must be a multiple of 32 for a detector "
                                       f"(the network's stride), such as {max(32, round(size / 32) * 32)}; got {size}.")
+    if fields is None or "start_weights" in fields:
+        try:
+            start_weights_resolve(project.start_weights, project.task_type)
+        except ValueError as exc:
+            errors["start_weights"] = str(exc)
     if errors:
         raise ValidationError(errors)
+
+
+# A model config ultralytics builds from its own package (random init), or a classifier
+# architecture (a bare name). Any other string ultralytics reads as a checkpoint, which is a
+# pickle: `evil.PT` or `evil` (it appends .pt) from the worker's current folder.
+MODEL_CONFIG_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.yaml")
+ARCHITECTURE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def start_weights_resolve(name: str, task_type: str) -> tuple[Path | None, str | None]:
+    """(weights file, None) for a `.pt` file (any case) directly in the trusted weights folder,
+    (None, config) for a model config or a classifier's architecture name, (None, None) for
+    blank. Raises ValueError, in words, for anything else."""
+    name = name.strip()
+    if not name:
+        return None, None
+    folder = Path(settings.VISION_WEIGHTS_DIR).resolve()
+    if name.lower().endswith(".pt"):
+        candidate = (folder / name).resolve() if "\x00" not in name else None
+        if candidate is not None and candidate.parent == folder and candidate.is_file():
+            return candidate, None
+        raise ValueError(f"Start weights {name!r} not found in the weights folder "
+                         "(VISION_WEIGHTS_DIR); give the name of a .pt file there.")
+    if MODEL_CONFIG_NAME.fullmatch(name) or (task_type == "classification" and ARCHITECTURE_NAME.fullmatch(name)):
+        return None, name
+    kinds = "a model config such as yolov8n.yaml" + (", an architecture such as resnet18"
+                                                     if task_type == "classification" else "")
+    raise ValueError(f"Start weights {name!r} are neither a .pt file in the weights folder nor {kinds}.")
 
 
 # Settings that decide the queue order: changing one re-scores the open tasks.
@@ -178,6 +214,15 @@ def _checked_name(*, project: Project, name: str, label_class: LabelClass | None
     return clean
 
 
+COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
+def _checked_color(color: str) -> str:
+    if not re.fullmatch(COLOR_PATTERN, color):
+        raise ValidationError({"color": f"A class colour is #rrggbb in hex, such as #e6194b; got {color!r}."})
+    return color
+
+
 def _save_label_class(label_class: LabelClass) -> LabelClass:
     # Constraints are checked above with readable messages; one that loses a race with a
     # concurrent write still gets a message, not a server error.
@@ -219,7 +264,7 @@ def label_class_create(
     label_class = LabelClass(
         project=project,
         name=name,
-        color=color or DEFAULT_COLORS[existing % len(DEFAULT_COLORS)],
+        color=_checked_color(color) if color else DEFAULT_COLORS[existing % len(DEFAULT_COLORS)],
         hotkey=hotkey,
         parent=parent,
         order=existing if order is None else order,
@@ -235,6 +280,8 @@ def label_class_update(*, label_class: LabelClass, **fields) -> LabelClass:
         fields["name"] = _checked_name(project=project, name=fields["name"], label_class=label_class)
     if "hotkey" in fields:
         fields["hotkey"] = _checked_hotkey(project=project, hotkey=fields["hotkey"] or "", label_class=label_class)
+    if "color" in fields:
+        fields["color"] = _checked_color(fields["color"])
     if "parent" in fields and fields["parent"] is not None:
         parent = project.label_classes.filter(pk=fields["parent"]).first()
         if parent is None or parent.pk == label_class.pk:

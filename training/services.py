@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from labeling.jobs import JobPulse, job_cancel, job_claim, job_dispatch_on_commit, job_fail, job_finish
 from labeling.models import Image, JobStatus, LabelClass, Project, TaskType
+from labeling.services import start_weights_resolve
 from labeling.storage import local_path
 from training.ml.base import TrainingCancelled, TrainParams
 from training.ml.embedding_specs import EMBEDDING_MODELS
@@ -135,15 +136,14 @@ def start_point_for(project: Project, snapshot: Snapshot, deployed: ModelVersion
     """Where training starts: the project's configured start weights (a file in the trusted
     weights folder, or a model config name), else the deployed version when its classes are
     the same, else the backend's default config (random init). Nothing is downloaded."""
-    name = project.start_weights.strip()
-    if name:
-        folder = Path(settings.VISION_WEIGHTS_DIR).resolve()
-        candidate = (folder / name).resolve()
-        if candidate.is_relative_to(folder) and candidate.is_file():
-            return StartPoint(str(candidate), None, candidate.name)
-        if name.endswith(".pt") or "/" in name or not candidate.is_relative_to(folder):
-            raise SnapshotError(f"start weights {name!r} not found in the weights folder {folder}")
-        return StartPoint(None, name, name)  # a config (yolov8n.yaml) or architecture name
+    try:
+        weights, arch = start_weights_resolve(project.start_weights, project.task_type)
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from exc
+    if weights is not None:
+        return StartPoint(str(weights), None, weights.name)
+    if arch is not None:
+        return StartPoint(None, arch, arch)
     if deployed is not None and deployed.weights and deployed.class_ids == snapshot.class_ids:
         return StartPoint(local_path(deployed.weights.name), None, deployed.architecture or f"v{deployed.number}")
     return StartPoint(None, None, "")

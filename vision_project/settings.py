@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
     "labeling",
     "training",
 ]
@@ -54,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -100,6 +103,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "vision_project.authentication.SignInAttemptBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Wrong passwords: after AXES_FAILURE_LIMIT for one username from one address, sign-in (page
+# and token endpoint) is refused with 429 for AXES_COOLOFF_TIME; a success resets the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+# API tokens are refused this many days after they were issued; the account page revokes one.
+VISION_TOKEN_TTL_DAYS = env.int("VISION_TOKEN_TTL_DAYS", default=30)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -143,6 +160,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DATA_UPLOAD_MAX_NUMBER_FILES", default=1000)
 VISION_MAX_UPLOAD_BYTES = env.int("VISION_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 VISION_MAX_IMAGE_PIXELS = env.int("VISION_MAX_IMAGE_PIXELS", default=100_000_000)
+# Pixels decoded at once per process (all threads): one image at the limit, or many small ones.
+VISION_DECODE_PIXELS_IN_FLIGHT = env.int("VISION_DECODE_PIXELS_IN_FLIGHT", default=VISION_MAX_IMAGE_PIXELS)
 VISION_MAX_ARCHIVE_BYTES = env.int("VISION_MAX_ARCHIVE_BYTES", default=2 * 1024**3)
 VISION_MAX_ARCHIVE_ENTRIES = env.int("VISION_MAX_ARCHIVE_ENTRIES", default=100_000)
 VISION_DISPLAY_MAX_SIDE = env.int("VISION_DISPLAY_MAX_SIDE", default=1600)
@@ -162,9 +181,14 @@ VISION_RUNS_DIR = Path(env.str("VISION_RUNS_DIR", default=str(VAR_DIR / "runs"))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "vision_project.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "vision_project.json_input.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

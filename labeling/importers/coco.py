@@ -10,6 +10,8 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 
+from vision_project.json_input import json_loads
+
 from .records import LabelError, LabelRecord
 from .sources import label_files, read_label_file
 
@@ -21,7 +23,7 @@ def coco_records(path: str) -> Iterator[LabelRecord | LabelError]:
 
 def _file_records(name: str, path: str) -> Iterator[LabelRecord | LabelError]:
     try:
-        data = json.loads(read_label_file(path))
+        data = json_loads(read_label_file(path))
     except json.JSONDecodeError as exc:
         yield LabelError(name, f"malformed JSON: {exc}")
         return

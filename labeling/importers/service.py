@@ -8,7 +8,6 @@ writes conditional on RUNNING) for the API's background uploads and the command.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -19,6 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+
+from vision_project.json_input import json_loads
 
 from ..ingest import IngestBatch
 from ..jobs import (
@@ -52,8 +53,10 @@ _FORMAT_TASK_TYPES = {
 }
 # With a label format, files with these suffixes are labels, not images.
 LABEL_SUFFIXES = (".json", ".txt", ".yaml", ".yml", ".xml", ".csv")
-# The report lists every problem item up to this many; counts are always complete.
+# The report lists every problem item up to this many, each text cut to REPORT_TEXT_MAX
+# characters (a file can name a class with megabytes); counts are always complete.
 REPORT_MAX_ITEMS = 1000
+REPORT_TEXT_MAX = 500
 
 
 class ImportRefused(ValueError):
@@ -80,8 +83,8 @@ def class_map_parse(value: str | dict) -> dict[str, str]:
     """A class map given as JSON text or as an object: {"their category": "our class name"}."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
+            value = json_loads(value)
+        except ValueError as exc:
             raise ImportRefused(f"not valid JSON: {exc}") from None
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -101,9 +104,15 @@ class _Report:
         if item["status"] == "created" and not self.keep_created:
             return
         if len(self.items) < REPORT_MAX_ITEMS:
-            self.items.append(item)
+            self.items.append({key: _capped(value) for key, value in item.items()})
         else:
             self.left_out += 1
+
+
+def _capped(value):
+    if isinstance(value, str) and len(value) > REPORT_TEXT_MAX:
+        return value[: REPORT_TEXT_MAX - 1] + "…"
+    return value
 
 
 def import_run(

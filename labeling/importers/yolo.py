@@ -22,7 +22,7 @@ def yolo_records(path: str) -> Iterator[LabelRecord | LabelError]:
         (f for f in yaml_files if f[0].rsplit("/", 1)[-1] == "data.yaml"), yaml_files[0]
     )
     try:
-        names = _class_names(yaml.safe_load(read_label_file(yaml_path)))
+        names = _class_names(yaml.load(read_label_file(yaml_path), Loader=_NoAliasLoader))
     except (ValueError, yaml.YAMLError) as exc:
         yield LabelError(yaml_name, f"cannot read the class names: {exc}")
         return
@@ -30,6 +30,17 @@ def yolo_records(path: str) -> Iterator[LabelRecord | LabelError]:
     in_labels_dir = [f for f in txt_files if "labels" in f[0].split("/")[:-1]]
     for name, full in in_labels_dir or txt_files:
         yield _file_record(name, full, names)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Aliases let a 1 KB file expand to gigabytes (a "billion laughs"); a data.yaml has no
+    use for them, so the first one ends the read before anything is expanded."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed here", mark)
+        return super().compose_node(parent, index)
 
 
 def _class_names(data) -> list[str]:
@@ -40,6 +51,10 @@ def _class_names(data) -> list[str]:
         names = [names[k] for k in range(len(names))]
     if not isinstance(names, list) or not names:
         raise ValueError("'names' must be a list or an index-to-name mapping")
+    # Unquoted digits (names: [0, 1, 2]) are read as numbers; anything else must be text.
+    for name in names:
+        if not ((isinstance(name, str) and name.strip()) or type(name) is int):
+            raise ValueError(f"'names' must be text, one name per class; got {str(name)[:80]!r}")
     return [str(n) for n in names]
 
 

@@ -7,6 +7,8 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from vision_project.json_input import BoundedJSONField
+
 from ..api import get_project_for
 from ..models import Annotation, AnnotationKind, ReviewStatus, Role, Task
 from ..permissions import get_for_caller
@@ -69,7 +71,7 @@ class TaskReleaseApi(APIView):
 class AnnotationSubmitApi(APIView):
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=AnnotationKind.choices)
-        payload = serializers.JSONField(required=False, allow_null=True)
+        payload = BoundedJSONField(required=False, allow_null=True)
         prediction_id = serializers.IntegerField(required=False, allow_null=True)
         flag_reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
         time_spent_ms = serializers.IntegerField(min_value=0, required=False, default=0)

@@ -211,3 +211,62 @@ def test_text_file_named_jpg_is_refused_after_ultralytics_patched_pil(db):
     assert result.status == "error"
     assert "not an image file" in result.error
 
+
+
+def test_a_decode_waits_until_its_pixels_fit_the_budget_in_flight():
+    import threading
+
+    from labeling.ingest import PixelBudget
+
+    budget = PixelBudget(lambda: 3_000_000)
+    second_started = threading.Event()
+
+    def second():
+        with budget.hold(2_000_000):
+            second_started.set()
+
+    with budget.hold(2_000_000):
+        with budget.hold(1_000_000):  # a small one fits beside it
+            assert budget.in_flight == 3_000_000
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        assert not second_started.wait(0.3)  # 2M + 2M is over the budget: it waits
+    assert second_started.wait(10)
+    waiting.join()
+    assert budget.in_flight == 0
+    with budget.hold(5_000_000):  # larger than the whole budget (but under the image limit): alone
+        assert budget.in_flight == 5_000_000
+
+
+def test_concurrent_imports_decode_within_the_pixel_budget(project, settings, monkeypatch):
+    import threading
+
+    from labeling import ingest as ingest_module
+
+    settings.VISION_DECODE_PIXELS_IN_FLIGHT = 2 * 300 * 200
+    seen = []
+    real_load = ingest_module._load_upright
+
+    def recording_load(probe):
+        seen.append(ingest_module.DECODE_BUDGET.in_flight)
+        return real_load(probe)
+
+    monkeypatch.setattr(ingest_module, "_load_upright", recording_load)
+    files = [image_bytes(300, 200, fmt="PNG", color=(n, 0, 0)) for n in range(8)]
+    errors = []
+
+    def prepare(data):
+        try:
+            ingest_module._prepare(project=project, name="a.png", stream=io.BytesIO(data), size=len(data))
+        except Exception as exc:  # surfaces in the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prepare, args=(data,)) for data in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(seen) == 8
+    assert all(300 * 200 <= held <= 2 * 300 * 200 for held in seen), seen
+    assert ingest_module.DECODE_BUDGET.in_flight == 0

@@ -197,9 +197,11 @@ def test_start_point_comes_only_from_the_trusted_weights_folder(settings):
     assert services.start_point_for(project, snapshot, None).weights == str(settings.VISION_WEIGHTS_DIR / "trees.pt")
     project.start_weights = "yolov8s.yaml"
     assert services.start_point_for(project, snapshot, None).arch == "yolov8s.yaml"
-    for name in ("missing.pt", "../media/escape.pt", "/etc/passwd"):
+    # A stored value from before the settings check: an upper-case suffix or a bare name would
+    # reach ultralytics as a checkpoint to unpickle from the worker's current folder.
+    for name in ("missing.pt", "../media/escape.pt", "/etc/passwd", "evil.PT", "evil"):
         project.start_weights = name
-        with pytest.raises(SnapshotError, match="not found in the weights folder"):
+        with pytest.raises(SnapshotError, match="Start weights"):
             services.start_point_for(project, snapshot, None)
     project.start_weights = ""
     assert services.start_point_for(project, snapshot, None) == services.StartPoint(None, None, "")
