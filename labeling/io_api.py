@@ -31,6 +31,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from vision_project.pagination import PagedList
+
 from .api import get_project_for
 from .exporters.service import (
     EXPORT_FORMATS,
@@ -208,11 +210,12 @@ class ImportJobCancelApi(APIView):
         return Response(ImportJobSerializer(job).data)
 
 
-class ImportJobListApi(APIView):
+class ImportJobListApi(PagedList, APIView):
     @extend_schema(responses=ImportJobSerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
-        return Response(ImportJobSerializer(project.import_jobs.all()[:50], many=True).data)
+        jobs = project.import_jobs.order_by("-id")
+        return self.page_response(request, jobs, lambda page: ImportJobSerializer(page, many=True).data)
 
 
 class _FormatIsNotARenderer(DefaultContentNegotiation):

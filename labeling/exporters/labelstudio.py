@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from training.models import Prediction, VersionStatus
+from training.models import Prediction
 
 from .items import ExportItem
 
@@ -51,7 +51,9 @@ def labelstudio_write(items, classes, sink, *, include_images: bool, on_item, de
 
 def _deployed_prediction(image):
     return (
-        Prediction.objects.filter(image=image, model_version__status=VersionStatus.DEPLOYED)
+        Prediction.objects.filter(
+            image=image, model_version__project_id=image.project_id, model_version__is_deployed=True
+        )
         .only("payload", "uncertainty", "model_version_id")
         .first()
     )
