@@ -6,6 +6,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from vision_project.pagination import PagedList
+
 from . import services
 from .models import LabelClass, Membership, Project, Role
 from .permissions import get_for_caller, projects_visible_to
@@ -41,12 +43,16 @@ def get_project_for(request, project_id: int, minimum: str) -> Project:
     return get_for_caller(Project.objects.all(), project_id, request.user, minimum)
 
 
-class ProjectListCreateApi(APIView):
+class ProjectListCreateApi(PagedList, APIView):
     @extend_schema(responses=ProjectOutputSerializer(many=True))
     def get(self, request):
-        projects = list(_project_queryset().filter(pk__in=projects_visible_to(request.user)))
-        context = {"roles": _roles_of(request.user, projects)}
-        return Response(ProjectOutputSerializer(projects, many=True, context=context).data)
+        projects = _project_queryset().filter(pk__in=projects_visible_to(request.user)).order_by("id")
+
+        def serialize(page):
+            context = {"roles": _roles_of(request.user, page)}
+            return ProjectOutputSerializer(page, many=True, context=context).data
+
+        return self.page_response(request, projects, serialize)
 
     @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectOutputSerializer})
     def post(self, request):
@@ -82,11 +88,13 @@ class ProjectDetailApi(APIView):
         return Response(ProjectOutputSerializer(project, context=context).data)
 
 
-class LabelClassListCreateApi(APIView):
+class LabelClassListCreateApi(PagedList, APIView):
     @extend_schema(responses=LabelClassSerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.ANNOTATOR)
-        return Response(LabelClassSerializer(project.label_classes.all(), many=True).data)
+        return self.page_response(
+            request, project.label_classes.order_by("order", "id"), lambda page: LabelClassSerializer(page, many=True).data
+        )
 
     @extend_schema(request=LabelClassInputSerializer, responses={201: LabelClassSerializer})
     def post(self, request, project_id: int):
@@ -108,12 +116,12 @@ class LabelClassDetailApi(APIView):
         return Response(LabelClassSerializer(label_class).data)
 
 
-class MemberListSetApi(APIView):
+class MemberListSetApi(PagedList, APIView):
     @extend_schema(responses=MembershipSerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
         members = project.memberships.select_related("user").order_by("user__username")
-        return Response(MembershipSerializer(members, many=True).data)
+        return self.page_response(request, members, lambda page: MembershipSerializer(page, many=True).data)
 
     @extend_schema(request=MemberInputSerializer, responses={201: MembershipSerializer})
     def post(self, request, project_id: int):

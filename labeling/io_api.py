@@ -1,14 +1,14 @@
 """Import and export API: thin views over importers.service and exporters.service.
 
 POST /api/projects/{id}/images/    lead; multipart `files` (repeatable; images and .zip),
-                                   optional label_format, class_map (JSON), create_classes.
+                                   optional label_format, class_map (JSON), create_classes, replace.
     A few plain files are imported at once: 201 with the per-file report, 207 when some
     items failed. A zip, or more than VISION_IMPORT_SYNC_MAX_FILES files, is staged and
     imported by a worker: 202 {"job_id", "status_url"}.
 GET  /api/import-jobs/{id}/        lead; progress and, when done, the report
 POST /api/import-jobs/{id}/cancel/ lead; stops the job (images imported so far stay)
 GET  /api/projects/{id}/import-jobs/   lead; recent import jobs
-GET  /api/projects/{id}/export/?format=coco|yolo|voc|csv[&async=1]
+GET  /api/projects/{id}/export/?format=coco|yolo|voc|labelstudio|cvat|csv[&async=1]
                                    lead; a zip at once for small projects, else 202 {"job_id"}
                                    (409 with job_id while the same export is under way)
 GET  /api/export-jobs/{id}/        lead; progress and download_url when done
@@ -34,6 +34,7 @@ from rest_framework.views import APIView
 
 from vision_project.api_errors import job_accepted
 from vision_project.json_input import BoundedJSONField
+from vision_project.pagination import PagedList
 
 from .api import get_project_for
 from .exporters.service import (
@@ -65,6 +66,12 @@ class ImportInputSerializer(serializers.Serializer):
     label_format = serializers.ChoiceField(choices=LABEL_FORMATS, required=False, allow_blank=True)
     class_map = BoundedJSONField(required=False, help_text='{"their category": "our class name"}')
     create_classes = serializers.BooleanField(required=False, default=False)
+    replace = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Imported labels replace people's labels; by default they are kept beside them "
+        "as extra opinions and counted in the report.",
+    )
 
     def validate_class_map(self, value):
         try:
@@ -183,6 +190,7 @@ class ImageImportApi(APIView):
             "label_format": label_format,
             "class_map": data.get("class_map") or {},
             "create_classes": data["create_classes"],
+            "replace": data["replace"],
         }
         folder = _stage_uploads(uploads)
         run_as_job = len(uploads) > settings.VISION_IMPORT_SYNC_MAX_FILES or any(
@@ -220,14 +228,15 @@ class ImportJobCancelApi(APIView):
         return Response(ImportJobSerializer(job).data)
 
 
-class ImportJobListApi(APIView):
+class ImportJobListApi(PagedList, APIView):
     @extend_schema(responses=ImportJobSummarySerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
         # The report stays in the database: a list row never reads a job's whole report.
         jobs = project.import_jobs.defer("report").annotate(
-            report_images=KeyTransform("images", "report"), report_labels=KeyTransform("labels", "report"))[:50]
-        return Response(ImportJobSummarySerializer(jobs, many=True).data)
+            report_images=KeyTransform("images", "report"), report_labels=KeyTransform("labels", "report")
+        ).order_by("-id")
+        return self.page_response(request, jobs, lambda page: ImportJobSummarySerializer(page, many=True).data)
 
 
 class _FormatIsNotARenderer(DefaultContentNegotiation):

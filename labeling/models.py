@@ -400,7 +400,7 @@ class ExportJob(Job):
     task_name = "labeling.tasks.export_execute"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
-    format = models.CharField(max_length=10)
+    format = models.CharField(max_length=20)
     result_file = models.FileField(upload_to="exports/", max_length=500, blank=True)
 
     class Meta:

@@ -2,7 +2,9 @@
 
     detection:       {"boxes": [{"x1": float, "y1": float, "x2": float, "y2": float,
                                  "label": class id}, ...]}
-                     pixel coordinates in the original image, x1 < x2, y1 < y2
+                     pixel coordinates in the original image, x1 < x2, y1 < y2; a box may
+                     carry "ignore": true (a region marked not to learn from, COCO iscrowd)
+                     or "difficult": true (Pascal VOC), kept only when true
     classification:  {"labels": [class id, ...]}   (one id for single-label projects)
 
 Extra keys on a box ("score", "probs") are dropped: an annotation stores what a person
@@ -84,5 +86,20 @@ def _validate_boxes(payload: dict, known: set[int], width: int, height: int) -> 
             )
         if x2 <= x1 or y2 <= y1:
             raise PayloadError(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has no area")
-        clean.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": label})
+        clean.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": label, **_box_flags(box, where)})
     return clean
+
+
+BOX_FLAGS = ("ignore", "difficult")
+
+
+def _box_flags(box: dict, where: str) -> dict:
+    """The box's flags that are set; a flag must be a boolean."""
+    flags = {}
+    for flag in BOX_FLAGS:
+        value = box.get(flag, False)
+        if not isinstance(value, bool):
+            raise PayloadError(f"{where}: {flag} must be true or false, got {value!r}")
+        if value:
+            flags[flag] = True
+    return flags

@@ -34,9 +34,15 @@ def image_latest_labels(project: Project) -> QuerySet[Annotation]:
 
 def image_current_label(image: Image) -> dict | None:
     """The payload of the image's latest accepted annotation, or None when it has none."""
+    current = image_current_annotation(image)
+    return current.payload if current is not None else None
+
+
+def image_current_annotation(image: Image) -> Annotation | None:
+    """The image's latest accepted annotation (its current label), or None."""
     return (
         Annotation.objects.filter(ACCEPTED_LABEL, image=image)
         .order_by("-created_at", "-id")
-        .values_list("payload", flat=True)
+        .only("id", "payload", "source")
         .first()
     )

@@ -17,6 +17,7 @@ from .models import (
     Annotation,
     AnnotationKind,
     AnnotationSource,
+    AnnotationState,
     LabelClass,
     Membership,
     Project,
@@ -25,7 +26,7 @@ from .models import (
     TaskStatus,
 )
 from .payloads import validate_payload
-from .selectors import image_current_label
+from .selectors import image_current_annotation
 
 DEFAULT_COLORS = [
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
@@ -366,12 +367,14 @@ def project_class_ids(project: Project) -> list[int]:
 
 @transaction.atomic
 def annotation_import_create(
-    *, image, payload: dict, author=None, class_ids: list[int] | None = None
+    *, image, payload: dict, author=None, class_ids: list[int] | None = None, replace: bool = False
 ) -> Annotation | None:
     """Record a label made elsewhere as an import annotation and close the image's queue
     rows: an imported label counts as verified work. Returns None, recording nothing, when
-    the image's current label says the same already (a re-import). Raises PayloadError on
-    a bad payload."""
+    the image's current label says the same already (a re-import). When the current label
+    is a person's and says otherwise, the import never replaces it silently: it is stored
+    as an extra opinion (not the current label) unless replace is set. Raises PayloadError
+    on a bad payload."""
     project = image.project
     clean = validate_payload(
         payload,
@@ -380,16 +383,25 @@ def annotation_import_create(
         width=image.width,
         height=image.height,
     )
-    if image_current_label(image) == clean:
+    current = image_current_annotation(image)
+    if current is not None and current.payload == clean:
         return None
+    keep_person = current is not None and current.source == AnnotationSource.HUMAN and not replace
+    if keep_person and Annotation.objects.filter(
+        image=image, source=AnnotationSource.IMPORT, state=AnnotationState.EXTRA_OPINION, payload=clean
+    ).exists():
+        return None  # this opinion was imported before
     annotation = Annotation.objects.create(
         project=project,
         image=image,
         author=author,
         kind=AnnotationKind.CORRECT,
         source=AnnotationSource.IMPORT,
+        state=AnnotationState.EXTRA_OPINION if keep_person else AnnotationState.SUBMITTED,
         payload=clean,
     )
+    if keep_person:
+        return annotation
     Task.objects.filter(image=image, status=TaskStatus.OPEN).update(
         status=TaskStatus.DONE, completed_at=timezone.now(), lease_holder=None, lease_expires_at=None
     )

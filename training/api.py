@@ -9,6 +9,7 @@ from labeling.api import get_project_for
 from labeling.models import Role
 from labeling.permissions import get_for_caller
 from vision_project.api_errors import job_accepted
+from vision_project.pagination import PagedList
 
 from . import services
 from .models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
@@ -31,12 +32,12 @@ def _run_queryset():
     return TrainingRun.objects.select_related("requested_by", "model_version")
 
 
-class TrainingRunListStartApi(APIView):
+class TrainingRunListStartApi(PagedList, APIView):
     @extend_schema(responses=TrainingRunOutputSerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
-        runs = _run_queryset().filter(project=project).order_by("-id")[:100]
-        return Response(TrainingRunOutputSerializer(runs, many=True).data)
+        runs = _run_queryset().filter(project=project).order_by("-id")
+        return self.page_response(request, runs, lambda page: TrainingRunOutputSerializer(page, many=True).data)
 
     @extend_schema(request=TrainingRunInputSerializer, responses={202: TrainingRunOutputSerializer})
     def post(self, request, project_id: int):
@@ -63,12 +64,12 @@ class TrainingRunCancelApi(APIView):
         return Response(TrainingRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
-class ModelVersionListApi(APIView):
+class ModelVersionListApi(PagedList, APIView):
     @extend_schema(responses=ModelVersionOutputSerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
         versions = ModelVersion.objects.filter(project=project).select_related("parent").order_by("-number")
-        return Response(ModelVersionOutputSerializer(versions, many=True).data)
+        return self.page_response(request, versions, lambda page: ModelVersionOutputSerializer(page, many=True).data)
 
 
 class ModelVersionDeployApi(APIView):

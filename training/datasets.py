@@ -42,7 +42,7 @@ def _item(image: Image, payload: dict, index_of: dict[int, int], task_type: str)
     boxes = tuple(
         (float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"]), index_of[b["label"]])
         for b in payload.get("boxes", [])
-        if b.get("label") in index_of
+        if b.get("label") in index_of and not b.get("ignore")  # ignore regions are not trained on
     )
     return Item(path=path, width=image.width, height=image.height, boxes=boxes)
 

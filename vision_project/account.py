@@ -17,6 +17,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
 from .authentication import token_expires_at
+from .json_input import BoundedJSONParser
 
 
 @transaction.atomic
@@ -32,6 +33,8 @@ def token_for(user) -> Token:
 class TokenApi(ObtainAuthToken):
     """POST: a token for username and password (429 once sign-ins are locked out).
     DELETE: revoke the caller's token."""
+
+    parser_classes = [BoundedJSONParser]  # JSON bodies only, as everywhere in the API
 
     def get_permissions(self):
         return [IsAuthenticated()] if self.request.method == "DELETE" else [AllowAny()]

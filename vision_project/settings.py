@@ -173,22 +173,29 @@ VISION_IMPORT_SYNC_MAX_FILES = env.int("VISION_IMPORT_SYNC_MAX_FILES", default=2
 VISION_EXPORT_SYNC_MAX_IMAGES = env.int("VISION_EXPORT_SYNC_MAX_IMAGES", default=200)
 # Finished export zips are deleted this many days after they were written.
 VISION_EXPORT_RETENTION_DAYS = env.int("VISION_EXPORT_RETENTION_DAYS", default=7)
+# How long a signed media URL handed to a token client stays valid.
+VISION_MEDIA_URL_MAX_AGE_SECONDS = env.int("VISION_MEDIA_URL_MAX_AGE_SECONDS", default=3600)
 
 # Model weights: an admin-configured folder of trusted start weights (never downloaded).
 VISION_WEIGHTS_DIR = Path(env.str("VISION_WEIGHTS_DIR", default=str(VAR_DIR / "weights")))
 VISION_RUNS_DIR = Path(env.str("VISION_RUNS_DIR", default=str(VAR_DIR / "runs")))
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header turns a request without credentials into a 401
+    # (DRF answers 403 when the first class has no header to offer, as sessions do).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "vision_project.authentication.ExpiringTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
+    # Bodies are JSON; only the views that take files add multipart (one content type each
+    # in the schema, so generated clients get one body model).
+    "DEFAULT_PARSER_CLASSES": ["vision_project.json_input.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "vision_project.media_access.MediaSigningJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": [
-        "vision_project.json_input.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

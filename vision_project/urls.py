@@ -20,3 +20,6 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("", include("labeling.page_urls")),
 ]
+
+handler404 = "vision_project.views.page_not_found"
+handler500 = "vision_project.views.server_error"

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, call, errorText } from "../src/lib/api";
+import { ApiError, call, callAll, errorText } from "../src/lib/api";
 
 describe("errorText", () => {
   it("prefers DRF's detail", () => {
@@ -31,5 +31,23 @@ describe("call", () => {
   it("falls back to the method, URL and status when the answer says nothing", async () => {
     vi.stubGlobal("fetch", async () => new Response("", { status: 502 }));
     await expect(call("GET", "/api/x/")).rejects.toThrow("GET /api/x/ failed with HTTP 502");
+  });
+});
+
+describe("callAll", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("follows next links until the last page", async () => {
+    const pages: Record<string, unknown> = {
+      "/api/x/": { count: 3, next: "/api/x/?limit=2&offset=2", previous: null, results: [1, 2] },
+      "/api/x/?limit=2&offset=2": { count: 3, next: null, previous: "/api/x/", results: [3] },
+    };
+    const asked: string[] = [];
+    vi.stubGlobal("fetch", async (url: string) => {
+      asked.push(url);
+      return new Response(JSON.stringify(pages[url]), { status: 200 });
+    });
+    expect(await callAll<number>("/api/x/")).toEqual([1, 2, 3]);
+    expect(asked).toEqual(["/api/x/", "/api/x/?limit=2&offset=2"]);
   });
 });

@@ -1,4 +1,5 @@
-"""COCO detection JSON: annotations.json (each image carries its split) and images/."""
+"""COCO detection JSON: annotations.json (each image carries its split) and images/.
+Ignore regions are written as `iscrowd: 1` annotations, as COCO marks them."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def coco_write(items, classes, sink, *, include_images: bool, on_item) -> None:
                     "category_id": box["label"],
                     "bbox": [box["x1"], box["y1"], w, h],
                     "area": w * h,
-                    "iscrowd": 0,
+                    "iscrowd": 1 if box.get("ignore") else 0,
                 }
             )
         if include_images:

@@ -43,6 +43,7 @@ def export_items(project: Project) -> Iterator[ExportItem]:
             "image__split",
             "image__width",
             "image__height",
+            "image__project",
         )
     )
     for annotation in annotations.iterator(chunk_size=500):

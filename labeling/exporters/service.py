@@ -35,14 +35,16 @@ from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, Project, TaskTyp
 from ..selectors import image_latest_labels
 from .coco import coco_write
 from .csv import csv_write
+from .cvat import cvat_write
 from .items import export_classes, export_items
+from .labelstudio import labelstudio_write
 from .sinks import ZipSink
 from .voc import voc_write
 from .yolo import yolo_classify_write, yolo_write
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("coco", "yolo", "voc", "csv")
+EXPORT_FORMATS = ("coco", "yolo", "voc", "labelstudio", "cvat", "csv")
 _DETECTION_ONLY = {"coco", "voc"}
 
 
@@ -56,7 +58,7 @@ def export_check_format(*, project: Project, export_format: str) -> None:
             f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}"
         )
     if export_format in _DETECTION_ONLY and project.task_type != TaskType.DETECTION:
-        raise ExportRefused(f"{export_format} holds boxes; for a {project.task_type} project use csv or yolo")
+        raise ExportRefused(f"{export_format} holds boxes; for a {project.task_type} project use csv, yolo, labelstudio or cvat")
 
 
 def export_write(
@@ -86,6 +88,10 @@ def export_write(
         voc_write(items, classes, sink, **options)
     elif export_format == "csv":
         csv_write(items, classes, sink, detection=detection, **options)
+    elif export_format == "labelstudio":
+        labelstudio_write(items, classes, sink, detection=detection, **options)
+    elif export_format == "cvat":
+        cvat_write(items, classes, sink, detection=detection, **options)
     elif detection:
         yolo_write(items, classes, sink, **options)
     else:

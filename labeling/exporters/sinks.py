@@ -22,6 +22,9 @@ class DirSink:
     def write_text(self, arcname: str, text: str) -> None:
         self._target(arcname).write_text(text, encoding="utf-8")
 
+    def write_bytes(self, arcname: str, data: bytes) -> None:
+        self._target(arcname).write_bytes(data)
+
     def write_stored(self, arcname: str, storage_name: str) -> None:
         with default_storage.open(storage_name, "rb") as source, open(self._target(arcname), "wb") as out:
             shutil.copyfileobj(source, out)
@@ -43,6 +46,9 @@ class ZipSink:
 
     def write_text(self, arcname: str, text: str) -> None:
         self.archive.writestr(arcname, text)
+
+    def write_bytes(self, arcname: str, data: bytes) -> None:
+        self.archive.writestr(arcname, data, compress_type=zipfile.ZIP_STORED)
 
     def write_stored(self, arcname: str, storage_name: str) -> None:
         info = zipfile.ZipInfo(arcname, date_time=(2000, 1, 1, 0, 0, 0))

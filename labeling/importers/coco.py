@@ -1,19 +1,17 @@
 """COCO detection JSON: images, categories and annotations with [x, y, width, height]
 boxes in pixels. Each image listed in the file becomes one record with all its boxes (an
 image without annotations is a verified image with no objects); an image with any bad
-annotation is refused as a whole."""
+annotation is refused as a whole. An `iscrowd: 1` annotation marks a region to ignore
+(a crowd drawn as one outline): it is kept as a box flagged "ignore", never trained on."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterator
 
-from vision_project.json_input import json_loads
-
 from .records import LabelError, LabelRecord
-from .sources import label_files, read_label_file
+from .sources import label_files, read_label_json
 
 
 def coco_records(path: str) -> Iterator[LabelRecord | LabelError]:
@@ -23,11 +21,8 @@ def coco_records(path: str) -> Iterator[LabelRecord | LabelError]:
 
 def _file_records(name: str, path: str) -> Iterator[LabelRecord | LabelError]:
     try:
-        data = json_loads(read_label_file(path))
-    except json.JSONDecodeError as exc:
-        yield LabelError(name, f"malformed JSON: {exc}")
-        return
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = read_label_json(path)
+    except ValueError as exc:
         yield LabelError(name, str(exc))
         return
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
@@ -78,7 +73,8 @@ def _file_records(name: str, path: str) -> Iterator[LabelRecord | LabelError]:
             problems[image_id] = f"{ann_name}: bbox must be [x, y, width, height] numbers, got {bbox!r}"
         else:
             x, y, w, h = (float(v) for v in bbox)
-            boxes[image_id].append((categories[category_id], x, y, x + w, y + h))
+            flags = {"ignore": True} if ann.get("iscrowd") in (1, True) else {}
+            boxes[image_id].append((categories[category_id], x, y, x + w, y + h, flags))
 
     for image_id, image in images.items():
         where = f"{name}: image {image['file_name']!r}"

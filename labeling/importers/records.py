@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ..models import Image, Project
+from ..models import AnnotationState, Image, Project
 from ..payloads import PayloadError
 from ..services import annotation_import_create, label_class_create
 
@@ -28,12 +28,14 @@ EDGE_TOLERANCE_PX = 1.0
 class LabelRecord:
     where: str  # names the label file (and the entry in it) for messages
     image_name: str  # the image's file name as the label file gives it
-    boxes: list[tuple[str, float, float, float, float]] | None = None  # (category, x1, y1, x2, y2)
+    # (category, x1, y1, x2, y2), optionally followed by the box's flags ({"ignore": True})
+    boxes: list[tuple] | None = None
     labels: list[str] | None = None  # classification: category names
     normalized: bool = False  # boxes are (category, cx, cy, w, h) in 0-1 (YOLO)
     match_stem: bool = False  # the file name is given without its suffix (YOLO)
     size: tuple[int, int] | None = None  # (width, height) the label file states, when it does
     image_id: int | None = None  # already known (class folders)
+    fallback_name: str = ""  # tried when image_name matches no image (Label Studio's upload prefix)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class LabelError:
 class LabelOutcome:
     created: int = 0
     unchanged: int = 0  # the image's current label already said the same
+    kept_as_opinion: int = 0  # differed from a person's label: stored beside it, not over it
     errors: list[LabelError] = field(default_factory=list)
 
 
@@ -81,6 +84,9 @@ class _ImageIndex:
         else:
             # A label file may name the original of a converted image (a.tif for a.png).
             candidates = self.by_name.get(base) or self.by_stem.get(_stem(base), [])
+        if not candidates and record.fallback_name:
+            fallback = posixpath.basename(record.fallback_name)
+            candidates = self.by_name.get(fallback) or self.by_stem.get(_stem(fallback), [])
         if not candidates:
             raise _Problem(f"image {base!r} is not in the project (import the image first)")
         if len(candidates) > 1:
@@ -123,9 +129,12 @@ def labels_apply(
     author=None,
     preferred_image_ids: Iterable[int] = (),
     on_record: Callable[[], None] | None = None,
+    replace: bool = False,
 ) -> LabelOutcome:
     """Write one import annotation per record; collect an error per record that fails.
-    on_record is called after each record (long label imports keep their job alive)."""
+    on_record is called after each record (long label imports keep their job alive).
+    A record that differs from a person's label is kept as an extra opinion unless
+    replace is set (see annotation_import_create)."""
     outcome = LabelOutcome()
     index = None
     classes = _ClassResolver(project, class_map or {}, create_classes)
@@ -139,22 +148,24 @@ def labels_apply(
             index = _ImageIndex(project, set(preferred_image_ids))
         known_classes = dict(classes.ids)
         try:
-            created = _apply_one(project, record, index, classes, author)
+            created = _apply_one(project, record, index, classes, author, replace)
         except (_Problem, PayloadError, ValidationError) as exc:
             classes.ids = known_classes  # a class created for this record was rolled back with it
             message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             outcome.errors.append(LabelError(record.where, message))
         else:
-            if created:
-                outcome.created += 1
-            else:
+            if created is None:
                 outcome.unchanged += 1
+            elif created.state == AnnotationState.EXTRA_OPINION:
+                outcome.kept_as_opinion += 1
+            else:
+                outcome.created += 1
     return outcome
 
 
 @transaction.atomic
-def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, author) -> bool:
-    """Record the labels; False when the image's current label says the same already."""
+def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, author, replace: bool):
+    """Record the labels; None when the image's current label says the same already."""
     image_id = record.image_id if record.image_id is not None else index.find(record)
     image = Image.objects.select_related("project").get(pk=image_id)
     if record.size is not None and record.size != (image.width, image.height):
@@ -167,14 +178,13 @@ def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, aut
     else:
         payload = {"boxes": [_box(box, record.normalized, image, classes) for box in record.boxes or []]}
     # None: imported before, or labeled the same since; nothing new to record.
-    created = annotation_import_create(
-        image=image, payload=payload, author=author, class_ids=list(classes.ids.values())
+    return annotation_import_create(
+        image=image, payload=payload, author=author, class_ids=list(classes.ids.values()), replace=replace
     )
-    return created is not None
 
 
 def _box(box, normalized: bool, image: Image, classes: _ClassResolver) -> dict:
-    category, a, b, c, d = box
+    category, a, b, c, d, *flags = box
     if normalized:
         cx, cy, w, h = a * image.width, b * image.height, c * image.width, d * image.height
         a, b, c, d = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
@@ -184,7 +194,7 @@ def _box(box, normalized: bool, image: Image, classes: _ClassResolver) -> dict:
         _clip(c, image.width),
         _clip(d, image.height),
     )
-    return {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": classes.find(category)}
+    return {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": classes.find(category), **(flags[0] if flags else {})}
 
 
 def _clip(value: float, limit: int) -> float:

@@ -36,6 +36,8 @@ from ..signals import images_imported_send
 from ..storage import staged_delete, staged_folder, staged_in_storage_sweep
 from .classification import csv_records, folder_records
 from .coco import coco_records
+from .cvat import cvat_records
+from .labelstudio import labelstudio_records
 from .records import LabelError, labels_apply
 from .sources import SourceItem, folder_files, source_count, source_items
 from .voc import voc_records
@@ -43,16 +45,18 @@ from .yolo import yolo_records
 
 logger = logging.getLogger(__name__)
 
-LABEL_FORMATS = ("coco", "yolo", "voc", "folder", "csv")
+LABEL_FORMATS = ("coco", "yolo", "voc", "labelstudio", "cvat", "folder", "csv")
 _FORMAT_TASK_TYPES = {
     "coco": {TaskType.DETECTION},
+    "labelstudio": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+    "cvat": {TaskType.DETECTION, TaskType.CLASSIFICATION},
     "yolo": {TaskType.DETECTION},
     "voc": {TaskType.DETECTION},
     "folder": {TaskType.CLASSIFICATION},
     "csv": {TaskType.DETECTION, TaskType.CLASSIFICATION},
 }
 # With a label format, files with these suffixes are labels, not images.
-LABEL_SUFFIXES = (".json", ".txt", ".yaml", ".yml", ".xml", ".csv")
+LABEL_SUFFIXES = (".json", ".txt", ".yaml", ".yml", ".xml", ".csv", ".names", ".labels")
 # The report lists every problem item up to this many, each text cut to REPORT_TEXT_MAX
 # characters (a file can name a class with megabytes); counts are always complete.
 REPORT_MAX_ITEMS = 1000
@@ -123,6 +127,7 @@ def import_run(
     label_path: str = "",
     class_map: dict[str, str] | None = None,
     create_classes: bool = False,
+    replace: bool = False,
     author=None,
     keep_created: bool = True,
     on_progress: Callable[[int], None] | None = None,
@@ -130,7 +135,9 @@ def import_run(
     """Import (relative name, path) files, zips expanded, then their labels.
 
     With a label format and no label_path, label files found among the items are the
-    labels. Every item gets a result; bad items never stop the rest."""
+    labels. Every item gets a result; bad items never stop the rest. A label that differs
+    from a person's is kept beside it as an extra opinion (counted in the report as
+    kept_as_opinion) unless replace is set."""
     import_check_format(project=project, label_format=label_format)
     report = _Report(keep_created)
     imported: list[tuple[str, int]] = []
@@ -178,11 +185,13 @@ def import_run(
                 author=author,
                 preferred_image_ids=[image_id for _, image_id in imported],
                 on_record=(lambda: on_progress(done)) if on_progress else None,
+                replace=replace,
             )
             labels = {
                 "format": label_format,
                 "created": outcome.created,
                 "unchanged": outcome.unchanged,
+                "kept_as_opinion": outcome.kept_as_opinion,
                 "error": len(outcome.errors),
             }
             for error in outcome.errors:
@@ -253,6 +262,10 @@ def _label_records(project, label_format, path, imported, label_files_found):
         return yolo_records(path)
     if label_format == "voc":
         return voc_records(path)
+    if label_format == "labelstudio":
+        return labelstudio_records(path, detection=project.task_type == TaskType.DETECTION)
+    if label_format == "cvat":
+        return cvat_records(path, detection=project.task_type == TaskType.DETECTION)
     return csv_records(path, detection=project.task_type == TaskType.DETECTION)
 
 
@@ -265,6 +278,7 @@ def import_job_create(
     label_path: str = "",
     class_map: dict[str, str] | None = None,
     create_classes: bool = False,
+    replace: bool = False,
     staged: bool = False,
     enqueue: bool = True,
 ) -> ImportJob:
@@ -278,7 +292,12 @@ def import_job_create(
         label_path=label_path,
         requested_by=requested_by,
         report={
-            "options": {"class_map": class_map or {}, "create_classes": create_classes, "staged": staged}
+            "options": {
+                "class_map": class_map or {},
+                "create_classes": create_classes,
+                "replace": replace,
+                "staged": staged,
+            }
         },
     )
     if enqueue:
@@ -328,6 +347,7 @@ def _import_job_files(job: ImportJob, options: dict, source: str) -> None:
             label_path=job.label_path,
             class_map=options.get("class_map"),
             create_classes=options.get("create_classes", False),
+            replace=options.get("replace", False),
             author=job.requested_by,
             keep_created=False,
             on_progress=job_progress_writer(ImportJob, job_id, total, count_field="processed"),
@@ -347,6 +367,11 @@ def _import_job_files(job: ImportJob, options: dict, source: str) -> None:
             message += (
                 f"; {report['labels']['created']} labels imported, {report['labels']['error']} label errors"
             )
+            if report["labels"]["kept_as_opinion"]:
+                message += (
+                    f"; {report['labels']['kept_as_opinion']} differed from a person's label and were kept "
+                    "beside it as extra opinions"
+                )
         job_finish(ImportJob, job_id, JobStatus.SUCCEEDED, progress=1.0, processed=total, message=message[:500],
                    report={"options": options, **report})
 

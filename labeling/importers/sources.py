@@ -4,12 +4,15 @@ is an error). Every item can be opened on its own, so memory holds one file at a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
+
+from vision_project.json_input import json_loads
 
 from .archive import ArchiveError, is_archive_name, open_zip, zip_entries
 
@@ -114,3 +117,13 @@ def read_label_file(path: str) -> bytes:
         raise ValueError(f"label file is {size:,} bytes; the limit is {limit:,} bytes")
     with open(path, "rb") as stream:
         return stream.read()
+
+
+def read_label_json(path: str):
+    """A label file parsed as JSON; ValueError saying what is wrong otherwise."""
+    try:
+        return json_loads(read_label_file(path))  # nesting past the recursion limit: ValueError
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(str(exc)) from None

@@ -1,6 +1,7 @@
 """Pascal VOC XML: one file per image with <filename>, <size> and <object> boxes
-(xmin, ymin, xmax, ymax in pixels, taken as they are). Parsed with defusedxml: entity
-expansion, DTDs and external references are refused."""
+(xmin, ymin, xmax, ymax: 1-based pixel numbers, so the box covers x from xmin - 1 to xmax
+in 0-based edge coordinates) and an optional <difficult>, kept as the box's flag. Parsed
+with defusedxml: entity expansion, DTDs and external references are refused."""
 
 from __future__ import annotations
 
@@ -42,12 +43,12 @@ def _file_record(name: str, path: str) -> LabelRecord | LabelError:
         boxes = []
         for position, obj in enumerate(root.findall("object"), start=1):
             where = f"object {position}"
-            boxes.append(
-                (
-                    _text(obj, "name", where),
-                    *(_number(obj, f"bndbox/{key}", where) for key in ("xmin", "ymin", "xmax", "ymax")),
-                )
+            xmin, ymin, xmax, ymax = (
+                _number(obj, f"bndbox/{key}", where) for key in ("xmin", "ymin", "xmax", "ymax")
             )
+            difficult = (obj.findtext("difficult") or "0").strip() in ("1", "true")
+            flags = {"difficult": True} if difficult else {}
+            boxes.append((_text(obj, "name", where), xmin - 1, ymin - 1, xmax, ymax, flags))
     except _Bad as exc:
         return LabelError(name, str(exc))
     return LabelRecord(where=name, image_name=filename, boxes=boxes, size=size)

@@ -1,6 +1,8 @@
-"""YOLO detection labels: a data.yaml with the class names and one .txt file per image
-(named after the image's stem) with lines `class x_center y_center width height`, all
-relative to the image size. A file with any bad line is refused as a whole."""
+"""YOLO detection labels: the class names and one .txt file per image (named after the
+image's stem) with lines `class x_center y_center width height`, all relative to the image
+size. The names come from a data.yaml (ultralytics) or, without one, from a classes.txt
+with one name a line (LabelImg, Label Studio's YOLO export, Roboflow's Darknet export as
+`_darknet.labels` or `obj.names`). A file with any bad line is refused as a whole."""
 
 from __future__ import annotations
 
@@ -12,21 +14,16 @@ import yaml
 from .records import LabelError, LabelRecord
 from .sources import label_files, read_label_file
 
+NAME_LIST_FILES = ("classes.txt", "obj.names", "_darknet.labels")
+
 
 def yolo_records(path: str) -> Iterator[LabelRecord | LabelError]:
-    yaml_files = sorted(label_files(path, (".yaml", ".yml")), key=lambda item: (item[0].count("/"), item[0]))
-    if not yaml_files:
-        yield LabelError("data.yaml", "YOLO labels need a data.yaml with the class names; none was found")
-        return
-    yaml_name, yaml_path = next(
-        (f for f in yaml_files if f[0].rsplit("/", 1)[-1] == "data.yaml"), yaml_files[0]
-    )
     try:
-        names = _class_names(yaml.load(read_label_file(yaml_path), Loader=_NoAliasLoader))
-    except (ValueError, yaml.YAMLError) as exc:
-        yield LabelError(yaml_name, f"cannot read the class names: {exc}")
+        names = _names_from(path)
+    except _NoNames as exc:
+        yield LabelError(exc.where, str(exc))
         return
-    txt_files = [f for f in label_files(path, (".txt",)) if f[0].rsplit("/", 1)[-1] != "classes.txt"]
+    txt_files = [f for f in label_files(path, (".txt",)) if f[0].rsplit("/", 1)[-1] not in NAME_LIST_FILES]
     in_labels_dir = [f for f in txt_files if "labels" in f[0].split("/")[:-1]]
     for name, full in in_labels_dir or txt_files:
         yield _file_record(name, full, names)
@@ -41,6 +38,46 @@ class _NoAliasLoader(yaml.SafeLoader):
             mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed here", mark)
         return super().compose_node(parent, index)
+
+
+class _NoNames(ValueError):
+    def __init__(self, where: str, message: str):
+        super().__init__(message)
+        self.where = where
+
+
+def _shallow_first(files: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return sorted(files, key=lambda item: (item[0].count("/"), item[0]))
+
+
+def _names_from(path: str) -> list[str]:
+    """The class names, from data.yaml (preferred) or a one-name-a-line list."""
+    yaml_files = _shallow_first(label_files(path, (".yaml", ".yml")))
+    if yaml_files:
+        yaml_name, yaml_path = next(
+            (f for f in yaml_files if f[0].rsplit("/", 1)[-1] == "data.yaml"), yaml_files[0]
+        )
+        try:
+            return _class_names(yaml.load(read_label_file(yaml_path), Loader=_NoAliasLoader))
+        except (ValueError, yaml.YAMLError) as exc:
+            raise _NoNames(yaml_name, f"cannot read the class names: {exc}") from None
+    lists = _shallow_first(
+        [f for f in label_files(path, NAME_LIST_FILES) if f[0].rsplit("/", 1)[-1] in NAME_LIST_FILES]
+    )
+    if not lists:
+        raise _NoNames(
+            "data.yaml",
+            "YOLO labels need the class names: a data.yaml or a classes.txt (one name a line); none was found",
+        )
+    list_name, list_path = lists[0]
+    try:
+        names = [line.strip() for line in read_label_file(list_path).decode("utf-8-sig").splitlines()]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _NoNames(list_name, f"cannot read the class names: {exc}") from None
+    names = [n for n in names if n]
+    if not names:
+        raise _NoNames(list_name, "the class list is empty")
+    return names
 
 
 def _class_names(data) -> list[str]:
@@ -80,7 +117,7 @@ def _file_record(name: str, path: str, names: list[str]) -> LabelRecord | LabelE
             )
         if not 0 <= class_index < len(names):
             return LabelError(
-                name, f"line {number}: unknown class index {class_index} (data.yaml names {len(names)})"
+                name, f"line {number}: unknown class index {class_index} (the class list names {len(names)})"
             )
         bad = [v for v in values if not (math.isfinite(v) and 0.0 <= v <= 1.0)]
         if bad:

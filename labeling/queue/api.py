@@ -3,11 +3,11 @@ then call one service or selector."""
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from vision_project.json_input import BoundedJSONField
+from vision_project.pagination import PagedList
 
 from ..api import get_project_for
 from ..models import Annotation, AnnotationKind, ReviewStatus, Role, Task
@@ -142,7 +142,7 @@ class ReviewAnnotationSerializer(serializers.ModelSerializer):
         return prediction_item(annotation.prediction)
 
 
-class AnnotationReviewListApi(APIView):
+class AnnotationReviewListApi(PagedList, APIView):
     class FilterSerializer(serializers.Serializer):
         author = serializers.CharField(required=False)
         label = serializers.IntegerField(required=False)
@@ -156,9 +156,7 @@ class AnnotationReviewListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         annotations = annotations_for_review(project=project, **filters.validated_data)
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(annotations, request, view=self)
-        return paginator.get_paginated_response(ReviewAnnotationSerializer(page, many=True).data)
+        return self.page_response(request, annotations, lambda page: ReviewAnnotationSerializer(page, many=True).data)
 
 
 class AnnotationReviewApi(APIView):

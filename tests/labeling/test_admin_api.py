@@ -93,7 +93,7 @@ def test_admin_invites_an_existing_user_by_username(admin_client, project):
     assert response.status_code == 201, response.json()
     assert response.json()["username"] == "newcomer" and response.json()["user_id"] == newcomer.pk
     assert Membership.objects.get(project=project, user=newcomer).role == Role.LEAD
-    listed = admin_client.get(f"/api/projects/{project.pk}/members/").json()
+    listed = admin_client.get(f"/api/projects/{project.pk}/members/").json()["results"]
     assert [(m["username"], m["role"]) for m in listed] == [("boss", "admin"), ("newcomer", "lead")]
 
 

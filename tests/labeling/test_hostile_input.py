@@ -67,7 +67,7 @@ def test_a_class_change_to_what_is_taken_or_malformed_is_a_400_naming_the_field(
     response = api_client.patch(bus_url, change, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["detail"]
-    bus = api_client.get(f"/api/projects/{project.pk}/label-classes/").json()[1]
+    bus = api_client.get(f"/api/projects/{project.pk}/label-classes/").json()["results"][1]
     assert (bus["name"], bus["hotkey"]) == ("bus", "b")
 
 
@@ -208,7 +208,7 @@ def test_the_import_job_list_leaves_the_reports_to_the_detail(api_client):
     report = {"images": {"created": 3, "duplicate": 0, "error": 1}, "labels": None,
               "items": [{"name": "a.png", "status": "error", "error": "not an image"}] * 500}
     job = ImportJob.objects.create(project=project, source_path="/x", status=JobStatus.SUCCEEDED, report=report)
-    listed = api_client.get(f"/api/projects/{project.pk}/import-jobs/").json()
+    listed = api_client.get(f"/api/projects/{project.pk}/import-jobs/").json()["results"]
     assert "report" not in listed[0]
     assert listed[0]["images"] == {"created": 3, "duplicate": 0, "error": 1}
     detail = api_client.get(f"/api/import-jobs/{job.pk}/").json()

@@ -99,7 +99,7 @@ def test_upload_with_coco_labels_and_a_class_map(api_client, project, lead):
         format="multipart",
     )
     assert response.status_code == 201, response.json()
-    assert response.json()["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "error": 0}
+    assert response.json()["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "kept_as_opinion": 0, "error": 0}
     assert Annotation.objects.get().author == lead
 
 
@@ -178,7 +178,7 @@ def test_import_command_reads_a_server_folder_with_voc_labels(project, tmp_path,
     job = ImportJob.objects.get()
     assert job.status == JobStatus.SUCCEEDED
     assert job.report["images"] == {"created": 2, "duplicate": 0, "error": 1}
-    assert job.report["labels"] == {"format": "voc", "created": 2, "unchanged": 0, "error": 0}
+    assert job.report["labels"] == {"format": "voc", "created": 2, "unchanged": 0, "kept_as_opinion": 0, "error": 0}
     assert "broken.png:" in capsys.readouterr().err
     assert Annotation.objects.filter(project=project).count() == 2
 
@@ -273,7 +273,7 @@ def test_import_command_reads_a_zip_with_its_labels_inside(project, tmp_path):
         zf.writestr("annotations/instances.json", json.dumps(coco))
     call_command("import_images", str(project.pk), str(archive), "--labels", "coco")
     job = ImportJob.objects.get()
-    assert job.report["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "error": 0}
+    assert job.report["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "kept_as_opinion": 0, "error": 0}
     assert Annotation.objects.get().payload["boxes"][0]["x2"] == 4
 
 

@@ -85,7 +85,7 @@ def test_coco_labels_land_and_bad_entries_are_reported_one_by_one(project, tmp_p
     report = run(project, tmp_path, "coco")
 
     assert report["images"]["created"] == 5
-    assert report["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "error": 6}
+    assert report["labels"] == {"format": "coco", "created": 1, "unchanged": 0, "kept_as_opinion": 0, "error": 6}
     errors = errors_of(report)
     assert errors["instances.json: image 'b.jpg'"] == "annotation 3 has unknown category id 7"
     assert "lies outside the 100x80 image" in errors["instances.json: image 'c.jpg'"]
@@ -171,7 +171,7 @@ def test_yolo_labels_land_and_bad_lines_refuse_their_file(project, tmp_path):
         errors["labels/b.txt"] == "line 1: expected 5 columns (class x_center y_center width height), got 4"
     )
     assert errors["labels/c.txt"] == "line 2: value 1.2 is outside [0, 1]"
-    assert errors["labels/d.txt"] == "line 1: unknown class index 5 (data.yaml names 2)"
+    assert errors["labels/d.txt"] == "line 1: unknown class index 5 (the class list names 2)"
     assert "image 'zz' is not in the project" in errors["labels/zz.txt"]
     assert report["labels"]["created"] == 1
     assert boxes_of("a.jpg") == [("tree", 40, 15, 60, 35), ("car", 0, 0, 20, 10)]
@@ -182,7 +182,7 @@ def test_yolo_without_data_yaml_is_reported(project, tmp_path):
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     report = run(project, tmp_path, "yolo")
-    assert "need a data.yaml" in errors_of(report)["data.yaml"]
+    assert "a data.yaml or a classes.txt" in errors_of(report)["data.yaml"]
     assert report["images"]["created"] == 1
 
 
@@ -190,9 +190,10 @@ def test_voc_from_deepforest_lands(project, tmp_path):
     for name in ("OSBS_029.png", "OSBS_029.xml"):
         shutil.copy(DEEPFOREST / name, tmp_path / name)
     report = run(project, tmp_path, "voc", class_map={"Tree": "tree"})
-    assert report["labels"] == {"format": "voc", "created": 1, "unchanged": 0, "error": 0}
+    assert report["labels"] == {"format": "voc", "created": 1, "unchanged": 0, "kept_as_opinion": 0, "error": 0}
     boxes = boxes_of("OSBS_029.png")
-    assert len(boxes) > 10 and boxes[0] == ("tree", 203, 67, 227, 90)
+    # the file's first box reads xmin 203, ymin 67 (1-based pixel numbers): edges 202 and 66
+    assert len(boxes) > 10 and boxes[0] == ("tree", 202, 66, 227, 90)
 
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
@@ -224,7 +225,7 @@ def test_broken_and_hostile_voc_xml_is_refused_and_good_files_land(project, tmp_
     assert errors["laughs.xml"] == "refused unsafe XML (DTDForbidden)"
     assert errors["xxe.xml"] == "refused unsafe XML (DTDForbidden)"
     assert errors["nobox.xml"] == "object 1: <bndbox/xmin> is not a number: 'x'"
-    assert boxes_of("a.jpg") == [("car", 5, 6, 25, 30)]
+    assert boxes_of("a.jpg") == [("car", 4, 5, 25, 30)]
 
 
 def test_folder_per_class_labels_classification_images(db, tmp_path):
@@ -271,7 +272,7 @@ def test_yolo_dataset_inside_a_zip_lands_with_its_labels(project, tmp_path):
         zf.writestr("ds/labels/train/9.txt", "0 0.5 0.5 1.5 0.4\n")
     report = import_run(project=project, files=[("dataset.zip", str(archive))], label_format="yolo")
     assert report["images"]["created"] == 3
-    assert report["labels"] == {"format": "yolo", "created": 3, "unchanged": 0, "error": 1}
+    assert report["labels"] == {"format": "yolo", "created": 3, "unchanged": 0, "kept_as_opinion": 0, "error": 1}
     assert errors_of(report) == {"ds/labels/train/9.txt": "line 1: value 1.5 is outside [0, 1]"}
     assert boxes_of("2.jpg") == [("car", 40, 15, 60, 35)]
 
@@ -284,7 +285,7 @@ def test_labels_alone_apply_to_images_imported_earlier(project, tmp_path):
     report = run(project, tmp_path / "later", "voc")
     assert report["images"] == {"created": 0, "duplicate": 0, "error": 0}
     assert report["labels"]["created"] == 1
-    assert boxes_of("a.jpg") == [("car", 5, 6, 25, 30)]
+    assert boxes_of("a.jpg") == [("car", 4, 5, 25, 30)]
 
 
 def test_importing_the_same_labels_again_records_nothing_new(project, tmp_path):
@@ -294,5 +295,5 @@ def test_importing_the_same_labels_again_records_nothing_new(project, tmp_path):
     again = run(project, tmp_path, "voc")
     assert first["labels"]["created"] == 1, first
     assert again["images"]["duplicate"] == 1, again
-    assert again["labels"] == {"format": "voc", "created": 0, "unchanged": 1, "error": 0}
+    assert again["labels"] == {"format": "voc", "created": 0, "unchanged": 1, "kept_as_opinion": 0, "error": 0}
     assert Annotation.objects.count() == 1

@@ -14,14 +14,14 @@ def test_stranger_cannot_see_a_project(api_client):
     project = ProjectFactory()
     api_client.force_authenticate(UserFactory())
     assert api_client.get(f"/api/projects/{project.pk}/").status_code == 404
-    assert api_client.get("/api/projects/").json() == []
+    assert api_client.get("/api/projects/").json()["results"] == []
 
 
 def test_project_list_shows_only_the_callers_projects(api_client):
     mine, _other = ProjectFactory(), ProjectFactory()
     user = _member(mine, Role.ANNOTATOR)
     api_client.force_authenticate(user)
-    body = api_client.get("/api/projects/").json()
+    body = api_client.get("/api/projects/").json()["results"]
     assert [p["id"] for p in body] == [mine.pk]
     assert body[0]["my_role"] == "annotator"
 

@@ -170,7 +170,7 @@ def test_worse_candidate_is_rejected_and_rollback_is_a_deploy(django_capture_on_
     assert candidate.status == VersionStatus.RETIRED
     assert PrelabelRun.objects.filter(model_version=old, status="queued").count() == 1
 
-    listing = api_client.get(f"/api/projects/{project.pk}/model-versions/").json()
+    listing = api_client.get(f"/api/projects/{project.pk}/model-versions/").json()["results"]
     assert [(v["number"], v["is_deployed"], v["parent_number"]) for v in listing] == [(2, False, 1), (1, True, None)]
     assert listing[0]["comparison"]["decision"] == "reject"
 
@@ -295,8 +295,7 @@ def test_a_blind_detector_is_never_deployed_and_the_reason_is_kept(api_client, t
     assert version.comparison["reason"] == "below the deployment floor: mAP50 0.0000 is below the project's floor 0.0500"
     assert PrelabelRun.objects.filter(project=project).count() == 0
     api_client.force_authenticate(admin)
-    listed = api_client.get(f"/api/projects/{project.pk}/model-versions/").json()
-    listed = listed["results"] if isinstance(listed, dict) else listed
+    listed = api_client.get(f"/api/projects/{project.pk}/model-versions/").json()["results"]
     assert listed[0]["comparison"]["reason"].startswith("below the deployment floor")
     refused = api_client.post(f"/api/model-versions/{version.pk}/deploy/")
     assert refused.status_code == 400 and "below the deployment floor" in refused.json()["detail"]

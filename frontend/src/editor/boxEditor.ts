@@ -32,6 +32,18 @@ export interface EditorBox extends Box {
   /** The model's confidence while the box is still the model's, else null. */
   score: number | null;
   fromModel: boolean;
+  /** A region not to learn from (COCO iscrowd): drawn greyed, kept as it is. */
+  ignore?: boolean;
+  /** Pascal VOC's difficult flag, kept through an edit. */
+  difficult?: boolean;
+}
+
+const IGNORE_COLOR = "#9e9e9e";
+
+/** A box as the payload stores it: coordinates, class and the flags that are set. */
+export function payloadBox(box: EditorBox): { x1: number; y1: number; x2: number; y2: number; label: number; ignore?: true; difficult?: true } {
+  const { x1, y1, x2, y2, label } = box;
+  return { x1, y1, x2, y2, label, ...(box.ignore ? { ignore: true } : {}), ...(box.difficult ? { difficult: true } : {}) };
 }
 
 export interface Labels {
@@ -222,8 +234,10 @@ export class BoxEditor {
   private boxNode(box: EditorBox, selected: boolean, index: number): SVGGElement {
     const a = toDisplay(this.view, { x: box.x1, y: box.y1 });
     const b = toDisplay(this.view, { x: box.x2, y: box.y2 });
-    const color = this.style.color(box.label);
-    const group = svgNode("g", { class: `box${selected ? " selected" : ""}${box.fromModel ? " model" : ""}` });
+    const color = box.ignore ? IGNORE_COLOR : this.style.color(box.label);
+    const group = svgNode("g", {
+      class: `box${selected ? " selected" : ""}${box.fromModel ? " model" : ""}${box.ignore ? " ignore" : ""}`,
+    });
     group.setAttribute("data-box-index", String(index));
     group.setAttribute("data-label", String(box.label));
     group.append(
@@ -232,7 +246,8 @@ export class BoxEditor {
         stroke: color, fill: color, class: "box-rect",
       }),
     );
-    const caption = box.score === null ? this.style.name(box.label) : `${this.style.name(box.label)} ${box.score.toFixed(2)}`;
+    const name = box.ignore ? `${this.style.name(box.label)} (ignored)` : this.style.name(box.label);
+    const caption = box.score === null ? name : `${name} ${box.score.toFixed(2)}`;
     const textY = a.y > 16 ? a.y - 4 : a.y + 13;
     const background = svgNode("rect", {
       x: a.x, y: textY - 12, width: caption.length * 6.6 + 8, height: 15, fill: color, class: "box-caption-bg",

@@ -65,6 +65,26 @@ export async function call<T = Record<string, unknown>>(method: string, url: str
   return response.data as T;
 }
 
+/** One page of a list endpoint (limit/offset pagination). */
+export interface Page<T> {
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: T[];
+}
+
+/** Every item of a paginated list, following `next` until the last page. */
+export async function callAll<T>(url: string): Promise<T[]> {
+  const items: T[] = [];
+  let next: string | null = url;
+  while (next) {
+    const page: Page<T> = await call<Page<T>>("GET", next);
+    items.push(...page.results);
+    next = page.next;
+  }
+  return items;
+}
+
 /** A version-4 UUID; crypto.randomUUID needs a secure context, getRandomValues does not. */
 export function uuid4(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));

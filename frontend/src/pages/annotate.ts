@@ -9,7 +9,7 @@
  * blind), key repeats are ignored, a classification needs a class, and an image without
  * boxes is stored only by the explicit "no objects here" (N).
  */
-import { type EditorBox, BoxEditor, type Labels, isTyping } from "../editor/boxEditor";
+import { type EditorBox, BoxEditor, type Labels, isTyping, payloadBox } from "../editor/boxEditor";
 import { renderBoxRows } from "../editor/boxRows";
 import { clampBox } from "../editor/geometry";
 import { Stopwatch } from "../editor/stopwatch";
@@ -311,7 +311,7 @@ function labelsChanged(): boolean {
 function payloadOf(next: NextTask): Record<string, unknown> {
   const labels = editor.history.current;
   if (next.task_type === "classification") return { labels: labels.tags };
-  return { boxes: labels.boxes.map(({ x1, y1, x2, y2, label }) => ({ x1, y1, x2, y2, label })) };
+  return { boxes: labels.boxes.map(payloadBox) };
 }
 
 function submit(kind: "accept" | "correct" | "skip" | "flag", extra: Record<string, unknown> = {}): void {

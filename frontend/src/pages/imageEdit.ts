@@ -1,7 +1,7 @@
 /** One image in the editor, opened by a lead from the image browser or review: no task and
  * no lease (the annotators' queue is untouched). It starts from the image's current label,
  * else the deployed model's pre-label; saving stores the lead's own label. */
-import { BoxEditor, isTyping, type EditorBox, type Labels } from "../editor/boxEditor";
+import { BoxEditor, isTyping, payloadBox, type EditorBox, type Labels } from "../editor/boxEditor";
 import { renderBoxRows } from "../editor/boxRows";
 import { clampBox } from "../editor/geometry";
 import { byId, call, el, toast } from "../lib/api";
@@ -49,7 +49,7 @@ function startingLabels(w: Work): Labels {
   if (w.task_type === "classification") return { boxes: [], tags: [...(source?.labels ?? []).slice(0, w.label ? undefined : 1)] };
   const boxes: EditorBox[] = (source?.boxes ?? []).map((box) => ({
     ...clampBox(box, w.image.width, w.image.height), label: box.label, score: w.label ? null : (box as { score?: number }).score ?? null,
-    fromModel: !w.label,
+    fromModel: !w.label, ignore: box.ignore === true, difficult: box.difficult === true,
   }));
   return { boxes, tags: [] };
 }
@@ -95,7 +95,7 @@ async function save(empty = false): Promise<void> {
   notice.hidden = true;
   const labels = editor.history.current;
   const payload = work.task_type === "classification" ? { labels: labels.tags }
-    : { boxes: labels.boxes.map(({ x1, y1, x2, y2, label }) => ({ x1, y1, x2, y2, label })) };
+    : { boxes: labels.boxes.map(payloadBox) };
   if (work.task_type === "classification" && labels.tags.length === 0) return showNotice("Not saved: choose a class first.");
   if (work.task_type === "detection" && !empty && labels.boxes.length === 0) {
     return showNotice("Not saved: draw the boxes, or press \"No objects here\" if the image has none.");

@@ -2,7 +2,7 @@
  * and the primary metric per version as a chart. Admins also start/cancel runs and deploy
  * or roll back; leads read the page only (the controls are not drawn for them). */
 import { CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from "chart.js";
-import { ApiError, byId, call, el, toast } from "../lib/api";
+import { ApiError, byId, call, callAll, el, type Page, toast } from "../lib/api";
 import "../styles/lead.css";
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Tooltip, Legend);
@@ -58,11 +58,12 @@ const fmt = (value: number | null | undefined, digits = 3) => (value === null ||
 
 async function refresh(): Promise<void> {
   try {
-    const [runs, versions, curves] = await Promise.all([
-      call<Run[]>("GET", `/api/projects/${projectId}/training-runs/`),
-      call<Version[]>("GET", `/api/projects/${projectId}/model-versions/`),
+    const [runPage, versions, curves] = await Promise.all([
+      call<Page<Run>>("GET", `/api/projects/${projectId}/training-runs/?limit=100`),
+      callAll<Version>(`/api/projects/${projectId}/model-versions/`),
       call<{ runs: RunCurve[] }>("GET", `/api/projects/${projectId}/training-curves/`),
     ]);
+    const runs = runPage.results;
     renderRuns(runs);
     renderCurves(curves.runs);
     renderVersions(versions);

@@ -1,5 +1,5 @@
 /** Project settings, members and label classes (admins). */
-import { ApiError, byId, call, el, toast } from "../lib/api";
+import { ApiError, byId, call, callAll, el, toast } from "../lib/api";
 import type { LabelClass } from "../lib/types";
 
 interface Member {
@@ -92,7 +92,7 @@ form.addEventListener("submit", async (e) => {
 });
 
 async function loadMembers(): Promise<void> {
-  renderMembers(await call<Member[]>("GET", `/api/projects/${projectId}/members/`));
+  renderMembers(await callAll<Member>(`/api/projects/${projectId}/members/`));
 }
 
 function renderMembers(members: Member[]): void {

@@ -35,11 +35,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--create-classes", action="store_true", help="create unknown categories as classes"
         )
+        parser.add_argument(
+            "--replace",
+            action="store_true",
+            help="imported labels replace people's labels (by default they are kept beside them)",
+        )
         parser.add_argument("--map", default="{}", help='JSON {"their category": "our class name"}')
         parser.add_argument("--user", help="username recorded as the author of imported labels")
         parser.add_argument("--background", action="store_true", help="queue the job for a worker and return")
 
-    def handle(self, *args, project, path, labels, create_classes, map, user, background, **options):
+    def handle(self, *args, project, path, labels, create_classes, replace, map, user, background, **options):
         project = project_from_argument(project)
         if not os.path.exists(path):
             raise CommandError(f"{path} does not exist.")
@@ -70,6 +75,7 @@ class Command(BaseCommand):
                 label_path=label_path,
                 class_map=class_map,
                 create_classes=create_classes,
+                replace=replace,
                 enqueue=background,
             )
         except ImportRefused as exc:
