@@ -131,7 +131,7 @@ def project_update(*, project: Project, **fields) -> Project:
 # help, zoom): a class key there would shadow the action.
 RESERVED_HOTKEYS = {
     "s": "Skip", "f": "Flag", "h": "Hide pre-labels", "n": "No objects here", "r": "Fit",
-    "?": "Help", "=": "Zoom in", "+": "Zoom in", "-": "Zoom out",
+    "?": "Help", "=": "Zoom in", "+": "Zoom in", "-": "Zoom out", "b": "Box assist",
 }
 DIGIT_KEYS = "1234567890"
 
