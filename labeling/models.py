@@ -10,6 +10,7 @@ from django.db.models import Q
 class TaskType(models.TextChoices):
     CLASSIFICATION = "classification", "Image classification"
     DETECTION = "detection", "Object detection"
+    SEGMENTATION = "segmentation", "Instance segmentation"
 
 
 class SamplingStrategy(models.TextChoices):
@@ -287,6 +288,8 @@ class Annotation(models.Model):
     Payload schema (validated on every write, see labeling/payloads.py):
       detection:       {"boxes": [{"x1", "y1", "x2", "y2": pixels, "label": class id}]}
       classification:  {"labels": [class id, ...]}
+      segmentation:    {"polygons": [{"label": class id, "points": [[x, y], ...]}
+                                     or {"label": class id, "rings": [[[x, y], ...], ...]}]}
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")

@@ -55,6 +55,8 @@ def dataset_snapshot(*, project: Project, require_train: bool = True) -> Snapsho
     "nothing here" is a label too (a background image). Raises SnapshotError when a split
     the training needs is empty.
     """
+    if project.task_type == TaskType.SEGMENTATION:
+        raise SnapshotError("training on segmentation labels needs the YOLOv8-seg backend, not available yet")
     classes = list(project.label_classes.values_list("id", "name"))
     if not classes:
         raise SnapshotError(f"project {project.pk} has no label classes")

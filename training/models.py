@@ -144,6 +144,8 @@ class Prediction(models.Model):
       detection:       {"boxes": [{"x1", "y1", "x2", "y2", "label", "score",
                                    "probs": [per class, model order]}]}
       classification:  {"labels": [top class id], "probs": [per class, model order]}
+      segmentation:    {"polygons": [{"label", "points" or "rings", "score",
+                                      "probs": [per class, model order]}]}
     Class ids in model order are `model_version.class_ids`.
     """
 

@@ -36,7 +36,14 @@ from .yolo import yolo_classify_write, yolo_write
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("coco", "yolo", "voc", "csv")
-_DETECTION_ONLY = {"coco", "voc"}
+# What each format holds, and the task types it can export.
+_FORMAT_HOLDS = {"coco": "boxes", "yolo": "boxes or classes", "voc": "boxes", "csv": "boxes or classes"}
+_FORMAT_TASK_TYPES = {
+    "coco": {TaskType.DETECTION},
+    "yolo": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+    "voc": {TaskType.DETECTION},
+    "csv": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+}
 
 
 class ExportRefused(ValueError):
@@ -48,8 +55,10 @@ def export_check_format(*, project: Project, export_format: str) -> None:
         raise ExportRefused(
             f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}"
         )
-    if export_format in _DETECTION_ONLY and project.task_type != TaskType.DETECTION:
-        raise ExportRefused(f"{export_format} holds boxes; for a {project.task_type} project use csv or yolo")
+    if project.task_type not in _FORMAT_TASK_TYPES[export_format]:
+        fitting = [name for name in EXPORT_FORMATS if project.task_type in _FORMAT_TASK_TYPES[name]]
+        raise ExportRefused(f"{export_format} holds {_FORMAT_HOLDS[export_format]}; for a {project.task_type} "
+                            f"project use {' or '.join(fitting) or 'no export format yet'}")
 
 
 def export_write(
