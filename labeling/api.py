@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import segment_assist, services
-from .models import Image, LabelClass, Membership, Project, Role
+from .models import Image, LabelClass, Membership, Project, Role, TaskType
 from .permissions import get_for_caller, projects_visible_to
 from .serializers import (
     LabelClassInputSerializer,
@@ -166,6 +166,10 @@ class SegmentAssistApi(APIView):
     @extend_schema(request=dict, responses=OutputSerializer)
     def post(self, request, image_id: int):
         image = get_for_caller(Image.objects.select_related("project"), image_id, request.user, Role.ANNOTATOR)
+        if image.project.task_type != TaskType.SEGMENTATION:
+            return Response({"detail": f"the box assist draws polygons, for segmentation projects; project "
+                                       f"{image.project_id} is {image.project.task_type}"},
+                            status=status.HTTP_400_BAD_REQUEST)
         try:
             box = segment_assist.box_from_request(request.data.get("box") if isinstance(request.data, dict) else None,
                                                   width=image.width, height=image.height)

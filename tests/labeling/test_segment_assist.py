@@ -8,7 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
-from labeling.models import Role
+from labeling.models import Role, TaskType
 from labeling.segment_assist import MAX_POINTS, AssistError, Box, box_from_request, polygon_from_box
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
 
@@ -100,7 +100,8 @@ def png_of(image: np.ndarray) -> bytes:
 @pytest.fixture
 def scene_image(db):
     image, truth = synthetic_scene(640, 480, PENTAGON)
-    row = ImageFactory(width=640, height=480, file=ContentFile(png_of(image), name="scene.png"))
+    row = ImageFactory(project=ProjectFactory(task_type=TaskType.SEGMENTATION), width=640, height=480,
+                       file=ContentFile(png_of(image), name="scene.png"))
     return row, truth
 
 
@@ -134,6 +135,18 @@ def test_assist_endpoint_answers_bad_boxes_with_400(api_client, make_user, scene
     response = api_client.post(url(row.pk), body, format="json")
     assert response.status_code == 400
     assert message in response.json()["detail"]
+
+
+def test_assist_endpoint_is_for_segmentation_projects(api_client, make_user, scene_image):
+    row, _ = scene_image
+    row.project.task_type = TaskType.DETECTION
+    row.project.save(update_fields=["task_type"])
+    user = make_user("annotator")
+    MembershipFactory(project=row.project, user=user, role=Role.ANNOTATOR)
+    api_client.force_authenticate(user)
+    response = api_client.post(url(row.pk), {"box": {"x1": 170, "y1": 90, "x2": 480, "y2": 390}}, format="json")
+    assert response.status_code == 400
+    assert "segmentation projects" in response.json()["detail"]
 
 
 def test_assist_endpoint_hides_other_projects_images_and_unknown_ones(api_client, make_user, scene_image):
