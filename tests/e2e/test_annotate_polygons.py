@@ -8,11 +8,13 @@ from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
 from labeling.models import Annotation, Membership, Project, Role, Split
+from labeling.selectors import image_current_label
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
 from tests.labeling.test_segment_assist import PENTAGON, mask_iou, synthetic_scene
 from training.models import ModelVersion, Prediction
 
+from .conftest import sign_in
 from .factories import IMAGE_H, IMAGE_W, Scene
 from .test_annotate import open_annotate, wait_saved_and_next
 
@@ -161,3 +163,20 @@ def test_box_assist_outlines_the_object_and_the_outline_is_submitted(page, make_
     assert instance["label"] == scene.classes["leaf"].pk
     assert mask_iou(instance["points"], truth) >= 0.9
     assert np.array(instance["points"]).shape[1] == 2
+
+
+def test_a_lead_edits_a_prelabel_polygon_in_the_image_editor_and_saves_it(page, make_user):
+    lead = make_user("lea")
+    scene = segmentation_scene(members={lead: Role.LEAD}, images=1, prelabels=True)
+    image = next(iter(scene.predictions.values())).image
+    sign_in(page, "lea")
+    page.goto(f"/projects/{scene.project.pk}/images/{image.pk}/")
+    page.locator("#image-edit[data-loaded=true]").wait_for()
+    assert page.locator("#box-list .box-row").count() == 2
+    page.mouse.click(*to_page(page, 150, 130))  # selects the leaf
+    drag(page, (240, 220), (250, 260))  # its third vertex
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#save-state').textContent === 'Label saved'")
+    leaf, ringed = image_current_label(image)["polygons"]
+    assert_points_close(leaf["points"], [PRELABEL[0], PRELABEL[1], [250, 260], PRELABEL[3]])
+    assert ringed == {"label": scene.classes["bug"].pk, "rings": RINGED}

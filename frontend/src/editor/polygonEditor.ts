@@ -8,6 +8,7 @@
  * any other. Instances with several rings (holes, parts) are shown, moved, relabelled and
  * deleted whole, their rings kept as they came.
  */
+import { errorText, request } from "../lib/api";
 import { type Point, boxFromCorners, clampPoint, hasArea, toDisplay } from "./geometry";
 import { type ClassStyle, ImageStage, captionNodes, captionOf, svgNode } from "./imageStage";
 import {
@@ -31,6 +32,21 @@ import {
 
 /** The box assist: the outline of the object in a box (image pixels), or a message why none came. */
 export type BoxAssist = (box: { x1: number; y1: number; x2: number; y2: number }) => Promise<number[][] | string>;
+
+/** The server's box assist (GrabCut) for the image `imageId()` names (null: none shown). */
+export function serverBoxAssist(imageId: () => number | null): BoxAssist {
+  return async (box) => {
+    const id = imageId();
+    if (id === null) return "no image is shown";
+    try {
+      const response = await request<{ points: number[][] }>("POST", `/api/images/${id}/segment-assist/`, { box });
+      if (response.status === 200 && response.data) return response.data.points;
+      return errorText(response.data) || `HTTP ${response.status}`;
+    } catch {
+      return "the server could not be reached";
+    }
+  };
+}
 
 type Gesture =
   | { kind: "vertex"; index: number; vertex: number; origin: Point[]; inserted: boolean }

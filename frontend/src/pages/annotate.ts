@@ -14,7 +14,7 @@ import { type EditorBox, BoxEditor, type Labels, isTyping } from "../editor/boxE
 import { renderBoxRows, renderPolygonRows } from "../editor/boxRows";
 import { clampBox } from "../editor/geometry";
 import { type EditorPolygon, type PolygonLabels, fromPayload, toPayload } from "../editor/polygon";
-import { PolygonEditor } from "../editor/polygonEditor";
+import { PolygonEditor, serverBoxAssist } from "../editor/polygonEditor";
 import { Stopwatch } from "../editor/stopwatch";
 import { type Outcome, type PendingSubmit, type SendResult, SubmitQueue } from "../editor/submitQueue";
 import { byId, el, errorText, request, toast, uuid4 } from "../lib/api";
@@ -120,21 +120,10 @@ function edited(): void {
   saveDraft();
   renderSidebar();
 }
-const polygonEditor = segmentation ? new PolygonEditor(stage, classStyle, edited, boxAssist, showNotice) : null;
+const assist = serverBoxAssist(() => current?.next.image.id ?? null);
+const polygonEditor = segmentation ? new PolygonEditor(stage, classStyle, edited, assist, showNotice) : null;
 const boxEditor = polygonEditor ? null : new BoxEditor(stage, classStyle, edited);
 const editor: BoxEditor | PolygonEditor = polygonEditor ?? boxEditor!;
-
-/** The box assist: GrabCut on the server turns the box into an outline of the shown image. */
-async function boxAssist(box: { x1: number; y1: number; x2: number; y2: number }): Promise<number[][] | string> {
-  if (!current) return "no image is shown";
-  try {
-    const response = await request<{ points: number[][] }>("POST", `/api/images/${current.next.image.id}/segment-assist/`, { box });
-    if (response.status === 200 && response.data) return response.data.points;
-    return errorText(response.data) || `HTTP ${response.status}`;
-  } catch {
-    return "the server could not be reached";
-  }
-}
 
 const queue = new SubmitQueue(window.localStorage, `vision:submits:${userId}`, sendSubmit, reportOutcome);
 queue.onChange(() => {
