@@ -55,6 +55,7 @@ type Gesture =
 
 const VERTEX_RADIUS_PX = 8;
 const EDGE_TOLERANCE_PX = 6;
+const SAME_POINT_PX = 2;
 
 export class PolygonEditor extends ImageStage<PolygonLabels> {
   /** The shape being drawn, not yet an instance (and not in the history). */
@@ -276,6 +277,8 @@ export class PolygonEditor extends ImageStage<PolygonLabels> {
         this.closeDrawing();
         return;
       }
+      // A double click places one point, not two on top of each other.
+      if (vertexAt([this.drawing[this.drawing.length - 1]], this.view, p, SAME_POINT_PX) === 0) return;
       this.drawing = [...this.drawing, inside];
       this.render();
       return;
