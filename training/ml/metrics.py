@@ -1,7 +1,13 @@
-"""Evaluation and agreement metrics for classification and detection.
+"""Evaluation and agreement metrics for classification, detection and segmentation.
 
-Django-free and numpy-only. Boxes are (x1, y1, x2, y2) in pixels. Areas and IoU follow
-pycocotools' bbox convention: width = x2 - x1 with no +1, so detection mAP equals COCOeval's.
+Django-free. Boxes are (x1, y1, x2, y2) in pixels. Areas and IoU follow pycocotools' bbox
+convention: width = x2 - x1 with no +1, so detection mAP equals COCOeval's.
+
+Masks: an instance is a list of rings (each [[x, y], ...] in pixels) whose area is what an
+odd number of rings covers (even-odd, labeling/payloads.py). Rings are rasterized with
+pycocotools (the same rasterizer COCOeval uses for polygons) and combined by XOR, so holes
+are holes. The converters between rings, masks and RLE live here because both the
+exporters and the segmentation backend need exactly these.
 """
 from __future__ import annotations
 
@@ -10,8 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import cv2
 import numpy as np
+import shapely
 from numpy.typing import ArrayLike
+from pycocotools import mask as mask_utils
+from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry.base import BaseGeometry
 
 # The exact expressions COCOeval uses, so threshold values match bit for bit.
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -396,3 +407,92 @@ def box_f1(
             used_a[r] = used_b[c] = True
             matched += 1
     return 2.0 * matched / (len(a) + len(b))
+
+
+# --- masks ----------------------------------------------------------------------------
+
+Rings = Sequence[Sequence[Sequence[float]]]
+
+
+def rings_mask(rings: Rings, height: int, width: int) -> np.ndarray:
+    """The (height, width) uint8 mask of an instance's rings, even-odd."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for ring in rings:
+        flat = [float(v) for point in ring for v in point]
+        rle = mask_utils.frPyObjects([flat], height, width)
+        mask ^= mask_utils.decode(rle)[:, :, 0]
+    return mask
+
+
+def mask_rle(mask: np.ndarray) -> dict:
+    """COCO's compressed RLE of a mask, with counts as text (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rings_rle(rings: Rings, height: int, width: int) -> dict:
+    return mask_rle(rings_mask(rings, height, width))
+
+
+def rle_mask(rle: dict) -> np.ndarray:
+    """The mask of a COCO RLE, compressed (counts as text) or not (counts as a list)."""
+    height, width = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        coded = mask_utils.frPyObjects(rle, height, width)
+    else:
+        coded = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(coded)
+
+
+def mask_rings(mask: np.ndarray) -> list[list[list[float]]]:
+    """The rings (even-odd) of a mask's outline along its pixels' edges.
+
+    OpenCV's findContours traces the centres of the boundary pixels (a pixel at row r,
+    column c covers [c, c + 1] x [r, r + 1]; its centre is (c + 0.5, r + 0.5)); each outer
+    outline is grown and each hole shrunk by half a pixel (mitred), so the shape covers the
+    mask's pixels, one-pixel-wide parts included, and rasterizes back to the same mask
+    (bar pixels cut at a corner)."""
+    contours, hierarchy = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_CCOMP,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    outers: dict[int, BaseGeometry] = {}
+    holes: dict[int, list[BaseGeometry]] = {}
+    for index, contour in enumerate(contours):
+        outline = _pixel_centres(contour)
+        parent = int(hierarchy[0][index][3])
+        if parent < 0:
+            outers[index] = outline.buffer(0.5, cap_style="square", join_style="mitre")
+        else:
+            holes.setdefault(parent, []).append(outline.buffer(-0.5, join_style="mitre"))
+    shape = shapely.unary_union([outer.difference(shapely.unary_union(holes.get(index, [])))
+                                 for index, outer in outers.items()])
+    return shape_rings(shape)
+
+
+def _pixel_centres(contour: np.ndarray) -> BaseGeometry:
+    points = contour.reshape(-1, 2).astype(np.float64) + 0.5
+    if len(points) == 1:
+        return Point(points[0])
+    if len(points) == 2:
+        return LineString(points)
+    return shapely.make_valid(Polygon(points))
+
+
+def shape_rings(shape: BaseGeometry) -> list[list[list[float]]]:
+    """The rings of a valid shape's polygonal parts: each part's outline, then its holes
+    (open rings: the first point not repeated). Lines and points are left out."""
+    rings = []
+    for part in shapely.get_parts(shape):
+        if isinstance(part, Polygon) and part.area > 0:
+            rings.append(_open_ring(part.exterior.coords))
+            rings.extend(_open_ring(interior.coords) for interior in part.interiors)
+        elif part.geom_type in ("MultiPolygon", "GeometryCollection"):
+            rings.extend(shape_rings(part))
+    return rings
+
+
+def _open_ring(coords) -> list[list[float]]:
+    points = [[float(x), float(y)] for x, y in coords]
+    return points[:-1] if len(points) > 1 and points[0] == points[-1] else points
