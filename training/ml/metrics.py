@@ -272,29 +272,42 @@ def detection_metrics(
         raise ValueError("predictions and ground_truths must list the same images")
     images = []
     for pred, gt in zip(predictions, ground_truths):
-        images.append(
-            (
-                _as_boxes(pred["boxes"]),
-                _as_labels(pred["classes"], num_classes, "predicted classes"),
-                np.asarray(pred["scores"], dtype=np.float64).ravel(),
-                _as_boxes(gt["boxes"]),
-                _as_labels(gt["classes"], num_classes, "ground-truth classes"),
-            )
-        )
+        p_boxes, g_boxes = _as_boxes(pred["boxes"]), _as_boxes(gt["boxes"])
+        images.append(_ScoredImage(
+            _as_labels(pred["classes"], num_classes, "predicted classes"),
+            np.asarray(pred["scores"], dtype=np.float64).ravel(),
+            _as_labels(gt["classes"], num_classes, "ground-truth classes"),
+            box_iou(p_boxes, g_boxes),
+        ))
+    return _coco_metrics(images, num_classes, score_threshold=score_threshold, max_dets=max_dets)
 
+
+@dataclass(frozen=True)
+class _ScoredImage:
+    """One image's predictions and ground truth, reduced to what the COCO metrics read."""
+
+    pred_classes: np.ndarray  # (k,)
+    pred_scores: np.ndarray  # (k,)
+    gt_classes: np.ndarray  # (g,)
+    ious: np.ndarray  # (k, g): IoU of every prediction with every ground-truth object
+
+
+def _coco_metrics(images: list[_ScoredImage], num_classes: int, *, score_threshold: float,
+                  max_dets: int) -> dict[str, Any]:
+    """The metrics of detection_metrics, from any IoU (boxes or masks)."""
     ap = np.full((num_classes, len(COCO_IOU_THRESHOLDS)), np.nan)
     num_gt = np.zeros(num_classes, dtype=np.int64)
     for c in range(num_classes):
         scores, flags = [], []
-        for p_boxes, p_classes, p_scores, g_boxes, g_classes in images:
-            g = g_boxes[g_classes == c]
-            num_gt[c] += len(g)
-            mine = np.flatnonzero(p_classes == c)
-            mine = mine[np.argsort(-p_scores[mine], kind="mergesort")][:max_dets]
+        for image in images:
+            gt_index = np.flatnonzero(image.gt_classes == c)
+            num_gt[c] += len(gt_index)
+            mine = np.flatnonzero(image.pred_classes == c)
+            mine = mine[np.argsort(-image.pred_scores[mine], kind="mergesort")][:max_dets]
             if mine.size == 0:
                 continue
-            matched = _greedy_match(box_iou(p_boxes[mine], g), COCO_IOU_THRESHOLDS)
-            scores.append(p_scores[mine])
+            matched = _greedy_match(image.ious[np.ix_(mine, gt_index)], COCO_IOU_THRESHOLDS)
+            scores.append(image.pred_scores[mine])
             flags.append(matched >= 0)
         if num_gt[c] == 0:
             continue
@@ -309,20 +322,19 @@ def detection_metrics(
     tp_c = np.zeros(num_classes, dtype=np.int64)
     fp_c = np.zeros(num_classes, dtype=np.int64)
     fn_c = np.zeros(num_classes, dtype=np.int64)
-    for p_boxes, p_classes, p_scores, g_boxes, g_classes in images:
-        keep = p_scores >= score_threshold
-        result = match_boxes(
-            p_boxes[keep],
-            g_boxes,
-            pred_scores=p_scores[keep],
-            pred_classes=p_classes[keep],
-            gt_classes=g_classes,
-            iou_threshold=0.5,
-        )
-        kept_classes = p_classes[keep]
-        np.add.at(tp_c, kept_classes[[m[0] for m in result.matches]], 1)
-        np.add.at(fp_c, kept_classes[result.unmatched_pred], 1)
-        np.add.at(fn_c, g_classes[result.unmatched_gt], 1)
+    for image in images:
+        keep = np.flatnonzero(image.pred_scores >= score_threshold)
+        order = keep[np.argsort(-image.pred_scores[keep], kind="mergesort")]
+        ious = image.ious[order].copy()
+        kept_classes = image.pred_classes[order]
+        ious[kept_classes[:, None] != image.gt_classes[None, :]] = -1.0
+        matched = _greedy_match(ious, np.array([0.5]))[0]
+        hit = matched >= 0
+        gt_hit = np.zeros(len(image.gt_classes), dtype=bool)
+        gt_hit[matched[hit]] = True
+        np.add.at(tp_c, kept_classes[hit], 1)
+        np.add.at(fp_c, kept_classes[~hit], 1)
+        np.add.at(fn_c, image.gt_classes[~gt_hit], 1)
 
     tp, fp, fn = tp_c.sum(), fp_c.sum(), fn_c.sum()
     precision = float(_safe_ratio(tp, tp + fp))
@@ -348,65 +360,6 @@ def detection_metrics(
             for c in range(num_classes)
         ],
     }
-
-
-# --- inter-annotator agreement --------------------------------------------------------
-
-
-def cohen_kappa(a: ArrayLike, b: ArrayLike, num_classes: int | None = None) -> float:
-    """Cohen's kappa of two annotators' integer labels on the same items.
-
-    kappa = (p_o - p_e) / (1 - p_e). When p_e == 1 both annotators gave every item the same
-    single label: agreement is complete and the result is 1.0.
-    """
-    x = np.asarray(a, dtype=np.int64).ravel()
-    y = np.asarray(b, dtype=np.int64).ravel()
-    if x.shape != y.shape or x.size == 0:
-        raise ValueError("cohen_kappa needs two equally long, non-empty label lists")
-    k = num_classes if num_classes is not None else int(max(x.max(), y.max())) + 1
-    cm = _confusion(x, y, k).astype(np.float64) / x.size
-    observed = np.trace(cm)
-    expected = float(cm.sum(axis=1) @ cm.sum(axis=0))
-    if expected >= 1.0:
-        return 1.0
-    return float((observed - expected) / (1.0 - expected))
-
-
-def box_f1(
-    boxes_a: ArrayLike,
-    boxes_b: ArrayLike,
-    *,
-    iou_threshold: float = 0.5,
-    classes_a: ArrayLike | None = None,
-    classes_b: ArrayLike | None = None,
-) -> float:
-    """Agreement of two annotators' boxes on one image: F1 = 2 * matched / (n_a + n_b).
-
-    Symmetric in a and b: pairs are matched one-to-one greedily by descending IoU, counting
-    pairs with IoU >= iou_threshold (and the same class when both class lists are given).
-    Two empty annotations agree completely (1.0).
-    """
-    a = _as_boxes(boxes_a)
-    b = _as_boxes(boxes_b)
-    if len(a) + len(b) == 0:
-        return 1.0
-    if (classes_a is None) != (classes_b is None):
-        raise ValueError("give both classes_a and classes_b, or neither")
-    ious = box_iou(a, b)
-    if classes_a is not None:
-        ca = np.asarray(classes_a).ravel()
-        cb = np.asarray(classes_b).ravel()
-        ious[ca[:, None] != cb[None, :]] = -1.0
-    rows, cols = np.nonzero(ious >= iou_threshold)
-    used_a = np.zeros(len(a), dtype=bool)
-    used_b = np.zeros(len(b), dtype=bool)
-    matched = 0
-    for i in np.argsort(-ious[rows, cols], kind="stable"):
-        r, c = rows[i], cols[i]
-        if not used_a[r] and not used_b[c]:
-            used_a[r] = used_b[c] = True
-            matched += 1
-    return 2.0 * matched / (len(a) + len(b))
 
 
 # --- masks ----------------------------------------------------------------------------
@@ -496,3 +449,113 @@ def shape_rings(shape: BaseGeometry) -> list[list[list[float]]]:
 def _open_ring(coords) -> list[list[float]]:
     points = [[float(x), float(y)] for x, y in coords]
     return points[:-1] if len(points) > 1 and points[0] == points[-1] else points
+
+
+# --- segmentation ---------------------------------------------------------------------
+
+
+class ImageMaskPredictions(TypedDict):
+    instances: Sequence[Rings]  # the rings of each predicted instance, pixels
+    classes: ArrayLike  # (k,) class index
+    scores: ArrayLike  # (k,) confidence
+
+
+class ImageMaskGroundTruth(TypedDict):
+    instances: Sequence[Rings]
+    classes: ArrayLike  # (g,)
+    height: int
+    width: int
+
+
+def segmentation_metrics(
+    predictions: Sequence[ImageMaskPredictions],
+    ground_truths: Sequence[ImageMaskGroundTruth],
+    num_classes: int,
+    *,
+    score_threshold: float = 0.25,
+    max_dets: int = 100,
+) -> dict[str, Any]:
+    """Mask metrics with the keys and rules of detection_metrics, IoU taken between the
+    instances' masks (even-odd rings rasterized at the image's size, pycocotools' mask IoU):
+    map50_95 and map50 equal COCOeval with iouType "segm" on the same data."""
+    if len(predictions) != len(ground_truths):
+        raise ValueError("predictions and ground_truths must list the same images")
+    images = []
+    for pred, gt in zip(predictions, ground_truths):
+        height, width = int(gt["height"]), int(gt["width"])
+        p_rles = [rings_rle(rings, height, width) for rings in pred["instances"]]
+        g_rles = [rings_rle(rings, height, width) for rings in gt["instances"]]
+        images.append(_ScoredImage(
+            _as_labels(pred["classes"], num_classes, "predicted classes"),
+            np.asarray(pred["scores"], dtype=np.float64).ravel(),
+            _as_labels(gt["classes"], num_classes, "ground-truth classes"),
+            rle_iou(p_rles, g_rles),
+        ))
+    return _coco_metrics(images, num_classes, score_threshold=score_threshold, max_dets=max_dets)
+
+
+def rle_iou(a: Sequence[dict], b: Sequence[dict]) -> np.ndarray:
+    """IoU of every mask in a with every mask in b (COCO RLEs), as COCOeval's segm -> (n, m)."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    coded = [[{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in rles] for rles in (a, b)]
+    return np.asarray(mask_utils.iou(coded[0], coded[1], [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
+
+
+# --- inter-annotator agreement --------------------------------------------------------
+
+
+def cohen_kappa(a: ArrayLike, b: ArrayLike, num_classes: int | None = None) -> float:
+    """Cohen's kappa of two annotators' integer labels on the same items.
+
+    kappa = (p_o - p_e) / (1 - p_e). When p_e == 1 both annotators gave every item the same
+    single label: agreement is complete and the result is 1.0.
+    """
+    x = np.asarray(a, dtype=np.int64).ravel()
+    y = np.asarray(b, dtype=np.int64).ravel()
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError("cohen_kappa needs two equally long, non-empty label lists")
+    k = num_classes if num_classes is not None else int(max(x.max(), y.max())) + 1
+    cm = _confusion(x, y, k).astype(np.float64) / x.size
+    observed = np.trace(cm)
+    expected = float(cm.sum(axis=1) @ cm.sum(axis=0))
+    if expected >= 1.0:
+        return 1.0
+    return float((observed - expected) / (1.0 - expected))
+
+
+def box_f1(
+    boxes_a: ArrayLike,
+    boxes_b: ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
+    classes_a: ArrayLike | None = None,
+    classes_b: ArrayLike | None = None,
+) -> float:
+    """Agreement of two annotators' boxes on one image: F1 = 2 * matched / (n_a + n_b).
+
+    Symmetric in a and b: pairs are matched one-to-one greedily by descending IoU, counting
+    pairs with IoU >= iou_threshold (and the same class when both class lists are given).
+    Two empty annotations agree completely (1.0).
+    """
+    a = _as_boxes(boxes_a)
+    b = _as_boxes(boxes_b)
+    if len(a) + len(b) == 0:
+        return 1.0
+    if (classes_a is None) != (classes_b is None):
+        raise ValueError("give both classes_a and classes_b, or neither")
+    ious = box_iou(a, b)
+    if classes_a is not None:
+        ca = np.asarray(classes_a).ravel()
+        cb = np.asarray(classes_b).ravel()
+        ious[ca[:, None] != cb[None, :]] = -1.0
+    rows, cols = np.nonzero(ious >= iou_threshold)
+    used_a = np.zeros(len(a), dtype=bool)
+    used_b = np.zeros(len(b), dtype=bool)
+    matched = 0
+    for i in np.argsort(-ious[rows, cols], kind="stable"):
+        r, c = rows[i], cols[i]
+        if not used_a[r] and not used_b[c]:
+            used_a[r] = used_b[c] = True
+            matched += 1
+    return 2.0 * matched / (len(a) + len(b))
