@@ -34,6 +34,8 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
+from training.ml.metrics import shape_rings
+
 DETECTION = "detection"
 CLASSIFICATION = "classification"
 SEGMENTATION = "segmentation"
@@ -143,14 +145,20 @@ def instance_shape(instance: dict) -> BaseGeometry:
 def shape_instance(shape: BaseGeometry, label: int) -> dict | None:
     """A stored instance for a (valid) shapely shape: "points" for one ring, else "rings";
     None when the shape has no polygonal area."""
-    rings = []
-    for part in shapely.get_parts(shape):
-        if isinstance(part, Polygon) and part.area > 0:
-            rings.append(_open_ring(part.exterior.coords))
-            rings.extend(_open_ring(interior.coords) for interior in part.interiors)
+    rings = shape_rings(shape)
     if not rings:
         return None
     return {"label": label, "points": rings[0]} if len(rings) == 1 else {"label": label, "rings": rings}
+
+
+def union_rings(rings: list[list[list[float]]]) -> list[list[list[float]]]:
+    """Rings whose parts are meant as a union (COCO's polygons), as even-odd rings: kept as
+    given when no two parts overlap or touch, else the rings of their union."""
+    parts = [shapely.make_valid(Polygon(ring)) for ring in rings]
+    if not any(parts[i].intersects(parts[j]) for i in range(len(parts)) for j in range(i + 1, len(parts))):
+        return rings
+    union = shape_instance(shapely.unary_union(parts), label=0)
+    return instance_rings(union) if union is not None else rings
 
 
 def segmentation_clipped(payload: dict, width: int, height: int) -> dict:
@@ -164,11 +172,6 @@ def segmentation_clipped(payload: dict, width: int, height: int) -> dict:
         if clipped is not None:
             polygons.append(clipped)
     return {"polygons": polygons}
-
-
-def _open_ring(coords) -> list[list[float]]:
-    points = [[float(x), float(y)] for x, y in coords]
-    return points[:-1] if len(points) > 1 and points[0] == points[-1] else points
 
 
 def _even_odd(parts: list[Polygon]) -> BaseGeometry:
@@ -239,7 +242,8 @@ def _validate_ring(ring: Any, where: str, width: int, height: int) -> list[list[
         if not (-CLIP_TOLERANCE <= x <= width + CLIP_TOLERANCE and -CLIP_TOLERANCE <= y <= height + CLIP_TOLERANCE):
             raise PayloadError(f"{where}[{index}]: point ({x:g}, {y:g}) lies outside the {width}x{height} image")
         points.append([min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))])
-    points = _open_ring(points)
+    if len(points) > 1 and points[0] == points[-1]:
+        points.pop()
     if len(points) < 3:
         raise PayloadError(f"{where}: a ring needs at least 3 points, got {len(points)}")
     return points

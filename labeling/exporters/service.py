@@ -37,10 +37,11 @@ logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("coco", "yolo", "voc", "csv")
 # What each format holds, and the task types it can export.
-_FORMAT_HOLDS = {"coco": "boxes", "yolo": "boxes or classes", "voc": "boxes", "csv": "boxes or classes"}
+_FORMAT_HOLDS = {"coco": "boxes or polygons", "yolo": "boxes, polygons or classes", "voc": "boxes",
+                 "csv": "boxes or classes"}
 _FORMAT_TASK_TYPES = {
-    "coco": {TaskType.DETECTION},
-    "yolo": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+    "coco": {TaskType.DETECTION, TaskType.SEGMENTATION},
+    "yolo": {TaskType.DETECTION, TaskType.SEGMENTATION, TaskType.CLASSIFICATION},
     "voc": {TaskType.DETECTION},
     "csv": {TaskType.DETECTION, TaskType.CLASSIFICATION},
 }
@@ -80,6 +81,7 @@ def export_write(
             on_progress(done)
 
     detection = project.task_type == TaskType.DETECTION
+    objects = project.task_type != TaskType.CLASSIFICATION
     items, classes = export_items(project), export_classes(project)
     options = {"include_images": include_images, "on_item": on_item}
     if export_format == "coco":
@@ -88,7 +90,7 @@ def export_write(
         voc_write(items, classes, sink, **options)
     elif export_format == "csv":
         csv_write(items, classes, sink, detection=detection, **options)
-    elif detection:
+    elif objects:
         yolo_write(items, classes, sink, **options)
     else:
         yolo_classify_write(items, classes, sink, **options)

@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 
 LABEL_FORMATS = ("coco", "yolo", "voc", "folder", "csv")
 _FORMAT_TASK_TYPES = {
-    "coco": {TaskType.DETECTION},
-    "yolo": {TaskType.DETECTION},
+    "coco": {TaskType.DETECTION, TaskType.SEGMENTATION},
+    "yolo": {TaskType.DETECTION, TaskType.SEGMENTATION},
     "voc": {TaskType.DETECTION},
     "folder": {TaskType.CLASSIFICATION},
     "csv": {TaskType.DETECTION, TaskType.CLASSIFICATION},
@@ -231,10 +231,11 @@ def _label_records(project, label_format, path, imported, label_files_found):
         return folder_records(imported)
     if label_files_found == 0 and not os.path.isfile(path) and not any(folder_files(path)):
         return [LabelError(label_format, f"no {label_format} label files were found in the import")]
+    segmentation = project.task_type == TaskType.SEGMENTATION
     if label_format == "coco":
-        return coco_records(path)
+        return coco_records(path, segmentation=segmentation)
     if label_format == "yolo":
-        return yolo_records(path)
+        return yolo_records(path, segmentation=segmentation)
     if label_format == "voc":
         return voc_records(path)
     return csv_records(path, detection=project.task_type == TaskType.DETECTION)
