@@ -48,14 +48,17 @@ export function serverBoxAssist(imageId: () => number | null): BoxAssist {
   };
 }
 
+/** A vertex drag or a move starts once the pointer has gone DRAG_START_PX from where it was
+ * pressed (`pressed`, display pixels): a click that selects never nudges the shape. */
 type Gesture =
-  | { kind: "vertex"; index: number; vertex: number; origin: Point[]; inserted: boolean }
-  | { kind: "move"; index: number; start: Point; origin: Point[][] }
+  | { kind: "vertex"; index: number; vertex: number; origin: Point[]; inserted: boolean; pressed: Point | null }
+  | { kind: "move"; index: number; start: Point; origin: Point[][]; pressed: Point | null }
   | { kind: "box"; start: Point; end: Point };
 
 const VERTEX_RADIUS_PX = 8;
 const EDGE_TOLERANCE_PX = 6;
 const SAME_POINT_PX = 2;
+const DRAG_START_PX = 3;
 
 export class PolygonEditor extends ImageStage<PolygonLabels> {
   /** The shape being drawn, not yet an instance (and not in the history). */
@@ -290,7 +293,7 @@ export class PolygonEditor extends ImageStage<PolygonLabels> {
       const vertex = vertexAt(ring, this.view, p, VERTEX_RADIUS_PX);
       if (vertex >= 0) {
         this.selectedVertex = vertex;
-        this.gesture = { kind: "vertex", index: this.selected, vertex, origin: ring, inserted: false };
+        this.gesture = { kind: "vertex", index: this.selected, vertex, origin: ring, inserted: false, pressed: p };
         this.render();
         this.onChange();
         return;
@@ -299,7 +302,7 @@ export class PolygonEditor extends ImageStage<PolygonLabels> {
       if (edge) {
         const grown = insertVertex(ring, edge.after, edge.point);
         this.selectedVertex = edge.after + 1;
-        this.gesture = { kind: "vertex", index: this.selected, vertex: edge.after + 1, origin: grown, inserted: true };
+        this.gesture = { kind: "vertex", index: this.selected, vertex: edge.after + 1, origin: grown, inserted: true, pressed: null };
         this.draft = withRing(labels, this.selected, grown);
         this.render();
         return;
@@ -308,7 +311,7 @@ export class PolygonEditor extends ImageStage<PolygonLabels> {
     const hit = polygonIndexAt(labels.polygons, at, (i) => this.isVisible(labels.polygons[i]));
     if (hit >= 0) {
       this.select(hit);
-      this.gesture = { kind: "move", index: hit, start: at, origin: labels.polygons[hit].rings };
+      this.gesture = { kind: "move", index: hit, start: at, origin: labels.polygons[hit].rings, pressed: p };
       return;
     }
     this.select(-1);
@@ -317,7 +320,7 @@ export class PolygonEditor extends ImageStage<PolygonLabels> {
     this.onChange();
   }
 
-  protected gestureMove(_p: Point, at: Point): void {
+  protected gestureMove(p: Point, at: Point): void {
     const gesture = this.gesture;
     if (!gesture) {
       if (this.drawing) {
@@ -325,6 +328,10 @@ export class PolygonEditor extends ImageStage<PolygonLabels> {
         this.render();
       }
       return;
+    }
+    if (gesture.kind !== "box" && gesture.pressed) {
+      if (Math.hypot(p.x - gesture.pressed.x, p.y - gesture.pressed.y) < DRAG_START_PX) return;
+      gesture.pressed = null;
     }
     const current = this.history.current;
     if (gesture.kind === "box") {
