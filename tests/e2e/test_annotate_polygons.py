@@ -7,7 +7,7 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
-from labeling.models import Annotation, Membership, Project, Role, Split
+from labeling.models import Annotation, AnnotationKind, Membership, Project, Role, Split, Task, TaskStatus
 from labeling.selectors import image_current_label
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
@@ -180,3 +180,26 @@ def test_a_lead_edits_a_prelabel_polygon_in_the_image_editor_and_saves_it(page, 
     leaf, ringed = image_current_label(image)["polygons"]
     assert_points_close(leaf["points"], [PRELABEL[0], PRELABEL[1], [250, 260], PRELABEL[3]])
     assert ringed == {"label": scene.classes["bug"].pk, "rings": RINGED}
+
+
+def test_a_lead_fixes_a_shapes_class_in_review_and_its_outline_is_kept(page, make_user):
+    annotator, lead = make_user("ann"), make_user("lea")
+    scene = segmentation_scene(members={annotator: Role.ANNOTATOR, lead: Role.LEAD}, images=1)
+    task = Task.objects.get(project=scene.project)
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.DONE, completed_by=annotator)
+    leaf, bug = scene.classes["leaf"].pk, scene.classes["bug"].pk
+    annotation = Annotation.objects.create(
+        project=scene.project, image=task.image, task=task, author=annotator, kind=AnnotationKind.CORRECT,
+        payload={"polygons": [{"label": leaf, "points": PRELABEL}, {"label": leaf, "rings": RINGED}]})
+    sign_in(page, "lea")
+    page.goto(f"/projects/{scene.project.pk}/review/")
+    card = page.locator(f".review-card[data-annotation-id='{annotation.pk}']")
+    card.wait_for()
+    assert "2 shapes" in card.inner_text()
+    assert card.locator(".thumb svg path").count() == 2  # the outlines drawn on the thumbnail
+    card.locator("button.fix-label").click()
+    card.locator(".fix-form select").nth(1).select_option(str(bug))
+    card.locator(".fix-form button[type=submit]").click()
+    card.locator(".badge.bad").wait_for()
+    assert image_current_label(task.image) == {"polygons": [{"label": leaf, "points": PRELABEL},
+                                                             {"label": bug, "rings": RINGED}]}
