@@ -457,6 +457,8 @@ class ReportDailyCounts(models.Model):
     boxes_matched = models.PositiveIntegerField(default=0)
     iou_shift_sum = models.FloatField(default=0.0)
     class_flips = models.PositiveIntegerField(default=0)
+    vertex_shift_sum = models.FloatField(default=0.0, help_text="Segmentation: pixels, over matched polygons.")
+    vertices_compared = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -10,6 +10,7 @@ from labeling.models import ACTIVE_JOB_STATUSES, Job, JobStatus
 
 class Backend(models.TextChoices):
     YOLO = "yolo", "YOLOv8 detector"
+    YOLO_SEG = "yolo_seg", "YOLOv8 instance segmentation"
     CLASSIFIER = "classifier", "PyTorch classifier"
     LINEAR = "linear", "Queue model: linear head on image embeddings"
 

@@ -11,8 +11,9 @@ next to it; with no validation images, val points at train.
 
 from __future__ import annotations
 
-import numpy as np
 import yaml
+
+from training.ml.metrics import instance_outline
 
 from ..payloads import instance_rings
 
@@ -51,12 +52,7 @@ def yolo_write(items, classes, sink, *, include_images: bool, on_item) -> None:
 
 def yolo_segment_line(class_index: int, rings, width: int, height: int) -> str:
     """One instance as a YOLO segmentation line, coordinates normalized to the image."""
-    # Imported here: ultralytics takes seconds to import, and only this export needs it.
-    from ultralytics.data.converter import merge_multi_segment
-
-    outline = np.concatenate(merge_multi_segment([np.asarray(ring, dtype=np.float64) for ring in rings])) \
-        if len(rings) > 1 else np.asarray(rings[0], dtype=np.float64)
-    values = " ".join(f"{x / width:.6f} {y / height:.6f}" for x, y in outline)
+    values = " ".join(f"{x / width:.6f} {y / height:.6f}" for x, y in instance_outline(rings))
     return f"{class_index} {values}\n"
 
 

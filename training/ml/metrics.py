@@ -185,22 +185,35 @@ def match_boxes(
     pred_classes and gt_classes for class-aware matching (a box matches only its own class);
     omit both for class-agnostic matching.
     """
-    pred = _as_boxes(pred_boxes)
-    gt = _as_boxes(gt_boxes)
+    return match_ious(box_iou(_as_boxes(pred_boxes), _as_boxes(gt_boxes)), iou_threshold=iou_threshold,
+                      pred_scores=pred_scores, pred_classes=pred_classes, gt_classes=gt_classes)
+
+
+def match_ious(
+    ious: ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
+    pred_scores: ArrayLike | None = None,
+    pred_classes: ArrayLike | None = None,
+    gt_classes: ArrayLike | None = None,
+) -> BoxMatch:
+    """match_boxes from a precomputed (predictions, ground truth) IoU matrix, for any shape."""
     if (pred_classes is None) != (gt_classes is None):
         raise ValueError("give both pred_classes and gt_classes, or neither")
-    order = np.arange(len(pred))
+    all_ious = np.asarray(ious, dtype=np.float64)
+    num_pred, num_gt = all_ious.shape
+    order = np.arange(num_pred)
     if pred_scores is not None:
         order = np.argsort(-np.asarray(pred_scores, dtype=np.float64), kind="mergesort")
-    ious = box_iou(pred[order], gt)
+    ordered = all_ious[order].copy()
     if pred_classes is not None:
         pc = np.asarray(pred_classes).ravel()[order]
         gc = np.asarray(gt_classes).ravel()
-        ious[pc[:, None] != gc[None, :]] = -1.0
-    matched = _greedy_match(ious, np.array([iou_threshold]))[0]
+        ordered[pc[:, None] != gc[None, :]] = -1.0
+    matched = _greedy_match(ordered, np.array([iou_threshold]))[0]
     hit = matched >= 0
-    matches = [(int(order[d]), int(matched[d]), float(ious[d, matched[d]])) for d in np.flatnonzero(hit)]
-    gt_hit = np.zeros(len(gt), dtype=bool)
+    matches = [(int(order[d]), int(matched[d]), float(ordered[d, matched[d]])) for d in np.flatnonzero(hit)]
+    gt_hit = np.zeros(num_gt, dtype=bool)
     gt_hit[matched[hit]] = True
     return BoxMatch(
         matches=matches,
@@ -398,14 +411,15 @@ def rle_mask(rle: dict) -> np.ndarray:
     return mask_utils.decode(coded)
 
 
-def mask_rings(mask: np.ndarray) -> list[list[list[float]]]:
+def mask_rings(mask: np.ndarray, simplify: float = 0.0) -> list[list[list[float]]]:
     """The rings (even-odd) of a mask's outline along its pixels' edges.
 
     OpenCV's findContours traces the centres of the boundary pixels (a pixel at row r,
     column c covers [c, c + 1] x [r, r + 1]; its centre is (c + 0.5, r + 0.5)); each outer
     outline is grown and each hole shrunk by half a pixel (mitred), so the shape covers the
     mask's pixels, one-pixel-wide parts included, and rasterizes back to the same mask
-    (bar pixels cut at a corner)."""
+    (bar pixels cut at a corner). ``simplify`` > 0 drops vertices that move the outline by
+    less than that many pixels (shapely, topology kept)."""
     contours, hierarchy = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_CCOMP,
                                            cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
@@ -421,7 +435,21 @@ def mask_rings(mask: np.ndarray) -> list[list[list[float]]]:
             holes.setdefault(parent, []).append(outline.buffer(-0.5, join_style="mitre"))
     shape = shapely.unary_union([outer.difference(shapely.unary_union(holes.get(index, [])))
                                  for index, outer in outers.items()])
+    if simplify > 0:
+        shape = shape.simplify(simplify, preserve_topology=True)
     return shape_rings(shape)
+
+
+def instance_outline(rings: Rings) -> np.ndarray:
+    """An instance as one closed outline (n, 2), as YOLO segmentation labels hold it: several
+    rings are joined at their closest points by zero-width seams (ultralytics'
+    merge_multi_segment, as its COCO converter does), which keeps the even-odd area."""
+    if len(rings) == 1:
+        return np.asarray(rings[0], dtype=np.float64)
+    # Imported here: ultralytics takes seconds to import; only this conversion needs it.
+    from ultralytics.data.converter import merge_multi_segment
+
+    return np.concatenate(merge_multi_segment([list(ring) for ring in rings]))
 
 
 def _pixel_centres(contour: np.ndarray) -> BaseGeometry:
@@ -538,24 +566,35 @@ def box_f1(
     pairs with IoU >= iou_threshold (and the same class when both class lists are given).
     Two empty annotations agree completely (1.0).
     """
-    a = _as_boxes(boxes_a)
-    b = _as_boxes(boxes_b)
-    if len(a) + len(b) == 0:
+    return iou_f1(box_iou(_as_boxes(boxes_a), _as_boxes(boxes_b)), iou_threshold=iou_threshold,
+                  classes_a=classes_a, classes_b=classes_b)
+
+
+def iou_f1(
+    ious: ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
+    classes_a: ArrayLike | None = None,
+    classes_b: ArrayLike | None = None,
+) -> float:
+    """box_f1 from a precomputed (a, b) IoU matrix, for any shape (boxes, polygons)."""
+    ious = np.array(ious, dtype=np.float64)
+    num_a, num_b = ious.shape
+    if num_a + num_b == 0:
         return 1.0
     if (classes_a is None) != (classes_b is None):
         raise ValueError("give both classes_a and classes_b, or neither")
-    ious = box_iou(a, b)
     if classes_a is not None:
         ca = np.asarray(classes_a).ravel()
         cb = np.asarray(classes_b).ravel()
         ious[ca[:, None] != cb[None, :]] = -1.0
     rows, cols = np.nonzero(ious >= iou_threshold)
-    used_a = np.zeros(len(a), dtype=bool)
-    used_b = np.zeros(len(b), dtype=bool)
+    used_a = np.zeros(num_a, dtype=bool)
+    used_b = np.zeros(num_b, dtype=bool)
     matched = 0
     for i in np.argsort(-ious[rows, cols], kind="stable"):
         r, c = rows[i], cols[i]
         if not used_a[r] and not used_b[c]:
             used_a[r] = used_b[c] = True
             matched += 1
-    return 2.0 * matched / (len(a) + len(b))
+    return 2.0 * matched / (num_a + num_b)
