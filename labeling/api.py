@@ -1,15 +1,19 @@
 """Project API: thin views that check the caller's role, then call a service or selector."""
+import numpy as np
+from django.core.files.storage import default_storage
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from PIL import Image as PILImage
+from PIL import ImageOps
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from vision_project.pagination import PagedList
 
-from . import services
-from .models import LabelClass, Membership, Project, Role
+from . import segment_assist, services
+from .models import Image, LabelClass, Membership, Project, Role, TaskType
 from .permissions import get_for_caller, projects_visible_to
 from .serializers import (
     LabelClassInputSerializer,
@@ -150,3 +154,34 @@ class MemberDetailApi(APIView):
     def delete(self, request, project_id: int, user_id: int):
         services.membership_remove(membership=self._membership(request, project_id, user_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _image_pixels(image: Image) -> np.ndarray:
+    """The stored original as RGB, upright as its width and height say."""
+    with default_storage.open(image.file.name, "rb") as handle, PILImage.open(handle) as picture:
+        return np.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
+
+
+class SegmentAssistApi(APIView):
+    """Box to polygon (OpenCV GrabCut) for the segmentation editor's box assist."""
+
+    class OutputSerializer(serializers.Serializer):
+        points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()))
+
+        class Meta:
+            ref_name = "SegmentAssistOutput"
+
+    @extend_schema(request=dict, responses=OutputSerializer)
+    def post(self, request, image_id: int):
+        image = get_for_caller(Image.objects.select_related("project"), image_id, request.user, Role.ANNOTATOR)
+        if image.project.task_type != TaskType.SEGMENTATION:
+            return Response({"detail": f"the box assist draws polygons, for segmentation projects; project "
+                                       f"{image.project_id} is {image.project.task_type}"},
+                            status=status.HTTP_400_BAD_REQUEST)
+        try:
+            box = segment_assist.box_from_request(request.data.get("box") if isinstance(request.data, dict) else None,
+                                                  width=image.width, height=image.height)
+            points = segment_assist.polygon_from_box(_image_pixels(image), box)
+        except segment_assist.AssistError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"points": points})

@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from training.models import ModelVersion, Prediction
 
 from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus
+from .payloads import payload_class_ids
 from .queue.selectors import image_urls
 from .review import _with_label
 from .selectors import ACCEPTED_LABEL
@@ -131,7 +132,7 @@ def _states(image_ids: list[int]) -> dict[int, set[str]]:
 
 def browser_row(image: Image, states: set[str], class_names: dict[int, str]) -> dict:
     label = image.label or {}
-    class_ids = list(label.get("labels", [])) or [box["label"] for box in label.get("boxes", [])]
+    class_ids = payload_class_ids(label)
     if "flagged" in states:
         status = "flagged"
     elif "pending" in states:
@@ -147,6 +148,7 @@ def browser_row(image: Image, states: set[str], class_names: dict[int, str]) -> 
         "width": image.width, "height": image.height, "split": image.split,
         "classes": sorted({class_names.get(pk, f"class {pk}") for pk in class_ids}),
         "boxes": len(label.get("boxes", [])) if "boxes" in label else None,
+        "polygons": len(label.get("polygons", [])) if "polygons" in label else None,
         "labeled_by": image.labeled_by, "status": status, "uncertainty": image.uncertainty,
     }
 

@@ -12,6 +12,7 @@ from django.db.models import Q
 class TaskType(models.TextChoices):
     CLASSIFICATION = "classification", "Image classification"
     DETECTION = "detection", "Object detection"
+    SEGMENTATION = "segmentation", "Instance segmentation"
 
 
 class SamplingStrategy(models.TextChoices):
@@ -289,6 +290,8 @@ class Annotation(models.Model):
     Payload schema (validated on every write, see labeling/payloads.py):
       detection:       {"boxes": [{"x1", "y1", "x2", "y2": pixels, "label": class id}]}
       classification:  {"labels": [class id, ...]}
+      segmentation:    {"polygons": [{"label": class id, "points": [[x, y], ...]}
+                                     or {"label": class id, "rings": [[[x, y], ...], ...]}]}
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
@@ -466,6 +469,8 @@ class ReportDailyCounts(models.Model):
     boxes_matched = models.PositiveIntegerField(default=0)
     iou_shift_sum = models.FloatField(default=0.0)
     class_flips = models.PositiveIntegerField(default=0)
+    vertex_shift_sum = models.FloatField(default=0.0, help_text="Segmentation: pixels, over matched polygons.")
+    vertices_compared = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

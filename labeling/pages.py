@@ -41,8 +41,10 @@ def _label_classes(project: Project) -> list[dict]:
 # The names the project list shows for a version's primary metric (its metrics say which).
 METRIC_NAMES = {
     "map50_95": "mAP50-95", "map50": "mAP@0.5", "macro_f1": "macro-F1", "accuracy": "accuracy",
-    "presence_macro_f1": "presence macro-F1",
+    "presence_macro_f1": "presence macro-F1", "mask_map50_95": "mask mAP50-95", "mask_map50": "mask mAP@0.5",
 }
+# The metric a trained model of each task type is ranked by.
+PRIMARY_METRICS = {TaskType.DETECTION: "map50_95", TaskType.SEGMENTATION: "mask_map50_95"}
 
 
 def metric_name(version: dict | None, project: Project) -> str:
@@ -51,7 +53,7 @@ def metric_name(version: dict | None, project: Project) -> str:
     if not version:
         return ""
     key = (version.get("metrics") or {}).get("primary_metric") or (
-        "map50_95" if project.task_type == TaskType.DETECTION else "macro_f1")
+        PRIMARY_METRICS.get(project.task_type, "macro_f1"))
     return METRIC_NAMES.get(key, key.replace("_", " "))
 
 
@@ -114,7 +116,7 @@ def project_new(request):
     if request.method == "POST":
         values = {key: request.POST.get(key, "").strip() for key in values}
         if values["task_type"] not in TaskType.values:
-            errors["task_type"] = ["Choose object detection or image classification."]
+            errors["task_type"] = ["Choose object detection, instance segmentation or image classification."]
         else:
             try:
                 project = services.project_create(created_by=request.user, **values)

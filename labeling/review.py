@@ -32,6 +32,7 @@ from .models import (
     Task,
     TaskStatus,
 )
+from .payloads import OBJECT_KEYS, payload_class_ids
 from .queue.services import _checked_label, _validate, task_reopen_for_image
 from .reports.aggregates import report_aggregates_record_rejection
 from .selectors import ACCEPTED_LABEL
@@ -70,12 +71,12 @@ def _with_label(annotations: QuerySet[Annotation], label: int) -> QuerySet[Annot
     if connection.vendor == "postgresql":
         return annotations.filter(
             Q(payload__contains={"labels": [label]}) | Q(payload__contains={"boxes": [{"label": label}]})
+            | Q(payload__contains={"polygons": [{"label": label}]})
         )
     # JSON containment is PostgreSQL-only; the embedded SQLite setup is small enough to scan.
     matching = [
         pk for pk, payload in annotations.values_list("pk", "payload")
-        if label in (payload or {}).get("labels", [])
-        or any(box.get("label") == label for box in (payload or {}).get("boxes", []))
+        if label in payload_class_ids(payload)
     ]
     return annotations.filter(pk__in=matching)
 
@@ -154,7 +155,8 @@ def label_fix(
     nobody holds closed, so it is not served again over the lead's label."""
 
     project = image.project
-    clean = _checked_label(_validate(payload if payload is not None else {"boxes": []}, project, image),
+    clean = _checked_label(_validate(payload if payload is not None else {OBJECT_KEYS.get(project.task_type, "boxes"): []},
+                                     project, image),
                            kind=AnnotationKind.CORRECT, empty=empty, image=image)
     if replaces is None:
         replaces = (Annotation.objects.filter(ACCEPTED_LABEL, image=image)

@@ -25,7 +25,7 @@ from .models import (
     Task,
     TaskStatus,
 )
-from .payloads import validate_payload
+from .payloads import OBJECT_KEYS, validate_payload
 from .selectors import image_current_annotation
 
 DEFAULT_COLORS = [
@@ -104,7 +104,7 @@ def project_settings_check(project: Project, fields: set[str] | None = None) -> 
             label = SETTING_LABELS[field]
             errors[field] = f"{label} must be {meaning}; got {value}."
     size = project.train_image_size
-    if (project.task_type == "detection" and "train_image_size" not in errors
+    if (project.task_type in OBJECT_KEYS and "train_image_size" not in errors
             and (fields is None or "train_image_size" in fields) and size % 32):
         errors["train_image_size"] = (f"Image size must be a multiple of 32 for a detector "
                                       f"(the network's stride), such as {max(32, round(size / 32) * 32)}; got {size}.")
@@ -168,7 +168,7 @@ def project_update(*, project: Project, **fields) -> Project:
 # help, zoom): a class key there would shadow the action.
 RESERVED_HOTKEYS = {
     "s": "Skip", "f": "Flag", "h": "Hide pre-labels", "n": "No objects here", "r": "Fit",
-    "?": "Help", "=": "Zoom in", "+": "Zoom in", "-": "Zoom out",
+    "?": "Help", "=": "Zoom in", "+": "Zoom in", "-": "Zoom out", "b": "Box assist",
 }
 DIGIT_KEYS = "1234567890"
 

@@ -30,6 +30,7 @@ urlpatterns = [
     path("projects/<int:project_id>/images/browse/", lead_api.ImageBrowserApi.as_view(), name="image-browser"),
     path("images/<int:image_id>/work/", lead_api.ImageWorkApi.as_view(), name="image-work"),
     path("images/<int:image_id>/label/", lead_api.ImageLabelApi.as_view(), name="image-label"),
+    path("images/<int:image_id>/segment-assist/", api.SegmentAssistApi.as_view(), name="segment-assist"),
     # Import and export.
     path("projects/<int:project_id>/images/", io_api.ImageImportApi.as_view(), name="image-import"),
     path("projects/<int:project_id>/import-jobs/", io_api.ImportJobListApi.as_view(), name="import-job-list"),

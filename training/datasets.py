@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labeling.models import Image, Project, Split, TaskType
+from labeling.payloads import instance_rings
 from labeling.storage import local_path, prefetch
 from training.ml.base import DatasetSpec, Item
 
@@ -39,6 +40,10 @@ def _item(image: Image, payload: dict, index_of: dict[int, int], task_type: str)
         if not labels:
             return None  # its only class was deleted since: nothing to learn
         return Item(path=path, width=image.width, height=image.height, label=labels[0])
+    if task_type == TaskType.SEGMENTATION:
+        instances = tuple((instance_rings(p), index_of[p["label"]]) for p in payload.get("polygons", [])
+                          if p.get("label") in index_of)
+        return Item(path=path, width=image.width, height=image.height, instances=instances)
     boxes = tuple(
         (float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"]), index_of[b["label"]])
         for b in payload.get("boxes", [])
@@ -80,6 +85,5 @@ def dataset_snapshot(*, project: Project, require_train: bool = True) -> Snapsho
             "no verified labels in the validation split yet; versions are compared on it, "
             "so label some validation images first"
         )
-    task = "classification" if project.task_type == TaskType.CLASSIFICATION else "detection"
-    spec = DatasetSpec(task=task, class_names=[c[1] for c in classes], train=train, val=val)
+    spec = DatasetSpec(task=project.task_type, class_names=[c[1] for c in classes], train=train, val=val)
     return Snapshot(spec, class_ids, train_ids, val_ids)

@@ -10,6 +10,7 @@ from labeling.models import ACTIVE_JOB_STATUSES, Job, JobStatus
 
 class Backend(models.TextChoices):
     YOLO = "yolo", "YOLOv8 detector"
+    YOLO_SEG = "yolo_seg", "YOLOv8 instance segmentation"
     CLASSIFIER = "classifier", "PyTorch classifier"
     LINEAR = "linear", "Queue model: linear head on image embeddings"
 
@@ -148,6 +149,8 @@ class Prediction(models.Model):
       detection:       {"boxes": [{"x1", "y1", "x2", "y2", "label", "score",
                                    "probs": [per class, model order]}]}
       classification:  {"labels": [top class id], "probs": [per class, model order]}
+      segmentation:    {"polygons": [{"label", "points" or "rings", "score",
+                                      "probs": [per class, model order]}]}
     Class ids in model order are `model_version.class_ids`.
     """
 

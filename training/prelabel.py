@@ -18,7 +18,12 @@ from labeling.storage import local_path, local_paths
 from training.ml.base import ImagePrediction
 from training.ml.batching import StageTimings
 from training.ml.registry import load_backend
-from training.ml.sampling import MEASURES, classification_uncertainty, detection_image_uncertainty
+from training.ml.sampling import (
+    MEASURES,
+    classification_uncertainty,
+    detection_image_uncertainty,
+    segmentation_image_uncertainty,
+)
 
 from . import selectors
 from .models import Backend, ModelVersion, Prediction, PrelabelRun
@@ -42,6 +47,22 @@ def prediction_row(
         probs = np.asarray(pred.probs, dtype=np.float64)
         payload = {"labels": [class_ids[int(probs.argmax())]], "probs": np.round(probs, _DIGITS).tolist()}
         uncertainty = float(classification_uncertainty(probs, measure)[0])
+    elif project.task_type == TaskType.SEGMENTATION:
+        class_scores = np.asarray(pred.class_scores if pred.class_scores is not None else np.zeros((0, 1)))
+        mask_uncertainty = np.asarray(pred.mask_uncertainty if pred.mask_uncertainty is not None else [])
+        payload = {
+            "polygons": [
+                {
+                    **_rounded_instance(rings), "label": class_ids[int(cls)], "score": round(float(score), _DIGITS),
+                    "probs": np.round(scores, _DIGITS).tolist(), "mask_uncertainty": round(float(mask_u), _DIGITS),
+                }
+                for rings, cls, score, scores, mask_u in zip(pred.polygons or [], pred.classes, pred.scores,
+                                                             class_scores, mask_uncertainty)
+            ]
+        }
+        uncertainty = segmentation_image_uncertainty(
+            class_scores, mask_uncertainty, measure=measure, aggregation=project.detection_aggregation
+        )
     else:
         class_scores = np.asarray(pred.class_scores if pred.class_scores is not None else np.zeros((0, 1)))
         payload = {
@@ -65,8 +86,14 @@ def prediction_row(
                       uncertainty=uncertainty, embedding=embedding)
 
 
+def _rounded_instance(rings) -> dict:
+    """An instance's rings to 0.1 px, as "points" (one ring) or "rings" (labeling/payloads.py)."""
+    rounded = [[[round(float(x), 1), round(float(y), 1)] for x, y in ring] for ring in rings]
+    return {"points": rounded[0]} if len(rounded) == 1 else {"rings": rounded}
+
+
 def predict_kwargs(version: ModelVersion, timings: StageTimings) -> dict:
-    if version.backend == Backend.YOLO:
+    if version.backend in (Backend.YOLO, Backend.YOLO_SEG):
         return {"conf": settings.VISION_PRELABEL_MIN_SCORE, "max_det": settings.VISION_PRELABEL_MAX_BOXES,
                 "timings": timings}
     return {"timings": timings}

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from labeling.models import AnnotationKind, Project, Split, TaskType
+from labeling.payloads import payload_class_ids
 from training.ml.queue_model import (
     LinearHead,
     NotEnoughLabels,
@@ -120,9 +121,9 @@ def labeled_examples(project: Project) -> LabeledExamples:
             target: object = labels[0]
         else:
             row = np.zeros(len(class_ids), dtype=np.int64)
-            for box in (payload or {}).get("boxes", []):
-                if box.get("label") in column:
-                    row[column[box["label"]]] = 1
+            for class_id in payload_class_ids(payload):
+                if class_id in column:
+                    row[column[class_id]] = 1
             target = row
         ids.append(image_id)
         targets.append(target)
@@ -181,7 +182,7 @@ def _gate(project, head, metrics, train_y, val_x, val_y) -> dict:
     candidate = metrics["primary"]
     base = {"primary_metric": metric, "candidate": candidate, "tolerance": project.promotion_tolerance}
     if head.kind == "multilabel":
-        return {**base, "decision": "queue", "reason": "a class-presence head ranks the queue; it draws no boxes"}
+        return {**base, "decision": "queue", "reason": "a class-presence head ranks the queue; it draws no boxes or polygons"}
     if candidate is None or len(val_y) < MIN_VALIDATION_LABELS:
         return {**base, "decision": "queue",
                 "reason": f"{len(val_y)} validation labels; at least {MIN_VALIDATION_LABELS} before it pre-labels"}

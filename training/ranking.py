@@ -27,7 +27,7 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from labeling.models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
-from labeling.payloads import DETECTION
+from labeling.payloads import OBJECT_KEYS, SEGMENTATION
 from labeling.queue.services import task_priorities_write
 
 from .ml import sampling, selection
@@ -117,7 +117,7 @@ def _embedding_ranking(project: Project, deployed: ModelVersion | None, train: l
     """(ranked image ids, priorities, is_random) from the images' embeddings and the queue
     model, or None when this path does not apply: no embeddings yet, or a deployed
     fine-tuned classifier (it beat the queue model at its gate) ranks instead."""
-    if project.task_type != DETECTION and deployed is not None and deployed.backend != Backend.LINEAR:
+    if project.task_type not in OBJECT_KEYS and deployed is not None and deployed.backend != Backend.LINEAR:
         return None
     ids, vectors = project_vectors(project)
     if not len(ids):
@@ -133,7 +133,7 @@ def _embedding_ranking(project: Project, deployed: ModelVersion | None, train: l
     if head is not None and head.classes != list(project.label_classes.values_list("id", flat=True)):
         head = None  # the taxonomy changed since the fit: cold start until the next one
     extra = None
-    if head is not None and project.task_type == DETECTION and deployed is not None:
+    if head is not None and project.task_type in OBJECT_KEYS and deployed is not None:
         extra = _detector_uncertainty(project, deployed, pool_ids)
     ranking = selection.rank_pool(
         strategy=_strategy(project), pool_embeddings=vectors[in_pool], labeled_embeddings=labeled, head=head,
@@ -192,17 +192,22 @@ def _prediction_inputs(project: Project, deployed: ModelVersion, train: set[int]
 
 
 def _uncertainties(payloads: list[dict], stored: list[float], project: Project, measure: str) -> np.ndarray:
-    """The strategy's measure over the full class scores kept in each payload, in one
-    vectorized pass; the prelabel job's stored value for a payload without them."""
+    """The strategy's measure over the full class scores kept in each payload (and, for
+    segmentation, each instance's mask term), in one vectorized pass; the prelabel job's
+    stored value for a payload without them."""
     scores = np.asarray(stored, dtype=np.float64)
-    if project.task_type == DETECTION:
-        parsed = [_box_scores(payload) for payload in payloads]
-        usable = np.array([boxes is not None for boxes in parsed], dtype=bool)
+    if project.task_type in OBJECT_KEYS:
+        key = OBJECT_KEYS[project.task_type]
+        parsed = [_object_scores(payload, key) for payload in payloads]
+        masks = [_mask_terms(payload) for payload in payloads] if project.task_type == SEGMENTATION else None
+        usable = np.array([boxes is not None and (masks is None or masks[k] is not None)
+                           for k, boxes in enumerate(parsed)], dtype=bool)
         if usable.any():
             scores[usable] = sampling.detection_batch_uncertainty(
-                [boxes for boxes in parsed if boxes is not None],
+                [boxes for boxes, ok in zip(parsed, usable) if ok],
                 measure=measure,
                 aggregation=project.detection_aggregation or DetectionAggregation.MAX,
+                mask_uncertainty=None if masks is None else [m for m, ok in zip(masks, usable) if ok],
             )
         return scores
     parsed = [_probs(payload) for payload in payloads]
@@ -213,9 +218,18 @@ def _uncertainties(payloads: list[dict], stored: list[float], project: Project, 
     return scores
 
 
-def _box_scores(payload) -> np.ndarray | None:
+def _object_scores(payload, key: str) -> np.ndarray | None:
+    """The class-score rows of a pre-label's boxes or polygons (`key`)."""
     try:
-        return np.asarray([box["probs"] for box in payload["boxes"]], dtype=np.float64)
+        return np.asarray([item["probs"] for item in payload[key]], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _mask_terms(payload) -> np.ndarray | None:
+    """Each pre-label polygon's mask term (training/ml/yolo_seg.py)."""
+    try:
+        return np.asarray([item["mask_uncertainty"] for item in payload["polygons"]], dtype=np.float64)
     except (KeyError, TypeError, ValueError):
         return None
 

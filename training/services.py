@@ -56,8 +56,13 @@ logger = logging.getLogger(__name__)
 # --- training ---------------------------------------------------------------------------
 
 
+# The heavy backend each task type trains.
+BACKEND_FOR_TASK = {TaskType.DETECTION: Backend.YOLO, TaskType.SEGMENTATION: Backend.YOLO_SEG,
+                    TaskType.CLASSIFICATION: Backend.CLASSIFIER}
+
+
 def backend_kind_for(project: Project) -> str:
-    return Backend.CLASSIFIER if project.task_type == TaskType.CLASSIFICATION else Backend.YOLO
+    return BACKEND_FOR_TASK[project.task_type]
 
 
 @transaction.atomic
@@ -256,19 +261,25 @@ def _queue_head_on_validation(version: ModelVersion, snapshot: Snapshot) -> floa
     return float(head_metrics(head_load(version), vectors, labels)["primary"])
 
 
+# The metric held against the project's min_map50, and its name in the reason.
+FLOOR_METRICS = {TaskType.DETECTION: ("map50", "mAP50"), TaskType.SEGMENTATION: ("mask_map50", "mask mAP50")}
+
+
 def deployment_floor(*, project: Project, snapshot: Snapshot, metrics: dict) -> dict:
     """What a trained model must beat before it may be deployed, on the same validation split.
 
-    Detection: the project's minimum mAP50 (a blind detector pre-labels nothing, and an
-    accepted empty pre-label would be stored as truth). Classification: the majority class
-    and the queue model (the linear head on embeddings), both measured on the same
-    validation images. Returns {"passed", "reason", ...}; kept on the version."""
-    if project.task_type == TaskType.DETECTION:
-        value = metrics.get("map50")
+    Detection and segmentation: the project's minimum mAP50 (box mAP50, mask mAP50; a blind
+    model pre-labels nothing, and an accepted empty pre-label would be stored as truth).
+    Classification: the majority class and the queue model (the linear head on embeddings),
+    both measured on the same validation images. Returns {"passed", "reason", ...}; kept on
+    the version."""
+    if project.task_type in FLOOR_METRICS:
+        key, name = FLOOR_METRICS[project.task_type]
+        value = metrics.get(key)
         value = float(value) if value is not None and math.isfinite(float(value)) else 0.0
         passed = value >= project.min_map50
         return {"baseline": "min_map50", "value": project.min_map50, "candidate": value, "passed": passed,
-                "reason": f"mAP50 {value:.4f} {'reaches' if passed else 'is below'} the project's floor "
+                "reason": f"{name} {value:.4f} {'reaches' if passed else 'is below'} the project's floor "
                           f"{project.min_map50:.4f}"}
     from .ml.queue_model import majority_class_f1
     from .queue_model import latest_queue_version

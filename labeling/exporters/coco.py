@@ -1,10 +1,20 @@
-"""COCO detection JSON: annotations.json (each image carries its split) and images/.
-Ignore regions are written as `iscrowd: 1` annotations, as COCO marks them."""
+"""COCO JSON: annotations.json (each image carries its split) and images/.
+
+Detection: one annotation per box, "bbox" [x, y, width, height]; ignore regions are written
+as `iscrowd: 1` annotations, as COCO marks them. Segmentation: one annotation per instance
+with its "bbox" and "area" and a "segmentation": polygons (a flat [x1, y1, x2, y2, ...] list
+per part) when the instance has no holes, else COCO's compressed RLE of its even-odd mask
+(COCO polygons cannot hold holes)."""
 
 from __future__ import annotations
 
 import json
 
+import shapely
+
+from training.ml.metrics import rings_rle
+
+from ..payloads import instance_rings, instance_shape
 from .items import ExportItem
 
 
@@ -37,6 +47,10 @@ def coco_write(items, classes, sink, *, include_images: bool, on_item) -> None:
                     "iscrowd": 1 if box.get("ignore") else 0,
                 }
             )
+        for instance in item.payload.get("polygons", []):
+            if instance["label"] in known:
+                annotations.append({"id": len(annotations) + 1, "image_id": image.pk,
+                                    **_segment(instance, image.width, image.height)})
         if include_images:
             sink.write_stored(f"images/{item.file_name}", image.file.name)
         on_item()
@@ -51,3 +65,17 @@ def coco_write(items, classes, sink, *, include_images: bool, on_item) -> None:
         "categories": categories,
     }
     sink.write_text("annotations.json", json.dumps(document))
+
+
+def _segment(instance: dict, width: int, height: int) -> dict:
+    shape = instance_shape(instance)
+    x1, y1, x2, y2 = shape.bounds
+    parts = shapely.get_parts(shape)
+    if any(len(part.interiors) for part in parts):
+        segmentation: list | dict = rings_rle(instance_rings(instance), height, width)
+    elif "points" in instance:
+        segmentation = [[v for point in instance["points"] for v in point]]
+    else:
+        segmentation = [[v for point in ring for v in point] for ring in instance["rings"]]
+    return {"category_id": instance["label"], "segmentation": segmentation, "bbox": [x1, y1, x2 - x1, y2 - y1],
+            "area": shape.area, "iscrowd": 0}

@@ -45,7 +45,17 @@ from .yolo import yolo_classify_write, yolo_write
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("coco", "yolo", "voc", "labelstudio", "cvat", "csv")
-_DETECTION_ONLY = {"coco", "voc"}
+# What each format holds, and the task types it can export.
+_FORMAT_HOLDS = {"coco": "boxes or polygons", "yolo": "boxes, polygons or classes", "voc": "boxes",
+                 "labelstudio": "boxes or classes", "cvat": "boxes or classes", "csv": "boxes or classes"}
+_FORMAT_TASK_TYPES = {
+    "coco": {TaskType.DETECTION, TaskType.SEGMENTATION},
+    "yolo": {TaskType.DETECTION, TaskType.SEGMENTATION, TaskType.CLASSIFICATION},
+    "voc": {TaskType.DETECTION},
+    "labelstudio": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+    "cvat": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+    "csv": {TaskType.DETECTION, TaskType.CLASSIFICATION},
+}
 
 
 class ExportRefused(ValueError):
@@ -57,8 +67,10 @@ def export_check_format(*, project: Project, export_format: str) -> None:
         raise ExportRefused(
             f"unknown export format {export_format!r}; use one of {', '.join(EXPORT_FORMATS)}"
         )
-    if export_format in _DETECTION_ONLY and project.task_type != TaskType.DETECTION:
-        raise ExportRefused(f"{export_format} holds boxes; for a {project.task_type} project use csv, yolo, labelstudio or cvat")
+    if project.task_type not in _FORMAT_TASK_TYPES[export_format]:
+        fitting = [name for name in EXPORT_FORMATS if project.task_type in _FORMAT_TASK_TYPES[name]]
+        raise ExportRefused(f"{export_format} holds {_FORMAT_HOLDS[export_format]}; for a {project.task_type} "
+                            f"project use {' or '.join(fitting) or 'no export format yet'}")
 
 
 def export_write(
@@ -80,6 +92,7 @@ def export_write(
             on_progress(done)
 
     detection = project.task_type == TaskType.DETECTION
+    objects = project.task_type != TaskType.CLASSIFICATION
     items, classes = export_items(project), export_classes(project)
     options = {"include_images": include_images, "on_item": on_item}
     if export_format == "coco":
@@ -92,7 +105,7 @@ def export_write(
         labelstudio_write(items, classes, sink, detection=detection, **options)
     elif export_format == "cvat":
         cvat_write(items, classes, sink, detection=detection, **options)
-    elif detection:
+    elif objects:
         yolo_write(items, classes, sink, **options)
     else:
         yolo_classify_write(items, classes, sink, **options)

@@ -31,7 +31,9 @@ class LabelRecord:
     # (category, x1, y1, x2, y2), optionally followed by the box's flags ({"ignore": True})
     boxes: list[tuple] | None = None
     labels: list[str] | None = None  # classification: category names
-    normalized: bool = False  # boxes are (category, cx, cy, w, h) in 0-1 (YOLO)
+    # segmentation: (category, rings), each ring [[x, y], ...] in pixels or, normalized, in 0-1
+    polygons: list[tuple[str, list[list[list[float]]]]] | None = None
+    normalized: bool = False  # boxes are (category, cx, cy, w, h) in 0-1 (YOLO), polygons 0-1
     match_stem: bool = False  # the file name is given without its suffix (YOLO)
     size: tuple[int, int] | None = None  # (width, height) the label file states, when it does
     image_id: int | None = None  # already known (class folders)
@@ -175,6 +177,8 @@ def _apply_one(project, record: LabelRecord, index, classes: _ClassResolver, aut
         )
     if record.labels is not None:
         payload = {"labels": [classes.find(name) for name in record.labels]}
+    elif record.polygons is not None:
+        payload = {"polygons": [_polygon(polygon, record.normalized, image, classes) for polygon in record.polygons]}
     else:
         payload = {"boxes": [_box(box, record.normalized, image, classes) for box in record.boxes or []]}
     # None: imported before, or labeled the same since; nothing new to record.
@@ -195,6 +199,15 @@ def _box(box, normalized: bool, image: Image, classes: _ClassResolver) -> dict:
         _clip(d, image.height),
     )
     return {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": classes.find(category), **(flags[0] if flags else {})}
+
+
+def _polygon(polygon, normalized: bool, image: Image, classes: _ClassResolver) -> dict:
+    category, rings = polygon
+    scale_x, scale_y = (image.width, image.height) if normalized else (1, 1)
+    rings = [[[_clip(x * scale_x, image.width), _clip(y * scale_y, image.height)] for x, y in ring]
+             for ring in rings]
+    label = classes.find(category)
+    return {"label": label, "points": rings[0]} if len(rings) == 1 else {"label": label, "rings": rings}
 
 
 def _clip(value: float, limit: int) -> float:

@@ -47,10 +47,10 @@ logger = logging.getLogger(__name__)
 
 LABEL_FORMATS = ("coco", "yolo", "voc", "labelstudio", "cvat", "folder", "csv")
 _FORMAT_TASK_TYPES = {
-    "coco": {TaskType.DETECTION},
+    "coco": {TaskType.DETECTION, TaskType.SEGMENTATION},
     "labelstudio": {TaskType.DETECTION, TaskType.CLASSIFICATION},
     "cvat": {TaskType.DETECTION, TaskType.CLASSIFICATION},
-    "yolo": {TaskType.DETECTION},
+    "yolo": {TaskType.DETECTION, TaskType.SEGMENTATION},
     "voc": {TaskType.DETECTION},
     "folder": {TaskType.CLASSIFICATION},
     "csv": {TaskType.DETECTION, TaskType.CLASSIFICATION},
@@ -256,10 +256,11 @@ def _label_records(project, label_format, path, imported, label_files_found):
         return folder_records(imported)
     if label_files_found == 0 and not os.path.isfile(path) and not any(folder_files(path)):
         return [LabelError(label_format, f"no {label_format} label files were found in the import")]
+    segmentation = project.task_type == TaskType.SEGMENTATION
     if label_format == "coco":
-        return coco_records(path)
+        return coco_records(path, segmentation=segmentation)
     if label_format == "yolo":
-        return yolo_records(path)
+        return yolo_records(path, segmentation=segmentation)
     if label_format == "voc":
         return voc_records(path)
     if label_format == "labelstudio":

@@ -1,8 +1,9 @@
-"""YOLO detection labels: the class names and one .txt file per image (named after the
-image's stem) with lines `class x_center y_center width height`, all relative to the image
-size. The names come from a data.yaml (ultralytics) or, without one, from a classes.txt
-with one name a line (LabelImg, Label Studio's YOLO export, Roboflow's Darknet export as
-`_darknet.labels` or `obj.names`). A file with any bad line is refused as a whole."""
+"""YOLO labels: the class names and one .txt file per image (named after the image's stem)
+with lines `class x_center y_center width height` (detection) or `class x1 y1 x2 y2 ...`, an
+outline of 3 or more points (segmentation), all relative to the image size. The names come
+from a data.yaml (ultralytics) or, without one, from a classes.txt with one name a line
+(LabelImg, Label Studio's YOLO export, Roboflow's Darknet export as `_darknet.labels` or
+`obj.names`). A file with any bad line is refused as a whole."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .sources import label_files, read_label_file
 NAME_LIST_FILES = ("classes.txt", "obj.names", "_darknet.labels")
 
 
-def yolo_records(path: str) -> Iterator[LabelRecord | LabelError]:
+def yolo_records(path: str, *, segmentation: bool = False) -> Iterator[LabelRecord | LabelError]:
     try:
         names = _names_from(path)
     except _NoNames as exc:
@@ -26,7 +27,7 @@ def yolo_records(path: str) -> Iterator[LabelRecord | LabelError]:
     txt_files = [f for f in label_files(path, (".txt",)) if f[0].rsplit("/", 1)[-1] not in NAME_LIST_FILES]
     in_labels_dir = [f for f in txt_files if "labels" in f[0].split("/")[:-1]]
     for name, full in in_labels_dir or txt_files:
-        yield _file_record(name, full, names)
+        yield _file_record(name, full, names, segmentation)
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -95,17 +96,20 @@ def _class_names(data) -> list[str]:
     return [str(n) for n in names]
 
 
-def _file_record(name: str, path: str, names: list[str]) -> LabelRecord | LabelError:
+def _file_record(name: str, path: str, names: list[str], segmentation: bool) -> LabelRecord | LabelError:
     try:
         text = read_label_file(path).decode("utf-8")
     except (ValueError, UnicodeDecodeError) as exc:
         return LabelError(name, str(exc))
-    boxes = []
+    objects: list = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         columns = line.split()
-        if len(columns) != 5:
+        if segmentation and (len(columns) < 7 or len(columns) % 2 == 0):
+            expected = "expected a class and 3 or more x y pairs (class x1 y1 x2 y2 x3 y3 ...)"
+            return LabelError(name, f"line {number}: {expected}, got {len(columns)} columns")
+        if not segmentation and len(columns) != 5:
             expected = "expected 5 columns (class x_center y_center width height)"
             return LabelError(name, f"line {number}: {expected}, got {len(columns)}")
         try:
@@ -122,6 +126,12 @@ def _file_record(name: str, path: str, names: list[str]) -> LabelRecord | LabelE
         bad = [v for v in values if not (math.isfinite(v) and 0.0 <= v <= 1.0)]
         if bad:
             return LabelError(name, f"line {number}: value {bad[0]:g} is outside [0, 1]")
-        boxes.append((names[class_index], *values))
+        if segmentation:
+            objects.append((names[class_index], [[values[k], values[k + 1]] for k in range(0, len(values), 2)]))
+        else:
+            objects.append((names[class_index], *values))
     stem = name.rsplit("/", 1)[-1][: -len(".txt")]
-    return LabelRecord(where=name, image_name=stem, boxes=boxes, normalized=True, match_stem=True)
+    if segmentation:
+        return LabelRecord(where=name, image_name=stem, polygons=[(category, [ring]) for category, ring in objects],
+                           normalized=True, match_stem=True)
+    return LabelRecord(where=name, image_name=stem, boxes=objects, normalized=True, match_stem=True)

@@ -32,7 +32,14 @@ from ..models import (
     Task,
     TaskStatus,
 )
-from ..payloads import DETECTION, PayloadError, validate_payload
+from ..payloads import (
+    DETECTION,
+    OBJECT_KEYS,
+    SEGMENTATION,
+    PayloadError,
+    segmentation_clipped,
+    validate_payload,
+)
 from ..services import project_class_ids
 
 # The current task and the one the editor prefetches while the person works.
@@ -307,11 +314,11 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
             raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
     if empty and kind not in LABEL_KINDS:
         raise PayloadError(f'"empty" marks a label with no objects; a {kind} carries no label')
-    if empty and project.task_type != DETECTION:
-        raise PayloadError('"empty" is for detection; a classification label needs a class')
+    if empty and project.task_type not in OBJECT_KEYS:
+        raise PayloadError('"empty" is for detection and segmentation; a classification label needs a class')
     if kind == AnnotationKind.CORRECT:
         if payload is None and empty:
-            payload = {"boxes": []}
+            payload = {OBJECT_KEYS[project.task_type]: []}
         if payload is None:
             raise PayloadError("a correction needs a payload")
         return prediction, _checked_label(_validate(payload, project, image), kind=kind, empty=empty, image=image)
@@ -333,22 +340,24 @@ LABEL_KINDS = (AnnotationKind.ACCEPT, AnnotationKind.CORRECT)
 
 
 def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict:
-    """A label says something: a class, boxes, or, said on purpose, that there are no
-    objects. An empty label is never stored by default (a blind model's empty pre-label,
-    an Enter with nothing chosen)."""
+    """A label says something: a class, boxes or polygons, or, said on purpose, that there
+    are no objects. An empty label is never stored by default (a blind model's empty
+    pre-label, an Enter with nothing chosen)."""
     what = "the pre-label" if kind == AnnotationKind.ACCEPT else "the payload"
     if "labels" in clean:
         if not clean["labels"]:
             raise PayloadError(f"{what} of image {image.pk} has no class: a classification label needs one "
                                "(skip or flag the image if none fits)")
         return clean
-    boxes = clean["boxes"]
-    if empty and boxes:
+    key = "boxes" if "boxes" in clean else "polygons"
+    objects = clean[key]
+    noun = {"boxes": ("box", "boxes"), "polygons": ("polygon", "polygons")}[key]
+    if empty and objects:
         raise PayloadError(f'"empty": true says image {image.pk} has no objects, but {what} has '
-                           f"{len(boxes)} box{'es' if len(boxes) != 1 else ''}")
-    if not empty and not boxes:
-        raise PayloadError(f'{what} of image {image.pk} has no boxes; to record that the image has no '
-                           'objects, send "empty": true ("no objects here"), else draw the boxes')
+                           f"{len(objects)} {noun[0] if len(objects) == 1 else noun[1]}")
+    if not empty and not objects:
+        raise PayloadError(f'{what} of image {image.pk} has no {noun[1]}; to record that the image has no '
+                           f'objects, send "empty": true ("no objects here"), else draw the {noun[1]}')
     return clean
 
 
@@ -358,8 +367,10 @@ def _validate(payload, project: Project, image: Image) -> dict:
 
 
 def _labels_of_prediction(payload: dict, task_type: str, image: Image) -> dict:
-    """What accepting a pre-label means: its boxes clipped to the image (model output can
-    overshoot by a fraction of a pixel) without scores, or its top class."""
+    """What accepting a pre-label means: its boxes or polygons clipped to the image (model
+    output can overshoot by a fraction of a pixel) without scores, or its top class."""
+    if task_type == SEGMENTATION:
+        return segmentation_clipped(payload, image.width, image.height)
     if task_type == DETECTION:
         boxes = []
         for box in payload.get("boxes", []):

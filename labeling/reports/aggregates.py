@@ -42,9 +42,15 @@ from labeling.models import (
     ReviewStatus,
     TaskType,
 )
-from training.ml.metrics import box_f1
+from training.ml.metrics import box_f1, iou_f1
 
-from .prelabel_quality import PrelabelDiff, classification_diff, detection_diff
+from .prelabel_quality import (
+    PrelabelDiff,
+    classification_diff,
+    detection_diff,
+    polygon_ious,
+    segmentation_diff,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +177,10 @@ def _prelabel_diff(annotation: Annotation, task_type: str) -> PrelabelDiff | Non
         return detection_diff(
             prediction.payload.get("boxes", []), annotation.payload.get("boxes", []), accepted=accepted
         )
+    if task_type == TaskType.SEGMENTATION:
+        return segmentation_diff(
+            prediction.payload.get("polygons", []), annotation.payload.get("polygons", []), accepted=accepted
+        )
     return classification_diff(
         prediction.payload.get("labels", []), annotation.payload.get("labels", []), accepted=accepted
     )
@@ -222,6 +232,8 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
             boxes_matched=diff.matched,
             iou_shift_sum=diff.iou_shift_sum,
             class_flips=diff.class_flips,
+            vertex_shift_sum=diff.vertex_shift_sum,
+            vertices_compared=diff.vertices_compared,
         )
     store.bump(ReportDailyCounts, _daily_key(annotation), deltas)
     if annotation.kind == AnnotationKind.FLAG:
@@ -264,6 +276,13 @@ def _record_agreement(annotation: Annotation, partner_id: int, partner_payload: 
         boxes_a, classes_a = _boxes(a_payload)
         boxes_b, classes_b = _boxes(b_payload)
         score = box_f1(boxes_a, boxes_b, iou_threshold=0.5, classes_a=classes_a, classes_b=classes_b)
+        store.bump(ReportAgreementPair, {**key, "label_a": 0, "label_b": 0},
+                   {"comparisons": 1, "score_sum": score})
+        return
+    if task_type == TaskType.SEGMENTATION:
+        polygons_a, polygons_b = a_payload.get("polygons", []), b_payload.get("polygons", [])
+        score = iou_f1(polygon_ious(polygons_a, polygons_b), iou_threshold=0.5,
+                       classes_a=[p["label"] for p in polygons_a], classes_b=[p["label"] for p in polygons_b])
         store.bump(ReportAgreementPair, {**key, "label_a": 0, "label_b": 0},
                    {"comparisons": 1, "score_sum": score})
         return

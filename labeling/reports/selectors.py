@@ -31,7 +31,8 @@ from . import forecast
 from .prelabel_quality import PRELABEL_SCORE_THRESHOLD
 
 QUALITY_FIELDS = ("prelabeled", "accepted_unchanged", "boxes_predicted", "boxes_final", "boxes_added",
-                  "boxes_deleted", "boxes_moved", "boxes_matched", "iou_shift_sum", "class_flips")
+                  "boxes_deleted", "boxes_moved", "boxes_matched", "iou_shift_sum", "class_flips",
+                  "vertex_shift_sum", "vertices_compared")
 WORK_FIELDS = ("submissions", "labeled", "rejected", "skipped", "flagged", "time_spent_ms")
 
 
@@ -98,7 +99,8 @@ def report_accuracy(*, project: Project) -> dict:
             "version": v.number, "status": v.status, "is_deployed": v.is_deployed,
             "created_at": v.created_at.isoformat(), "train_labels": v.dataset_size,
             "validation_images": v.validation_size, "primary_metric": v.primary_metric,
-            **{k: metrics.get(k) for k in ("map50_95", "map50", "precision", "recall", "accuracy", "macro_f1")
+            **{k: metrics.get(k) for k in ("map50_95", "map50", "mask_map50_95", "mask_map50", "precision",
+                                           "recall", "accuracy", "macro_f1")
                if k in metrics},
         })
         per_class.extend(_per_class_rows(v, class_names))
@@ -106,7 +108,8 @@ def report_accuracy(*, project: Project) -> dict:
             ids = v.class_ids or []
             confusion.append({"version": v.number, "classes": [class_names.get(i, str(i)) for i in ids],
                               "matrix": metrics["confusion_matrix"]})
-    primary = "map50_95" if project.task_type == TaskType.DETECTION else "accuracy"
+    primary = {TaskType.DETECTION: "map50_95", TaskType.SEGMENTATION: "mask_map50_95"}.get(
+        project.task_type, "accuracy")
     if versions:
         # The evaluator names its primary metric; fall back to the task type's usual one.
         primary = (v.metrics or {}).get("primary_metric") or primary
@@ -187,6 +190,7 @@ def _quality_row(sums: dict) -> dict:
         "boxes_moved": sums["boxes_moved"],
         "class_flips": sums["class_flips"],
         "mean_iou_shift": _ratio(sums["iou_shift_sum"], sums["boxes_matched"]),
+        "mean_vertex_shift_px": _ratio(sums["vertex_shift_sum"], sums["vertices_compared"]),
         "edits_per_image": _ratio(sums["boxes_added"] + sums["boxes_deleted"] + sums["boxes_moved"]
                                   + sums["class_flips"], n, 3),
     }
@@ -271,7 +275,9 @@ def report_agreement(*, project: Project) -> dict:
     cells = list(ReportAgreementPair.objects.filter(project=project).values_list(
         "annotator_a", "annotator_b", "label_a", "label_b", "comparisons", "score_sum"))
     names = _usernames([c[0] for c in cells] + [c[1] for c in cells])
-    detection = project.task_type == TaskType.DETECTION
+    # Objects (boxes, polygons) agree by F1 of one-to-one matches; classes by kappa.
+    object_f1 = {TaskType.DETECTION: ("box_f1", "box F1"), TaskType.SEGMENTATION: ("mask_f1", "mask F1")}.get(
+        project.task_type)
     pairs: dict[tuple[int, int], dict] = {}
     for a, b, la, lb, n, score in cells:
         pair = pairs.setdefault((a, b), {"comparisons": 0, "score": 0.0, "cells": []})
@@ -281,17 +287,17 @@ def report_agreement(*, project: Project) -> dict:
     rows = []
     for (a, b), pair in sorted(pairs.items()):
         row = {"annotator_a": names.get(a), "annotator_b": names.get(b), "shared_images": pair["comparisons"],
-               "box_f1" if detection else "percent_agreement": _ratio(pair["score"], pair["comparisons"])}
-        if not detection:
+               object_f1[0] if object_f1 else "percent_agreement": _ratio(pair["score"], pair["comparisons"])}
+        if not object_f1:
             kappa = kappa_from_cells(pair["cells"])
             row["cohen_kappa"] = None if kappa is None else round(kappa, 4)
         rows.append(row)
     total = sum(p["comparisons"] for p in pairs.values())
     overall: dict = {"shared_images": total, "annotations_per_image": project.annotations_per_image}
-    if detection:
-        overall["box_f1"] = _ratio(sum(p["score"] for p in pairs.values()), total)
-        measure = "box F1 at IoU 0.5 (same class)"
-        value = overall["box_f1"]
+    if object_f1:
+        overall[object_f1[0]] = _ratio(sum(p["score"] for p in pairs.values()), total)
+        measure = f"{object_f1[1]} at IoU 0.5 (same class)"
+        value = overall[object_f1[0]]
     else:
         kappas = [r["cohen_kappa"] for r in rows if r["cohen_kappa"] is not None]
         # Light's kappa: the mean of the pairwise Cohen's kappas.

@@ -27,8 +27,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-Task = Literal["detection", "classification"]
-TASKS: tuple[str, ...] = ("detection", "classification")
+Task = Literal["detection", "classification", "segmentation"]
+TASKS: tuple[str, ...] = ("detection", "classification", "segmentation")
+# An instance's outline: rings of [x, y] points in pixels, even-odd (holes, split parts).
+InstanceRings = list[list[list[float]]]
 
 # (epoch 1-based, total epochs, mean train loss of the epoch, live validation metric or None)
 ProgressCallback = Callable[[int, int, float, float | None], None]
@@ -44,6 +46,7 @@ class Item:
     """One labelled image.
 
     ``boxes`` (detection) are ``(x1, y1, x2, y2, class_index)`` in original pixel coordinates;
+    ``instances`` (segmentation) are ``(rings, class_index)``, rings as ``InstanceRings``;
     ``label`` (classification) is a class index. ``width``/``height`` are the stored image's size;
     when None the backend reads them from the file.
     """
@@ -52,6 +55,7 @@ class Item:
     width: int | None = None
     height: int | None = None
     boxes: tuple[tuple[float, float, float, float, int], ...] = ()
+    instances: tuple[tuple[InstanceRings, int], ...] = ()
     label: int | None = None
 
 
@@ -78,6 +82,8 @@ class DatasetSpec:
                     raise ValueError(f"{item.path}: label {item.label!r} is not a class index < {nc}")
             elif any(not 0 <= int(b[4]) < nc for b in item.boxes):
                 raise ValueError(f"{item.path}: box class index out of range 0..{nc - 1}")
+            elif any(not 0 <= int(c) < nc for _, c in item.instances):
+                raise ValueError(f"{item.path}: instance class index out of range 0..{nc - 1}")
 
 
 @dataclass
@@ -134,6 +140,9 @@ class ImagePrediction:
     Detection: ``boxes`` (N, 4) xyxy float32, ``classes`` (N,) int64, ``scores`` (N,) float32 and
     ``class_scores`` (N, nc) float32: every class's independent sigmoid score for the box, so
     ``scores[i] == class_scores[i].max()`` and ``classes[i] == class_scores[i].argmax()``.
+    Segmentation: as detection, plus ``polygons``, each kept instance's ``InstanceRings`` in
+    original pixels, and ``mask_uncertainty`` (N,) float32 in [0, 1], how unsure the mask is
+    of its own pixels (see the segmentation backend).
     Classification: ``probs`` (nc,) float32 softmax, summing to 1.
     Both: ``embedding`` (D,) float32, D fixed per model, for diversity sampling.
     An unreadable image has ``error`` set and empty arrays.
@@ -146,6 +155,8 @@ class ImagePrediction:
     classes: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     class_scores: np.ndarray | None = None
+    polygons: list[InstanceRings] | None = None
+    mask_uncertainty: np.ndarray | None = None
     probs: np.ndarray | None = None
     embedding: np.ndarray | None = None
     error: str | None = None

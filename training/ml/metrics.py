@@ -1,7 +1,13 @@
-"""Evaluation and agreement metrics for classification and detection.
+"""Evaluation and agreement metrics for classification, detection and segmentation.
 
-Django-free and numpy-only. Boxes are (x1, y1, x2, y2) in pixels. Areas and IoU follow
-pycocotools' bbox convention: width = x2 - x1 with no +1, so detection mAP equals COCOeval's.
+Django-free. Boxes are (x1, y1, x2, y2) in pixels. Areas and IoU follow pycocotools' bbox
+convention: width = x2 - x1 with no +1, so detection mAP equals COCOeval's.
+
+Masks: an instance is a list of rings (each [[x, y], ...] in pixels) whose area is what an
+odd number of rings covers (even-odd, labeling/payloads.py). Rings are rasterized with
+pycocotools (the same rasterizer COCOeval uses for polygons) and combined by XOR, so holes
+are holes. The converters between rings, masks and RLE live here because both the
+exporters and the segmentation backend need exactly these.
 """
 from __future__ import annotations
 
@@ -10,8 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import cv2
 import numpy as np
+import shapely
 from numpy.typing import ArrayLike
+from pycocotools import mask as mask_utils
+from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry.base import BaseGeometry
 
 # The exact expressions COCOeval uses, so threshold values match bit for bit.
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -174,22 +185,35 @@ def match_boxes(
     pred_classes and gt_classes for class-aware matching (a box matches only its own class);
     omit both for class-agnostic matching.
     """
-    pred = _as_boxes(pred_boxes)
-    gt = _as_boxes(gt_boxes)
+    return match_ious(box_iou(_as_boxes(pred_boxes), _as_boxes(gt_boxes)), iou_threshold=iou_threshold,
+                      pred_scores=pred_scores, pred_classes=pred_classes, gt_classes=gt_classes)
+
+
+def match_ious(
+    ious: ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
+    pred_scores: ArrayLike | None = None,
+    pred_classes: ArrayLike | None = None,
+    gt_classes: ArrayLike | None = None,
+) -> BoxMatch:
+    """match_boxes from a precomputed (predictions, ground truth) IoU matrix, for any shape."""
     if (pred_classes is None) != (gt_classes is None):
         raise ValueError("give both pred_classes and gt_classes, or neither")
-    order = np.arange(len(pred))
+    all_ious = np.asarray(ious, dtype=np.float64)
+    num_pred, num_gt = all_ious.shape
+    order = np.arange(num_pred)
     if pred_scores is not None:
         order = np.argsort(-np.asarray(pred_scores, dtype=np.float64), kind="mergesort")
-    ious = box_iou(pred[order], gt)
+    ordered = all_ious[order].copy()
     if pred_classes is not None:
         pc = np.asarray(pred_classes).ravel()[order]
         gc = np.asarray(gt_classes).ravel()
-        ious[pc[:, None] != gc[None, :]] = -1.0
-    matched = _greedy_match(ious, np.array([iou_threshold]))[0]
+        ordered[pc[:, None] != gc[None, :]] = -1.0
+    matched = _greedy_match(ordered, np.array([iou_threshold]))[0]
     hit = matched >= 0
-    matches = [(int(order[d]), int(matched[d]), float(ious[d, matched[d]])) for d in np.flatnonzero(hit)]
-    gt_hit = np.zeros(len(gt), dtype=bool)
+    matches = [(int(order[d]), int(matched[d]), float(ordered[d, matched[d]])) for d in np.flatnonzero(hit)]
+    gt_hit = np.zeros(num_gt, dtype=bool)
     gt_hit[matched[hit]] = True
     return BoxMatch(
         matches=matches,
@@ -261,29 +285,42 @@ def detection_metrics(
         raise ValueError("predictions and ground_truths must list the same images")
     images = []
     for pred, gt in zip(predictions, ground_truths):
-        images.append(
-            (
-                _as_boxes(pred["boxes"]),
-                _as_labels(pred["classes"], num_classes, "predicted classes"),
-                np.asarray(pred["scores"], dtype=np.float64).ravel(),
-                _as_boxes(gt["boxes"]),
-                _as_labels(gt["classes"], num_classes, "ground-truth classes"),
-            )
-        )
+        p_boxes, g_boxes = _as_boxes(pred["boxes"]), _as_boxes(gt["boxes"])
+        images.append(_ScoredImage(
+            _as_labels(pred["classes"], num_classes, "predicted classes"),
+            np.asarray(pred["scores"], dtype=np.float64).ravel(),
+            _as_labels(gt["classes"], num_classes, "ground-truth classes"),
+            box_iou(p_boxes, g_boxes),
+        ))
+    return _coco_metrics(images, num_classes, score_threshold=score_threshold, max_dets=max_dets)
 
+
+@dataclass(frozen=True)
+class _ScoredImage:
+    """One image's predictions and ground truth, reduced to what the COCO metrics read."""
+
+    pred_classes: np.ndarray  # (k,)
+    pred_scores: np.ndarray  # (k,)
+    gt_classes: np.ndarray  # (g,)
+    ious: np.ndarray  # (k, g): IoU of every prediction with every ground-truth object
+
+
+def _coco_metrics(images: list[_ScoredImage], num_classes: int, *, score_threshold: float,
+                  max_dets: int) -> dict[str, Any]:
+    """The metrics of detection_metrics, from any IoU (boxes or masks)."""
     ap = np.full((num_classes, len(COCO_IOU_THRESHOLDS)), np.nan)
     num_gt = np.zeros(num_classes, dtype=np.int64)
     for c in range(num_classes):
         scores, flags = [], []
-        for p_boxes, p_classes, p_scores, g_boxes, g_classes in images:
-            g = g_boxes[g_classes == c]
-            num_gt[c] += len(g)
-            mine = np.flatnonzero(p_classes == c)
-            mine = mine[np.argsort(-p_scores[mine], kind="mergesort")][:max_dets]
+        for image in images:
+            gt_index = np.flatnonzero(image.gt_classes == c)
+            num_gt[c] += len(gt_index)
+            mine = np.flatnonzero(image.pred_classes == c)
+            mine = mine[np.argsort(-image.pred_scores[mine], kind="mergesort")][:max_dets]
             if mine.size == 0:
                 continue
-            matched = _greedy_match(box_iou(p_boxes[mine], g), COCO_IOU_THRESHOLDS)
-            scores.append(p_scores[mine])
+            matched = _greedy_match(image.ious[np.ix_(mine, gt_index)], COCO_IOU_THRESHOLDS)
+            scores.append(image.pred_scores[mine])
             flags.append(matched >= 0)
         if num_gt[c] == 0:
             continue
@@ -298,20 +335,19 @@ def detection_metrics(
     tp_c = np.zeros(num_classes, dtype=np.int64)
     fp_c = np.zeros(num_classes, dtype=np.int64)
     fn_c = np.zeros(num_classes, dtype=np.int64)
-    for p_boxes, p_classes, p_scores, g_boxes, g_classes in images:
-        keep = p_scores >= score_threshold
-        result = match_boxes(
-            p_boxes[keep],
-            g_boxes,
-            pred_scores=p_scores[keep],
-            pred_classes=p_classes[keep],
-            gt_classes=g_classes,
-            iou_threshold=0.5,
-        )
-        kept_classes = p_classes[keep]
-        np.add.at(tp_c, kept_classes[[m[0] for m in result.matches]], 1)
-        np.add.at(fp_c, kept_classes[result.unmatched_pred], 1)
-        np.add.at(fn_c, g_classes[result.unmatched_gt], 1)
+    for image in images:
+        keep = np.flatnonzero(image.pred_scores >= score_threshold)
+        order = keep[np.argsort(-image.pred_scores[keep], kind="mergesort")]
+        ious = image.ious[order].copy()
+        kept_classes = image.pred_classes[order]
+        ious[kept_classes[:, None] != image.gt_classes[None, :]] = -1.0
+        matched = _greedy_match(ious, np.array([0.5]))[0]
+        hit = matched >= 0
+        gt_hit = np.zeros(len(image.gt_classes), dtype=bool)
+        gt_hit[matched[hit]] = True
+        np.add.at(tp_c, kept_classes[hit], 1)
+        np.add.at(fp_c, kept_classes[~hit], 1)
+        np.add.at(fn_c, image.gt_classes[~gt_hit], 1)
 
     tp, fp, fn = tp_c.sum(), fp_c.sum(), fn_c.sum()
     precision = float(_safe_ratio(tp, tp + fp))
@@ -337,6 +373,161 @@ def detection_metrics(
             for c in range(num_classes)
         ],
     }
+
+
+# --- masks ----------------------------------------------------------------------------
+
+Rings = Sequence[Sequence[Sequence[float]]]
+
+
+def rings_mask(rings: Rings, height: int, width: int) -> np.ndarray:
+    """The (height, width) uint8 mask of an instance's rings, even-odd."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for ring in rings:
+        flat = [float(v) for point in ring for v in point]
+        rle = mask_utils.frPyObjects([flat], height, width)
+        mask ^= mask_utils.decode(rle)[:, :, 0]
+    return mask
+
+
+def mask_rle(mask: np.ndarray) -> dict:
+    """COCO's compressed RLE of a mask, with counts as text (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rings_rle(rings: Rings, height: int, width: int) -> dict:
+    return mask_rle(rings_mask(rings, height, width))
+
+
+def rle_mask(rle: dict) -> np.ndarray:
+    """The mask of a COCO RLE, compressed (counts as text) or not (counts as a list)."""
+    height, width = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        coded = mask_utils.frPyObjects(rle, height, width)
+    else:
+        coded = {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(coded)
+
+
+def mask_rings(mask: np.ndarray, simplify: float = 0.0) -> list[list[list[float]]]:
+    """The rings (even-odd) of a mask's outline along its pixels' edges.
+
+    OpenCV's findContours traces the centres of the boundary pixels (a pixel at row r,
+    column c covers [c, c + 1] x [r, r + 1]; its centre is (c + 0.5, r + 0.5)); each outer
+    outline is grown and each hole shrunk by half a pixel (mitred), so the shape covers the
+    mask's pixels, one-pixel-wide parts included, and rasterizes back to the same mask
+    (bar pixels cut at a corner). ``simplify`` > 0 drops vertices that move the outline by
+    less than that many pixels (shapely, topology kept)."""
+    contours, hierarchy = cv2.findContours(np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_CCOMP,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    outers: dict[int, BaseGeometry] = {}
+    holes: dict[int, list[BaseGeometry]] = {}
+    for index, contour in enumerate(contours):
+        outline = _pixel_centres(contour)
+        parent = int(hierarchy[0][index][3])
+        if parent < 0:
+            outers[index] = outline.buffer(0.5, cap_style="square", join_style="mitre")
+        else:
+            holes.setdefault(parent, []).append(outline.buffer(-0.5, join_style="mitre"))
+    shape = shapely.unary_union([outer.difference(shapely.unary_union(holes.get(index, [])))
+                                 for index, outer in outers.items()])
+    if simplify > 0:
+        shape = shape.simplify(simplify, preserve_topology=True)
+    return shape_rings(shape)
+
+
+def instance_outline(rings: Rings) -> np.ndarray:
+    """An instance as one closed outline (n, 2), as YOLO segmentation labels hold it: several
+    rings are joined at their closest points by zero-width seams (ultralytics'
+    merge_multi_segment, as its COCO converter does), which keeps the even-odd area."""
+    if len(rings) == 1:
+        return np.asarray(rings[0], dtype=np.float64)
+    # Imported here: ultralytics takes seconds to import; only this conversion needs it.
+    from ultralytics.data.converter import merge_multi_segment
+
+    return np.concatenate(merge_multi_segment([list(ring) for ring in rings]))
+
+
+def _pixel_centres(contour: np.ndarray) -> BaseGeometry:
+    points = contour.reshape(-1, 2).astype(np.float64) + 0.5
+    if len(points) == 1:
+        return Point(points[0])
+    if len(points) == 2:
+        return LineString(points)
+    return shapely.make_valid(Polygon(points))
+
+
+def shape_rings(shape: BaseGeometry) -> list[list[list[float]]]:
+    """The rings of a valid shape's polygonal parts: each part's outline, then its holes
+    (open rings: the first point not repeated). Lines and points are left out."""
+    rings = []
+    for part in shapely.get_parts(shape):
+        if isinstance(part, Polygon) and part.area > 0:
+            rings.append(_open_ring(part.exterior.coords))
+            rings.extend(_open_ring(interior.coords) for interior in part.interiors)
+        elif part.geom_type in ("MultiPolygon", "GeometryCollection"):
+            rings.extend(shape_rings(part))
+    return rings
+
+
+def _open_ring(coords) -> list[list[float]]:
+    points = [[float(x), float(y)] for x, y in coords]
+    return points[:-1] if len(points) > 1 and points[0] == points[-1] else points
+
+
+# --- segmentation ---------------------------------------------------------------------
+
+
+class ImageMaskPredictions(TypedDict):
+    instances: Sequence[Rings]  # the rings of each predicted instance, pixels
+    classes: ArrayLike  # (k,) class index
+    scores: ArrayLike  # (k,) confidence
+
+
+class ImageMaskGroundTruth(TypedDict):
+    instances: Sequence[Rings]
+    classes: ArrayLike  # (g,)
+    height: int
+    width: int
+
+
+def segmentation_metrics(
+    predictions: Sequence[ImageMaskPredictions],
+    ground_truths: Sequence[ImageMaskGroundTruth],
+    num_classes: int,
+    *,
+    score_threshold: float = 0.25,
+    max_dets: int = 100,
+) -> dict[str, Any]:
+    """Mask metrics with the keys and rules of detection_metrics, IoU taken between the
+    instances' masks (even-odd rings rasterized at the image's size, pycocotools' mask IoU):
+    map50_95 and map50 equal COCOeval with iouType "segm" on the same data."""
+    if len(predictions) != len(ground_truths):
+        raise ValueError("predictions and ground_truths must list the same images")
+    images = []
+    for pred, gt in zip(predictions, ground_truths):
+        height, width = int(gt["height"]), int(gt["width"])
+        p_rles = [rings_rle(rings, height, width) for rings in pred["instances"]]
+        g_rles = [rings_rle(rings, height, width) for rings in gt["instances"]]
+        images.append(_ScoredImage(
+            _as_labels(pred["classes"], num_classes, "predicted classes"),
+            np.asarray(pred["scores"], dtype=np.float64).ravel(),
+            _as_labels(gt["classes"], num_classes, "ground-truth classes"),
+            rle_iou(p_rles, g_rles),
+        ))
+    return _coco_metrics(images, num_classes, score_threshold=score_threshold, max_dets=max_dets)
+
+
+def rle_iou(a: Sequence[dict], b: Sequence[dict]) -> np.ndarray:
+    """IoU of every mask in a with every mask in b (COCO RLEs), as COCOeval's segm -> (n, m)."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    coded = [[{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in rles] for rles in (a, b)]
+    return np.asarray(mask_utils.iou(coded[0], coded[1], [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
 
 
 # --- inter-annotator agreement --------------------------------------------------------
@@ -375,24 +566,35 @@ def box_f1(
     pairs with IoU >= iou_threshold (and the same class when both class lists are given).
     Two empty annotations agree completely (1.0).
     """
-    a = _as_boxes(boxes_a)
-    b = _as_boxes(boxes_b)
-    if len(a) + len(b) == 0:
+    return iou_f1(box_iou(_as_boxes(boxes_a), _as_boxes(boxes_b)), iou_threshold=iou_threshold,
+                  classes_a=classes_a, classes_b=classes_b)
+
+
+def iou_f1(
+    ious: ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
+    classes_a: ArrayLike | None = None,
+    classes_b: ArrayLike | None = None,
+) -> float:
+    """box_f1 from a precomputed (a, b) IoU matrix, for any shape (boxes, polygons)."""
+    ious = np.array(ious, dtype=np.float64)
+    num_a, num_b = ious.shape
+    if num_a + num_b == 0:
         return 1.0
     if (classes_a is None) != (classes_b is None):
         raise ValueError("give both classes_a and classes_b, or neither")
-    ious = box_iou(a, b)
     if classes_a is not None:
         ca = np.asarray(classes_a).ravel()
         cb = np.asarray(classes_b).ravel()
         ious[ca[:, None] != cb[None, :]] = -1.0
     rows, cols = np.nonzero(ious >= iou_threshold)
-    used_a = np.zeros(len(a), dtype=bool)
-    used_b = np.zeros(len(b), dtype=bool)
+    used_a = np.zeros(num_a, dtype=bool)
+    used_b = np.zeros(num_b, dtype=bool)
     matched = 0
     for i in np.argsort(-ious[rows, cols], kind="stable"):
         r, c = rows[i], cols[i]
         if not used_a[r] and not used_b[c]:
             used_a[r] = used_b[c] = True
             matched += 1
-    return 2.0 * matched / (len(a) + len(b))
+    return 2.0 * matched / (num_a + num_b)

@@ -9,15 +9,19 @@ from pathlib import Path
 
 from training.ml.base import Backend, Task
 
-BACKEND_KINDS: dict[str, Task] = {"yolo": "detection", "classifier": "classification"}
+BACKEND_KINDS: dict[str, Task] = {"yolo": "detection", "yolo_seg": "segmentation", "classifier": "classification"}
 
 
 def backend_class(kind: str) -> type[Backend]:
-    """The Backend subclass for ``kind`` ("yolo" or "classifier"), imported on demand."""
+    """The Backend subclass for ``kind`` ("yolo", "yolo_seg" or "classifier"), imported on demand."""
     if kind == "yolo":
         from training.ml.yolo import YoloBackend
 
         return YoloBackend
+    if kind == "yolo_seg":
+        from training.ml.yolo_seg import YoloSegBackend
+
+        return YoloSegBackend
     if kind == "classifier":
         from training.ml.classifier import ClassifierBackend
 

@@ -172,18 +172,27 @@ def detection_batch_uncertainty(
     aggregation: Aggregation = "max",
     confident_threshold: float = 0.5,
     empty_value: float = 1.0,
+    mask_uncertainty: Sequence[ArrayLike] | None = None,
 ) -> np.ndarray:
     """detection_image_uncertainty for each image's (k_i, C) box scores. -> (n,).
 
     Vectorised: the box uncertainties of all images in one call, then per-image aggregation
     with reduceat (per image in Python this is ~0.4 ms each, a minute for 100k images).
     Images whose class counts differ are computed in groups of one count each.
+
+    Segmentation: ``mask_uncertainty`` gives each image's (k_i,) mask terms in [0, 1] (how
+    unsure each instance's mask is of its own pixels); an instance's uncertainty is then
+    segmentation_instance_uncertainty, aggregated the same way.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {aggregation!r}; expected one of {AGGREGATIONS}")
     if not 0.0 < confident_threshold <= 1.0:
         raise ValueError("confident_threshold must be in (0, 1]")
     parsed = [_as_box_scores(boxes) for boxes in images]
+    masks = None if mask_uncertainty is None else [np.asarray(m, dtype=np.float64).reshape(-1)
+                                                   for m in mask_uncertainty]
+    if masks is not None and [len(m) for m in masks] != [len(p) for p in parsed]:
+        raise ValueError("mask_uncertainty needs one value per instance of each image")
     result = np.full(len(parsed), float(empty_value))
     by_width: dict[int, list[int]] = {}
     for index, boxes in enumerate(parsed):
@@ -193,6 +202,8 @@ def detection_batch_uncertainty(
         counts = np.array([len(parsed[i]) for i in members], dtype=np.int64)
         stacked = np.concatenate([parsed[i] for i in members])
         per_box = detection_box_uncertainty(stacked, measure=measure)
+        if masks is not None:
+            per_box = _with_mask_term(per_box, np.concatenate([masks[i] for i in members]))
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         best = np.maximum.reduceat(stacked.max(axis=1), starts)
         missed = best < confident_threshold
@@ -205,6 +216,37 @@ def detection_batch_uncertainty(
             aggregated = (np.add.reduceat(per_box, starts) + missed_term) / (counts + missed)
         result[members] = aggregated
     return result
+
+
+def segmentation_instance_uncertainty(
+    class_scores: ArrayLike | Sequence[ArrayLike], mask_uncertainty: ArrayLike, *, measure: Measure = "entropy"
+) -> np.ndarray:
+    """Uncertainty of each predicted instance (k,), in [0, 1]: the box's class-score question
+    (detection_box_uncertainty: is it an object, which class, its class margin under
+    "margin") and the mask's question (``mask_uncertainty``, in [0, 1]: the backend gives
+    1 - the mean of 2|p - 0.5| over the instance's mask pixels, 0 for a mask sure of every
+    pixel) combined as a noisy-OR, as the box's own two questions are: an instance is
+    certain only when its class and its outline both are."""
+    return _with_mask_term(detection_box_uncertainty(class_scores, measure=measure),
+                           np.asarray(mask_uncertainty, dtype=np.float64).reshape(-1))
+
+
+def segmentation_image_uncertainty(
+    class_scores: ArrayLike | Sequence[ArrayLike],
+    mask_uncertainty: ArrayLike,
+    *,
+    measure: Measure = "entropy",
+    aggregation: Aggregation = "max",
+) -> float:
+    """One image's uncertainty from its instances' class scores (k, C) and mask terms (k,):
+    detection_image_uncertainty's aggregation (missed objects and empty images included)
+    over segmentation_instance_uncertainty."""
+    return float(detection_batch_uncertainty([class_scores], measure=measure, aggregation=aggregation,
+                                             mask_uncertainty=[mask_uncertainty])[0])
+
+
+def _with_mask_term(per_instance: np.ndarray, mask_term: np.ndarray) -> np.ndarray:
+    return 1.0 - (1.0 - per_instance) * (1.0 - np.clip(mask_term, 0.0, 1.0))
 
 
 # --- diversity ------------------------------------------------------------------------

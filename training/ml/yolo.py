@@ -24,9 +24,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from training.ml.base import (
     Item,
     ProgressCallback,
     ShouldStop,
+    Task,
     TrainingCancelled,
     TrainParams,
     TrainResult,
@@ -84,7 +85,7 @@ def _provide_fonts() -> None:
             shutil.copyfile(source, target)
 
 
-def _yolo(source: str | Path) -> Any:
+def _yolo(source: str | Path, task: str = "detect") -> Any:
     """An ``ultralytics.YOLO`` from a local .pt (a pickle: trusted paths only) or a model yaml."""
     _ultralytics_env()
     from ultralytics import YOLO
@@ -93,7 +94,7 @@ def _yolo(source: str | Path) -> Any:
     source = str(source)
     if source.endswith(".pt") and not Path(source).is_file():
         raise FileNotFoundError(f"weights file not found: {source}")  # ultralytics would try to download it
-    return YOLO(source, task="detect")
+    return YOLO(source, task=task)
 
 
 def _ultralytics_device(device: str) -> str:
@@ -119,12 +120,17 @@ def _link_image(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def image_size(item: Item) -> tuple[int, int]:
+    """(width, height) of the item's image: as stored, else read from the file."""
+    if item.width and item.height:
+        return item.width, item.height
+    with Image.open(item.path) as im:
+        return im.size
+
+
 def _label_lines(item: Item) -> list[str]:
     """YOLO label rows (class cx cy w h, normalised) for the item's boxes, clipped to the image."""
-    w, h = item.width, item.height
-    if not w or not h:
-        with Image.open(item.path) as im:
-            w, h = im.size
+    w, h = image_size(item)
     lines = []
     for x1, y1, x2, y2, c in item.boxes:
         x1, x2 = sorted((min(max(x1, 0.0), w), min(max(x2, 0.0), w)))
@@ -136,11 +142,12 @@ def _label_lines(item: Item) -> list[str]:
     return lines
 
 
-def write_yolo_dataset(dataset: DatasetSpec, root: Path) -> Path:
+def write_yolo_dataset(dataset: DatasetSpec, root: Path,
+                       label_lines: Callable[[Item], list[str]] = _label_lines) -> Path:
     """Write ``dataset`` as a YOLO-format folder under ``root``; return its ``data.yaml``.
 
     Images are linked (not copied) under ``images/{train,val}`` with stable names; labels go to
-    ``labels/{train,val}``. An empty train split points at the validation images, because
+    ``labels/{train,val}`` (one line per object, from ``label_lines``). An empty train split points at the validation images, because
     ultralytics requires both keys (evaluation-only snapshots).
     """
     splits = {"train": dataset.train, "val": dataset.val}
@@ -154,7 +161,7 @@ def write_yolo_dataset(dataset: DatasetSpec, root: Path) -> Path:
             dst = image_dir / f"{i:07d}{suffix}"
             if not dst.exists() and not dst.is_symlink():
                 _link_image(src, dst)
-            (label_dir / f"{i:07d}.txt").write_text("\n".join(_label_lines(item)))
+            (label_dir / f"{i:07d}.txt").write_text("\n".join(label_lines(item)))
     data = {
         "path": str(root.resolve()),
         "train": "images/train" if dataset.train else "images/val",
@@ -179,7 +186,12 @@ class YoloBackend(Backend):
     """Ultralytics YOLO detector (kind "yolo"). ``weights_path``: a .pt we wrote or an admin configured."""
 
     kind = "yolo"
-    task = "detection"
+    task: ClassVar[Task] = "detection"
+    ultralytics_task = "detect"
+    default_arch = DEFAULT_ARCH
+    # ultralytics' validation metric reported per epoch while training.
+    live_metric = "metrics/mAP50-95(B)"
+    label_lines = staticmethod(_label_lines)
 
     def __init__(
         self, class_names: list[str], weights_path: str | Path | None = None, device: str = "auto"
@@ -191,7 +203,7 @@ class YoloBackend(Backend):
             self._load(weights_path)
 
     def _load(self, weights_path: str | Path) -> None:
-        model = _yolo(weights_path)
+        model = _yolo(weights_path, self.ultralytics_task)
         nc = len(model.model.names)
         if nc != self.num_classes:
             raise ValueError(f"{weights_path} predicts {nc} classes, expected {self.num_classes}")
@@ -224,9 +236,9 @@ class YoloBackend(Backend):
         """
         self._check_dataset(dataset)
         workdir = Path(workdir).resolve()
-        source = params.start_weights or params.arch or DEFAULT_ARCH
-        model = _yolo(source)
-        data_yaml = write_yolo_dataset(dataset, workdir / "dataset")
+        source = params.start_weights or params.arch or self.default_arch
+        model = _yolo(source, self.ultralytics_task)
+        data_yaml = write_yolo_dataset(dataset, workdir / "dataset", self.label_lines)
         device = resolve_device(params.device)
         cuda = device.startswith("cuda")
         args: dict[str, Any] = {
@@ -275,7 +287,7 @@ class YoloBackend(Backend):
         def on_fit_epoch_end(trainer: Any) -> None:
             if trainer.epoch != state["epoch"]:
                 return  # the final evaluation re-fires this hook with epoch + 1; not a training epoch
-            metric = trainer.metrics.get("metrics/mAP50-95(B)")
+            metric = trainer.metrics.get(self.live_metric)
             metric = None if metric is None else float(metric)
             record = EpochRecord(trainer.epoch + 1, _epoch_loss(trainer.tloss), metric)
             history.append(record)
@@ -328,18 +340,22 @@ class YoloBackend(Backend):
                 "boxes": np.asarray([b[:4] for b in item.boxes], dtype=np.float64).reshape(-1, 4),
                 "classes": np.asarray([b[4] for b in item.boxes], dtype=np.int64),
             })
-        coco = coco_detection_metrics(predictions, truths, len(self.class_names))
+        return self._version_metrics(coco_detection_metrics(predictions, truths, len(self.class_names)))
+
+    def _version_metrics(self, coco: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        """The metrics a version keeps, from detection_metrics or segmentation_metrics; the
+        mAPs are named with ``prefix`` ("mask_" for masks)."""
         per_class = dict.fromkeys(self.class_names)
         for entry in coco["per_class"]:
             per_class[self.class_names[entry["class_index"]]] = entry["ap50_95"]
         return {
-            "map50_95": coco["map50_95"],
-            "map50": coco["map50"],
+            f"{prefix}map50_95": coco["map50_95"],
+            f"{prefix}map50": coco["map50"],
             "precision": coco["precision"],
             "recall": coco["recall"],
             "per_class_ap": per_class,
             "primary": coco["map50_95"] if coco["map50_95"] is not None else 0.0,
-            "primary_metric": "map50_95",
+            "primary_metric": f"{prefix}map50_95",
         }
 
     # -- prediction ----------------------------------------------------------------------------
@@ -388,12 +404,12 @@ class YoloBackend(Backend):
             with stage(timings, "forward", device), torch.inference_mode():
                 pooled.clear()
                 out = net(batch.images)
-                raw = out[0] if isinstance(out, (list, tuple)) else out
             with stage(timings, "postprocess", device), torch.inference_mode():
+                raw, extra = self._raw_output(out)
                 dets, keep = non_max_suppression(
                     raw, conf, iou, nc=nc, max_det=max_det, multi_label=False, return_idxs=True
                 )
-                return self._unpack(batch, raw, dets, keep, pooled[-1], nc)
+                return self._unpack(batch, raw, extra, dets, keep, pooled[-1], nc)
 
         try:
             yield from predictions_in_order(loader, predict_rows)
@@ -401,9 +417,16 @@ class YoloBackend(Backend):
             hook.remove()
 
     @staticmethod
+    def _raw_output(out: Any) -> tuple[torch.Tensor, Any]:
+        """The network's (batch, 4 + nc + extra, anchors) predictions, and what else the head
+        returns that postprocessing needs (nothing for a detector)."""
+        return (out[0] if isinstance(out, (list, tuple)) else out), None
+
     def _unpack(
+        self,
         batch: Any,
         raw: torch.Tensor,
+        extra: Any,
         dets: list[torch.Tensor],
         keep: list[torch.Tensor],
         emb: torch.Tensor,

@@ -1,8 +1,8 @@
 /**
- * The image stage: shows the image and its boxes (SVG over an <img>), and turns pointer
- * gestures into edits — drag on empty image draws, drag a box moves it, drag a handle of
- * the selected box resizes it, wheel zooms at the cursor, Space+drag or middle/right drag
- * pans. Labels are kept in original-image pixels; only rendering uses the view.
+ * The box editor on the image stage (imageStage.ts: image, zoom, pan, undo): shows the
+ * boxes and turns pointer gestures into edits — drag on empty image draws, drag a box
+ * moves it, drag a handle of the selected box resizes it. Labels are kept in
+ * original-image pixels; only rendering uses the view.
  */
 import {
   type Box,
@@ -11,21 +11,17 @@ import {
   type Point,
   boxFromCorners,
   boxIndexAt,
-  fitView,
   handleAt,
   handlePoint,
   hasArea,
   moveBox,
-  needsFullResolution,
-  panBy,
   resizeBox,
   roundBox,
   toDisplay,
-  toImage,
-  type View,
-  zoomAt,
 } from "./geometry";
-import { History } from "./history";
+import { type ClassStyle, ImageStage, captionNodes, captionOf, svgNode } from "./imageStage";
+
+export { type ClassStyle, isTyping } from "./imageStage";
 
 export interface EditorBox extends Box {
   label: number;
@@ -51,110 +47,25 @@ export interface Labels {
   tags: number[];
 }
 
-export interface ClassStyle {
-  name(label: number): string;
-  color(label: number): string;
-}
-
 type Gesture =
   | { kind: "draw"; start: Point; label: number }
   | { kind: "move"; index: number; start: Point; origin: EditorBox }
-  | { kind: "resize"; index: number; handle: Handle; origin: EditorBox }
-  | { kind: "pan"; last: Point };
+  | { kind: "resize"; index: number; handle: Handle; origin: EditorBox };
 
-const SVG_NS = "http://www.w3.org/2000/svg";
 const HANDLE_RADIUS_PX = 8;
 
-export class BoxEditor {
-  readonly history = new History<Labels>({ boxes: [], tags: [] });
-  view: View = { scale: 1, tx: 0, ty: 0 };
-  selected = -1;
-  drawLabel = 0;
-  showModel = true;
+export class BoxEditor extends ImageStage<Labels> {
   detection = true;
-
-  private image: HTMLImageElement | null = null;
-  private width = 1;
-  private height = 1;
-  private displayWidth = 1;
-  private fullUrl = "";
-  private fullRequested = false;
-  private draft: Labels | null = null;
   private gesture: Gesture | null = null;
-  private spaceHeld = false;
-  private readonly overlay: SVGSVGElement;
 
-  constructor(
-    private readonly stage: HTMLElement,
-    private readonly style: ClassStyle,
-    private readonly onChange: () => void,
-  ) {
-    this.overlay = document.createElementNS(SVG_NS, "svg");
-    this.overlay.classList.add("stage-overlay");
-    this.overlay.setAttribute("data-testid", "overlay");
-    stage.append(this.overlay);
-    this.overlay.addEventListener("pointerdown", (e) => this.pointerDown(e));
-    this.overlay.addEventListener("pointermove", (e) => this.pointerMove(e));
-    this.overlay.addEventListener("pointerup", (e) => this.pointerUp(e));
-    this.overlay.addEventListener("pointercancel", (e) => this.pointerUp(e));
-    this.overlay.addEventListener("contextmenu", (e) => e.preventDefault());
-    stage.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
-    window.addEventListener("keydown", (e) => {
-      if (e.code === "Space" && !isTyping(e)) {
-        this.spaceHeld = true;
-        e.preventDefault();
-      }
-    });
-    window.addEventListener("keyup", (e) => {
-      if (e.code === "Space") this.spaceHeld = false;
-    });
-    new ResizeObserver(() => this.fit()).observe(stage);
-  }
-
-  get labels(): Labels {
-    return this.draft ?? this.history.current;
+  constructor(stage: HTMLElement, style: ClassStyle, onChange: () => void) {
+    super(stage, style, onChange, { boxes: [], tags: [] });
   }
 
   /** Show a new image (already decoded) with its starting labels; resets history and view. */
-  load(image: HTMLImageElement, width: number, height: number, fullUrl: string, labels: Labels, detection: boolean): void {
-    this.image?.remove();
-    this.image = image;
-    image.classList.add("stage-image");
-    image.draggable = false;
-    image.alt = "";
-    this.stage.insertBefore(image, this.overlay);
-    this.width = width;
-    this.height = height;
-    this.displayWidth = image.naturalWidth || width;
-    this.fullUrl = fullUrl;
-    this.fullRequested = this.displayWidth >= width;
+  load(image: HTMLImageElement, width: number, height: number, fullUrl: string, labels: Labels, detection = true): void {
     this.detection = detection;
-    this.history.reset(labels);
-    this.draft = null;
-    this.gesture = null;
-    this.selected = -1;
-    this.fit();
-  }
-
-  fit(): void {
-    const rect = this.stage.getBoundingClientRect();
-    this.view = fitView(this.width, this.height, rect.width, rect.height);
-    this.render();
-  }
-
-  commit(next: Labels): void {
-    this.history.push(next);
-    this.draft = null;
-    this.render();
-    this.onChange();
-  }
-
-  undo(): void {
-    if (this.history.undo()) this.afterHistoryMove();
-  }
-
-  redo(): void {
-    if (this.history.redo()) this.afterHistoryMove();
+    this.loadImage(image, width, height, fullUrl, labels);
   }
 
   setLabelOfSelected(label: number): boolean {
@@ -176,42 +87,17 @@ export class BoxEditor {
     return true;
   }
 
-  select(index: number): void {
-    this.selected = index;
-    this.render();
-    this.onChange();
+
+
+  selectedLabel(): number | undefined {
+    return this.labels.boxes[this.selected]?.label;
   }
 
-  /** Tab through the visible boxes. */
-  selectNext(step: number): void {
-    const visible = this.visibleIndexes();
-    if (visible.length === 0) return;
-    const at = visible.indexOf(this.selected);
-    const next = at < 0 ? (step > 0 ? 0 : visible.length - 1) : (at + step + visible.length) % visible.length;
-    this.select(visible[next]);
+  protected shapesOf(labels: Labels): readonly EditorBox[] {
+    return labels.boxes;
   }
 
-  toggleModelBoxes(): void {
-    this.showModel = !this.showModel;
-    if (!this.showModel && this.labels.boxes[this.selected]?.fromModel) this.selected = -1;
-    this.render();
-    this.onChange();
-  }
-
-  zoomBy(factor: number): void {
-    const rect = this.stage.getBoundingClientRect();
-    this.setView(zoomAt(this.view, factor, { x: rect.width / 2, y: rect.height / 2 }, this.minScale(), 40));
-  }
-
-  render(): void {
-    const image = this.image;
-    if (image) {
-      image.style.width = `${this.width * this.view.scale}px`;
-      image.style.height = `${this.height * this.view.scale}px`;
-      image.style.transform = `translate(${this.view.tx}px, ${this.view.ty}px)`;
-    }
-    const svg = this.overlay;
-    svg.replaceChildren();
+  protected renderShapes(svg: SVGSVGElement): void {
     if (!this.detection) return;
     const boxes = this.labels.boxes;
     boxes.forEach((box, index) => {
@@ -245,82 +131,20 @@ export class BoxEditor {
         x: a.x, y: a.y, width: Math.max(0, b.x - a.x), height: Math.max(0, b.y - a.y),
         stroke: color, fill: color, class: "box-rect",
       }),
+      ...captionNodes(a, box.ignore ? `${this.style.name(box.label)} (ignored)` : captionOf(this.style, box.label, box.score),
+        color),
     );
-    const name = box.ignore ? `${this.style.name(box.label)} (ignored)` : this.style.name(box.label);
-    const caption = box.score === null ? name : `${name} ${box.score.toFixed(2)}`;
-    const textY = a.y > 16 ? a.y - 4 : a.y + 13;
-    const background = svgNode("rect", {
-      x: a.x, y: textY - 12, width: caption.length * 6.6 + 8, height: 15, fill: color, class: "box-caption-bg",
-    });
-    const text = svgNode("text", { x: a.x + 4, y: textY, class: "box-caption" });
-    text.textContent = caption;
-    group.append(background, text);
     return group;
   }
 
-  private isVisible(box: EditorBox): boolean {
-    return this.showModel || !box.fromModel;
+
+
+  protected cancelGesture(): void {
+    this.gesture = null;
   }
 
-  private visibleIndexes(): number[] {
-    return this.labels.boxes.flatMap((box, i) => (this.isVisible(box) ? [i] : []));
-  }
-
-  private afterHistoryMove(): void {
-    if (this.selected >= this.history.current.boxes.length) this.selected = -1;
-    this.render();
-    this.onChange();
-  }
-
-  private minScale(): number {
-    const rect = this.stage.getBoundingClientRect();
-    return Math.min(fitView(this.width, this.height, rect.width, rect.height).scale, 1) / 4;
-  }
-
-  private setView(view: View): void {
-    this.view = view;
-    this.render();
-    this.maybeLoadFullResolution();
-  }
-
-  /** Swap in the original once the view magnifies the display version; boxes are unaffected. */
-  private maybeLoadFullResolution(): void {
-    if (this.fullRequested || !needsFullResolution(this.view, this.width, this.displayWidth)) return;
-    this.fullRequested = true;
-    const target = this.image;
-    const full = new Image();
-    full.src = this.fullUrl;
-    full
-      .decode()
-      .then(() => {
-        if (this.image !== target || !target) return;
-        target.src = full.src;
-        target.dataset.resolution = "full";
-      })
-      .catch(() => {
-        this.fullRequested = false;
-      });
-  }
-
-  private localPoint(e: PointerEvent | WheelEvent): Point {
-    const rect = this.stage.getBoundingClientRect();
-    return { x: e.clientX - rect.left, y: e.clientY - rect.top };
-  }
-
-  private wheel(e: WheelEvent): void {
-    e.preventDefault();
-    const factor = Math.exp(-e.deltaY * 0.0015);
-    this.setView(zoomAt(this.view, factor, this.localPoint(e), this.minScale(), 40));
-  }
-
-  private pointerDown(e: PointerEvent): void {
-    const p = this.localPoint(e);
-    this.overlay.setPointerCapture(e.pointerId);
-    if (this.spaceHeld || e.button === 1 || e.button === 2) {
-      this.gesture = { kind: "pan", last: p };
-      return;
-    }
-    if (e.button !== 0 || !this.detection) return;
+  protected gestureStart(_e: PointerEvent, p: Point, at: Point): void {
+    if (!this.detection) return;
     const labels = this.history.current;
     const selected = labels.boxes[this.selected];
     if (selected && this.isVisible(selected)) {
@@ -330,7 +154,6 @@ export class BoxEditor {
         return;
       }
     }
-    const at = toImage(this.view, p);
     const visible = this.visibleIndexes();
     const hit = boxIndexAt(visible.map((i) => labels.boxes[i]), at);
     if (hit >= 0) {
@@ -343,16 +166,9 @@ export class BoxEditor {
     this.gesture = { kind: "draw", start: at, label: this.drawLabel };
   }
 
-  private pointerMove(e: PointerEvent): void {
+  protected gestureMove(_p: Point, at: Point): void {
     const gesture = this.gesture;
     if (!gesture) return;
-    const p = this.localPoint(e);
-    if (gesture.kind === "pan") {
-      this.setView(panBy(this.view, p.x - gesture.last.x, p.y - gesture.last.y));
-      gesture.last = p;
-      return;
-    }
-    const at = toImage(this.view, p);
     const current = this.history.current;
     if (gesture.kind === "draw") {
       const box = boxFromCorners(gesture.start, at, this.width, this.height);
@@ -372,13 +188,12 @@ export class BoxEditor {
     this.render();
   }
 
-  private pointerUp(e: PointerEvent): void {
-    if (this.overlay.hasPointerCapture(e.pointerId)) this.overlay.releasePointerCapture(e.pointerId);
+  protected gestureEnd(): void {
     const gesture = this.gesture;
     this.gesture = null;
     const draft = this.draft;
     this.draft = null;
-    if (!gesture || gesture.kind === "pan" || !draft) {
+    if (!gesture || !draft) {
       this.render();
       return;
     }
@@ -399,16 +214,4 @@ export class BoxEditor {
     }
     this.commit({ ...draft, boxes: draft.boxes.map((box) => roundBox(box)) });
   }
-}
-
-function svgNode<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>): SVGElementTagNameMap[K] {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-  return node;
-}
-
-export function isTyping(e: KeyboardEvent): boolean {
-  const target = e.target as HTMLElement | null;
-  if (!target) return false;
-  return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
 }

@@ -7,11 +7,14 @@
  * No label goes in unseen or unmeant: a submit counts only once its image has been painted
  * and on screen for MIN_VIEW_MS (a double or held Enter does not label the next image
  * blind), key repeats are ignored, a classification needs a class, and an image without
- * boxes is stored only by the explicit "no objects here" (N).
+ * boxes or shapes is stored only by the explicit "no objects here" (N). A segmentation
+ * project gets the polygon editor (with the GrabCut box assist), the others the box editor.
  */
 import { type EditorBox, BoxEditor, type Labels, isTyping, payloadBox } from "../editor/boxEditor";
-import { renderBoxRows } from "../editor/boxRows";
+import { renderBoxRows, renderPolygonRows } from "../editor/boxRows";
 import { clampBox } from "../editor/geometry";
+import { type EditorPolygon, type PolygonLabels, fromPayload, toPayload } from "../editor/polygon";
+import { PolygonEditor, serverBoxAssist } from "../editor/polygonEditor";
 import { Stopwatch } from "../editor/stopwatch";
 import { type Outcome, type PendingSubmit, type SendResult, SubmitQueue } from "../editor/submitQueue";
 import { byId, el, errorText, request, toast, uuid4 } from "../lib/api";
@@ -27,17 +30,24 @@ interface PredictedBox {
   score?: number;
 }
 
+interface PredictedPolygon {
+  label: number;
+  points?: number[][];
+  rings?: number[][][];
+  score?: number;
+}
+
 interface NextTask {
   task: { id: number; slot: number; lease_expires_at: string; is_random_pick: boolean };
   image: { id: number; name: string; url: string; display_url: string; width: number; height: number; split: string };
   prediction: null | {
     id: number;
     model_version: number;
-    payload: { boxes?: PredictedBox[]; labels?: number[]; probs?: number[] };
+    payload: { boxes?: PredictedBox[]; polygons?: PredictedPolygon[]; labels?: number[]; probs?: number[] };
     class_ids: number[];
   };
   label_classes: LabelClass[];
-  task_type: "detection" | "classification";
+  task_type: "detection" | "classification" | "segmentation";
   project_id: number;
   /** The caller's earlier label of this image that a lead rejected, and why. */
   rejected: null | { annotation_id: number; comment: string; reviewed_by: string | null };
@@ -68,6 +78,7 @@ const helpDialog = byId<HTMLDialogElement>("help");
 const flagDialog = byId<HTMLDialogElement>("flag-dialog");
 const flagReason = byId<HTMLTextAreaElement>("flag-reason");
 const toggleButton = byId<HTMLButtonElement>("toggle-prelabels");
+const assistButton = byId<HTMLButtonElement>("box-assist");
 const noObjectsButton = byId<HTMLButtonElement>("no-objects");
 const notice = byId("notice");
 const reviewNote = byId("review-note");
@@ -78,7 +89,8 @@ const contrastInput = byId<HTMLInputElement>("contrast");
 let classes: LabelClass[] = [];
 let classById = new Map<number, LabelClass>();
 let current: Prepared | null = null;
-let initial: Labels = { boxes: [], tags: [] };
+/** The labels the shown image started with (pre-labels), to tell an accept from a correction. */
+let initial: Labels | PolygonLabels = { boxes: [], tags: [] };
 let prefetched: Prepared | null = null;
 let prefetching: Promise<void> | null = null;
 let waitingForTask = false;
@@ -95,21 +107,23 @@ let painted: { taskId: number; at: number } | null = null;
 let progress: { doneToday: number; left: number } | null = null;
 const STATS_REFRESH_MS = 30_000;
 const draftsKey = `vision:drafts:${userId}`;
+const segmentation = root.dataset.taskType === "segmentation";
 /** Unsubmitted edits kept for this many tasks at most (the shown and the prefetched one, and a few before). */
 const MAX_DRAFTS = 5;
 
-const editor = new BoxEditor(
-  stage,
-  {
-    name: (label) => classById.get(label)?.name ?? `class ${label}`,
-    color: (label) => classById.get(label)?.color ?? "#888888",
-  },
-  () => {
-    hideNotice();
-    saveDraft();
-    renderSidebar();
-  },
-);
+const classStyle = {
+  name: (label: number) => classById.get(label)?.name ?? `class ${label}`,
+  color: (label: number) => classById.get(label)?.color ?? "#888888",
+};
+function edited(): void {
+  hideNotice();
+  saveDraft();
+  renderSidebar();
+}
+const assist = serverBoxAssist(() => current?.next.image.id ?? null);
+const polygonEditor = segmentation ? new PolygonEditor(stage, classStyle, edited, assist, showNotice) : null;
+const boxEditor = polygonEditor ? null : new BoxEditor(stage, classStyle, edited);
+const editor: BoxEditor | PolygonEditor = polygonEditor ?? boxEditor!;
 
 const queue = new SubmitQueue(window.localStorage, `vision:submits:${userId}`, sendSubmit, reportOutcome);
 queue.onChange(() => {
@@ -221,6 +235,14 @@ function showEmpty(message: string, retry = false): void {
   if (retry) setTimeout(() => current === null && !waitingForTask && void loadNext(), EMPTY_RETRY_MS);
 }
 
+function startingPolygons(next: NextTask): PolygonLabels {
+  const { width, height } = next.image;
+  const polygons = (next.prediction?.payload.polygons ?? [])
+    .map((polygon) => fromPayload(polygon, width, height, true))
+    .filter((polygon): polygon is EditorPolygon => polygon !== null);
+  return { polygons };
+}
+
 function startingLabels(next: NextTask): Labels {
   const payload = next.prediction?.payload;
   if (next.task_type === "classification") return { boxes: [], tags: [...(payload?.labels ?? [])] };
@@ -240,17 +262,24 @@ function show(prepared: Prepared): void {
   leaseLost = false;
   emptyNotice.hidden = true;
   hideNotice();
-  noObjectsButton.hidden = next.task_type !== "detection";
+  noObjectsButton.hidden = next.task_type === "classification";
   classes = next.label_classes;
   classById = new Map(classes.map((c) => [c.id, c]));
   if (!classById.has(editor.drawLabel)) editor.drawLabel = classes[0]?.id ?? 0;
-  initial = startingLabels(next);
-  editor.load(prepared.image, next.image.width, next.image.height, next.image.url, initial, next.task_type === "detection");
+  const { width, height, url } = next.image;
+  if (polygonEditor) {
+    const polygons = startingPolygons(next);
+    initial = polygons;
+    polygonEditor.load(prepared.image, width, height, url, polygons);
+  } else {
+    const labels = startingLabels(next);
+    initial = labels;
+    boxEditor!.load(prepared.image, width, height, url, labels, next.task_type === "detection");
+  }
   const draft = loadDrafts()[String(next.task.id)];
-  if (draft) {
-    // Work left unsubmitted on this task (a reload, a closed tab): back as it was; undo
-    // returns to the pre-labels.
-    editor.commit(draft);
+  // Work left unsubmitted on this task (a reload, a closed tab): back as it was; undo
+  // returns to the pre-labels.
+  if (draft && (polygonEditor ? polygonEditor.restore(draft) : (boxEditor!.commit(draft as Labels), true))) {
     toast("Your unsubmitted changes to this image are back.");
   }
   renderReviewNote(next);
@@ -309,7 +338,8 @@ function labelsChanged(): boolean {
 }
 
 function payloadOf(next: NextTask): Record<string, unknown> {
-  const labels = editor.history.current;
+  if (polygonEditor) return { polygons: polygonEditor.history.current.polygons.map(toPayload) };
+  const labels = boxEditor!.history.current;
   if (next.task_type === "classification") return { labels: labels.tags };
   return { boxes: labels.boxes.map(payloadBox) };
 }
@@ -344,15 +374,17 @@ function submit(kind: "accept" | "correct" | "skip" | "flag", extra: Record<stri
   void loadNext();
 }
 
-function loadDrafts(): Record<string, Labels> {
+type Draft = Labels | PolygonLabels;
+
+function loadDrafts(): Record<string, Draft> {
   try {
-    return JSON.parse(window.localStorage.getItem(draftsKey) ?? "{}") as Record<string, Labels>;
+    return JSON.parse(window.localStorage.getItem(draftsKey) ?? "{}") as Record<string, Draft>;
   } catch {
     return {};
   }
 }
 
-function storeDrafts(drafts: Record<string, Labels>): void {
+function storeDrafts(drafts: Record<string, Draft>): void {
   const ids = Object.keys(drafts).slice(-MAX_DRAFTS);
   if (ids.length === 0) window.localStorage.removeItem(draftsKey);
   else window.localStorage.setItem(draftsKey, JSON.stringify(Object.fromEntries(ids.map((id) => [id, drafts[id]]))));
@@ -432,9 +464,26 @@ function resetImageFilter(): void {
   applyImageFilter();
 }
 
+/** How many boxes or shapes the labels hold (what "no objects here" must not contradict). */
+function shapeCount(): number {
+  return polygonEditor ? polygonEditor.history.current.polygons.length : boxEditor!.history.current.boxes.length;
+}
+
 function submitLabels(): void {
   if (!current) return;
-  const labels = editor.history.current;
+  if (polygonEditor) {
+    if (polygonEditor.drawing) {
+      showNotice("A shape is still open: close it (Enter, or click its first point) or drop it (Esc), then submit.");
+      return;
+    }
+    if (shapeCount() === 0) {
+      showNotice("No shapes on this image. Outline the objects, or if there are none, choose No objects here (N).");
+      return;
+    }
+    submit(!labelsChanged() && current.next.prediction !== null ? "accept" : "correct");
+    return;
+  }
+  const labels = boxEditor!.history.current;
   if (current.next.task_type === "classification" && labels.tags.length === 0) {
     showNotice("Choose a class first: press its key (shown beside it) or click it. None fits? Skip (S) or flag (F).");
     return;
@@ -447,28 +496,32 @@ function submitLabels(): void {
   submit(unchanged ? "accept" : "correct");
 }
 
-/** The explicit "this image has no objects": the only way an empty detection is stored. */
+/** The explicit "this image has no objects": the only way an empty detection or
+ * segmentation is stored. */
 function submitNoObjects(): void {
-  if (!current || current.next.task_type !== "detection") return;
-  const boxes = editor.history.current.boxes.length;
-  if (boxes > 0) {
+  if (!current || current.next.task_type === "classification") return;
+  const shapes = shapeCount();
+  if (shapes > 0) {
     const hidden = editor.showModel ? "" : " (some may be hidden: H shows them)";
-    showNotice(`No objects here, but ${boxes} box${boxes === 1 ? " is" : "es are"} on the image${hidden}: ` +
+    const what = polygonEditor ? `shape${shapes === 1 ? " is" : "s are"}` : `box${shapes === 1 ? " is" : "es are"}`;
+    showNotice(`No objects here, but ${shapes} ${what} on the image${hidden}: ` +
       "delete them first (Del), or press Enter to submit them.");
     return;
   }
-  const prelabelEmpty = current.next.prediction !== null && (current.next.prediction.payload.boxes ?? []).length === 0;
+  const key = polygonEditor ? "polygons" : "boxes";
+  const prediction = current.next.prediction;
+  const prelabelEmpty = prediction !== null && (prediction.payload[key] ?? []).length === 0;
   if (prelabelEmpty) submit("accept", { empty: true });
-  else submit("correct", { empty: true, payload: { boxes: [] } });
+  else submit("correct", { empty: true, payload: { [key]: [] } });
 }
 
 function applyClass(label: number, additive: boolean): void {
   if (!current) return;
   hideNotice();
-  if (current.next.task_type === "classification") {
-    const tags = editor.history.current.tags;
+  if (boxEditor && current.next.task_type === "classification") {
+    const tags = boxEditor.history.current.tags;
     const next = additive ? (tags.includes(label) ? tags.filter((t) => t !== label) : [...tags, label]) : [label];
-    editor.commit({ ...editor.history.current, tags: next });
+    boxEditor.commit({ ...boxEditor.history.current, tags: next });
     return;
   }
   if (!editor.setLabelOfSelected(label)) {
@@ -479,15 +532,15 @@ function applyClass(label: number, additive: boolean): void {
 
 function renderSidebar(): void {
   const next = current?.next;
-  const labels = editor.labels;
   const probs = new Map<number, number>();
   if (next?.prediction?.payload.probs) {
     next.prediction.class_ids.forEach((id, i) => probs.set(id, next.prediction!.payload.probs![i]));
   }
-  const selectedLabel = labels.boxes[editor.selected]?.label;
+  const tags = boxEditor?.labels.tags ?? [];
+  const selectedLabel = editor.selectedLabel();
   classList.replaceChildren(
     ...classes.map((c) => {
-      const active = next?.task_type === "classification" ? labels.tags.includes(c.id) : (selectedLabel ?? editor.drawLabel) === c.id;
+      const active = next?.task_type === "classification" ? tags.includes(c.id) : (selectedLabel ?? editor.drawLabel) === c.id;
       const row = el(
         "button",
         { type: "button", class: `class-row${active ? " active" : ""}`, "data-class-id": String(c.id) },
@@ -501,15 +554,21 @@ function renderSidebar(): void {
       return row;
     }),
   );
-  if (next?.task_type === "detection") {
-    renderBoxRows(boxList, editor, (label) => classById.get(label));
+  if (polygonEditor) {
+    renderPolygonRows(boxList, polygonEditor, (label) => classById.get(label));
+  } else if (next?.task_type === "detection") {
+    renderBoxRows(boxList, boxEditor!, (label) => classById.get(label));
   } else {
     boxList.replaceChildren();
   }
-  const hasLabel = next?.task_type === "classification" ? labels.tags.length > 0 : labels.boxes.length > 0;
+  const hasLabel = next?.task_type === "classification" ? tags.length > 0 : shapeCount() > 0;
   submitButton.textContent = current && !labelsChanged() && next?.prediction && hasLabel ? "Accept all (Enter)" : "Submit (Enter)";
   toggleButton.textContent = editor.showModel ? "Hide pre-labels (H)" : "Show pre-labels (H)";
   root.dataset.lease = leaseLost ? "lost" : "held";
+  if (polygonEditor) {
+    root.dataset.tool = polygonEditor.assistMode ? "assist" : polygonEditor.drawing ? "drawing" : "polygon";
+    assistButton.classList.toggle("active", polygonEditor.assistMode);
+  }
 }
 
 function openFlag(): void {
@@ -552,6 +611,7 @@ const actions: Record<string, () => void> = {
   help: () => helpDialog.showModal(),
   fit: () => editor.fit(),
   "reset-filter": resetImageFilter,
+  "box-assist": () => polygonEditor?.setAssistMode(!polygonEditor.assistMode),
 };
 brightnessInput.addEventListener("input", applyImageFilter);
 contrastInput.addEventListener("input", applyImageFilter);
@@ -590,7 +650,8 @@ window.addEventListener("keydown", (e) => {
     return;
   }
   const handlers: Record<string, () => void> = {
-    Enter: submitLabels,
+    // An open shape closes first; the next Enter submits.
+    Enter: () => polygonEditor?.closeDrawing() || submitLabels(),
     Delete: () => editor.deleteSelected(),
     Backspace: () => editor.deleteSelected(),
     s: actions.skip,
@@ -602,7 +663,8 @@ window.addEventListener("keydown", (e) => {
     "=": () => editor.zoomBy(1.25),
     "+": () => editor.zoomBy(1.25),
     "-": () => editor.zoomBy(0.8),
-    Escape: () => editor.select(-1),
+    Escape: () => (polygonEditor ? polygonEditor.escape() : editor.select(-1)),
+    ...(polygonEditor ? { b: actions["box-assist"] } : {}),
     Tab: () => editor.selectNext(e.shiftKey ? -1 : 1),
   };
   const handler = handlers[key] ?? handlers[key.toLowerCase()];

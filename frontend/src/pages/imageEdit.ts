@@ -2,8 +2,10 @@
  * no lease (the annotators' queue is untouched). It starts from the image's current label,
  * else the deployed model's pre-label; saving stores the lead's own label. */
 import { BoxEditor, isTyping, payloadBox, type EditorBox, type Labels } from "../editor/boxEditor";
-import { renderBoxRows } from "../editor/boxRows";
+import { renderBoxRows, renderPolygonRows } from "../editor/boxRows";
 import { clampBox } from "../editor/geometry";
+import { type EditorPolygon, type PolygonLabels, fromPayload, toPayload } from "../editor/polygon";
+import { PolygonEditor, serverBoxAssist } from "../editor/polygonEditor";
 import { byId, call, el, toast } from "../lib/api";
 import "../styles/lead.css";
 
@@ -14,12 +16,20 @@ interface LabelClass {
   hotkey: string;
 }
 
+type StoredPolygon = { label: number; points?: number[][]; rings?: number[][][]; score?: number };
+
 interface Work {
   image: { id: number; name: string; url: string; display_url: string; width: number; height: number; split: string };
-  prediction: null | { id: number; model_version: number; payload: { boxes?: Array<EditorBox & { score?: number }>; labels?: number[] } };
+  prediction: null | {
+    id: number; model_version: number;
+    payload: { boxes?: Array<EditorBox & { score?: number }>; polygons?: StoredPolygon[]; labels?: number[] };
+  };
   label_classes: LabelClass[];
-  task_type: "detection" | "classification";
-  label: null | { annotation_id: number; payload: { boxes?: EditorBox[]; labels?: number[] }; kind: string; author: string | null; review_status: string };
+  task_type: "detection" | "classification" | "segmentation";
+  label: null | {
+    annotation_id: number; payload: { boxes?: EditorBox[]; polygons?: StoredPolygon[]; labels?: number[] };
+    kind: string; author: string | null; review_status: string;
+  };
 }
 
 const root = byId("image-edit");
@@ -38,11 +48,23 @@ const comment = byId<HTMLTextAreaElement>("comment");
 let work: Work | null = null;
 let classById = new Map<number, LabelClass>();
 
-const editor = new BoxEditor(
-  stage,
-  { name: (label) => classById.get(label)?.name ?? `class ${label}`, color: (label) => classById.get(label)?.color ?? "#888888" },
-  () => renderSidebar(),
-);
+const classStyle = {
+  name: (label: number) => classById.get(label)?.name ?? `class ${label}`,
+  color: (label: number) => classById.get(label)?.color ?? "#888888",
+};
+const polygonEditor = root.dataset.taskType === "segmentation"
+  ? new PolygonEditor(stage, classStyle, () => renderSidebar(), serverBoxAssist(() => imageId), showNotice)
+  : null;
+const boxEditor = polygonEditor ? null : new BoxEditor(stage, classStyle, () => renderSidebar());
+const editor: BoxEditor | PolygonEditor = polygonEditor ?? boxEditor!;
+
+function startingPolygons(w: Work): PolygonLabels {
+  const source = w.label?.payload ?? w.prediction?.payload;
+  const polygons = (source?.polygons ?? [])
+    .map((polygon) => fromPayload({ ...polygon, score: w.label ? undefined : polygon.score }, w.image.width, w.image.height, !w.label))
+    .filter((polygon): polygon is EditorPolygon => polygon !== null);
+  return { polygons };
+}
 
 function startingLabels(w: Work): Labels {
   const source = w.label?.payload ?? w.prediction?.payload;
@@ -61,9 +83,9 @@ function setState(text: string, state = "saved"): void {
 
 function applyClass(id: number, additive: boolean): void {
   if (!work) return;
-  if (work.task_type === "classification") {
-    const tags = editor.history.current.tags;
-    editor.commit({ ...editor.history.current, tags: additive ? (tags.includes(id) ? tags.filter((t) => t !== id) : [...tags, id]) : [id] });
+  if (boxEditor && work.task_type === "classification") {
+    const tags = boxEditor.history.current.tags;
+    boxEditor.commit({ ...boxEditor.history.current, tags: additive ? (tags.includes(id) ? tags.filter((t) => t !== id) : [...tags, id]) : [id] });
   } else if (!editor.setLabelOfSelected(id)) {
     editor.drawLabel = id;
     renderSidebar();
@@ -72,16 +94,17 @@ function applyClass(id: number, additive: boolean): void {
 
 function renderSidebar(): void {
   if (!work) return;
-  const labels = editor.labels;
-  const selectedLabel = labels.boxes[editor.selected]?.label;
+  const tags = boxEditor?.labels.tags ?? [];
+  const selectedLabel = editor.selectedLabel();
   classList.replaceChildren(...work.label_classes.map((c) => {
-    const active = work!.task_type === "classification" ? labels.tags.includes(c.id) : (selectedLabel ?? editor.drawLabel) === c.id;
+    const active = work!.task_type === "classification" ? tags.includes(c.id) : (selectedLabel ?? editor.drawLabel) === c.id;
     const row = el("button", { type: "button", class: `class-row${active ? " active" : ""}`, "data-class-id": String(c.id) },
       el("span", { class: "swatch", style: `background:${c.color}` }), el("kbd", {}, c.hotkey || "·"), el("span", { class: "class-name" }, c.name));
     row.addEventListener("click", (e) => applyClass(c.id, e.shiftKey));
     return row;
   }));
-  if (work.task_type === "detection") renderBoxRows(boxList, editor, (label) => classById.get(label));
+  if (polygonEditor) renderPolygonRows(boxList, polygonEditor, (label) => classById.get(label));
+  else if (work.task_type === "detection") renderBoxRows(boxList, boxEditor!, (label) => classById.get(label));
 
 }
 
@@ -93,12 +116,22 @@ function showNotice(text: string): void {
 async function save(empty = false): Promise<void> {
   if (!work) return;
   notice.hidden = true;
-  const labels = editor.history.current;
-  const payload = work.task_type === "classification" ? { labels: labels.tags }
-    : { boxes: labels.boxes.map(payloadBox) };
-  if (work.task_type === "classification" && labels.tags.length === 0) return showNotice("Not saved: choose a class first.");
-  if (work.task_type === "detection" && !empty && labels.boxes.length === 0) {
-    return showNotice("Not saved: draw the boxes, or press \"No objects here\" if the image has none.");
+  let payload: Record<string, unknown>;
+  if (polygonEditor) {
+    const polygons = polygonEditor.history.current.polygons;
+    if (polygonEditor.drawing) return showNotice("Not saved: a shape is still open; close it (Enter) or drop it (Esc).");
+    if (!empty && polygons.length === 0) {
+      return showNotice("Not saved: outline the objects, or press \"No objects here\" if the image has none.");
+    }
+    payload = { polygons: polygons.map(toPayload) };
+  } else {
+    const labels = boxEditor!.history.current;
+    payload = work.task_type === "classification" ? { labels: labels.tags }
+      : { boxes: labels.boxes.map(payloadBox) };
+    if (work.task_type === "classification" && labels.tags.length === 0) return showNotice("Not saved: choose a class first.");
+    if (work.task_type === "detection" && !empty && labels.boxes.length === 0) {
+      return showNotice("Not saved: draw the boxes, or press \"No objects here\" if the image has none.");
+    }
   }
   saveButton.disabled = true;
   setState("Saving…", "saving");
@@ -127,9 +160,11 @@ async function open(): Promise<void> {
   const image = new Image();
   image.src = work.image.display_url || work.image.url;
   await image.decode();
-  editor.load(image, work.image.width, work.image.height, work.image.url, startingLabels(work), work.task_type === "detection");
+  const { width, height, url } = work.image;
+  if (polygonEditor) polygonEditor.load(image, width, height, url, startingPolygons(work));
+  else boxEditor!.load(image, width, height, url, startingLabels(work), work.task_type === "detection");
   emptyNode.hidden = true;
-  noObjects.hidden = work.task_type !== "detection";
+  noObjects.hidden = work.task_type === "classification";
   const label = work.label;
   note.hidden = false;
   note.replaceChildren(label
@@ -147,6 +182,7 @@ const actions: Record<string, () => void> = {
   undo: () => editor.undo(),
   redo: () => editor.redo(),
   fit: () => editor.fit(),
+  "box-assist": () => polygonEditor?.setAssistMode(!polygonEditor.assistMode),
 };
 for (const button of Array.from(root.querySelectorAll<HTMLButtonElement>("[data-action]"))) {
   button.addEventListener("click", () => {
@@ -172,12 +208,17 @@ window.addEventListener("keydown", (e) => {
     applyClass(hotkey.id, e.shiftKey);
   } else if (e.key === "Enter") {
     e.preventDefault();
-    void save();
+    // An open shape closes first; the next Enter saves.
+    if (!polygonEditor?.closeDrawing()) void save();
   } else if (e.key === "Delete" || e.key === "Backspace") {
     e.preventDefault();
     editor.deleteSelected();
   } else if (e.key === "Escape") {
-    editor.select(-1);
+    if (polygonEditor) polygonEditor.escape();
+    else editor.select(-1);
+  } else if (polygonEditor && e.key.toLowerCase() === "b") {
+    e.preventDefault();
+    polygonEditor.setAssistMode(!polygonEditor.assistMode);
   }
 });
 

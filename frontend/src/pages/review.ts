@@ -1,7 +1,7 @@
 /** Review (leads): browse annotations with filters; accept or reject with a comment, one
  * by one or many at once (select, then one request); fix a label in place (the lead's own
  * label replaces it); open the image in the editor. */
-import { boxesSvg, type PlainBox } from "../lib/svgBoxes";
+import { boxesSvg, type PlainBox, type PlainPolygon } from "../lib/svgBoxes";
 import { byId, call, el, toast } from "../lib/api";
 import "../styles/lead.css";
 
@@ -11,8 +11,8 @@ interface ReviewItem {
   author: string | null;
   kind: string;
   state: string;
-  payload: { boxes?: PlainBox[]; labels?: number[] };
-  prediction: null | { model_version: number; payload: { boxes?: PlainBox[]; labels?: number[] } };
+  payload: { boxes?: PlainBox[]; polygons?: PlainPolygon[]; labels?: number[] };
+  prediction: null | { model_version: number; payload: { boxes?: PlainBox[]; polygons?: PlainPolygon[]; labels?: number[] } };
   flag_reason: string;
   time_spent_ms: number;
   created_at: string;
@@ -87,8 +87,8 @@ function card(item: ReviewItem): HTMLElement {
   const pick = el("input", { type: "checkbox", class: "pick", "aria-label": `Select annotation ${item.id}` });
   thumb.append(
     boxesSvg(item.image.width, item.image.height, [
-      { boxes: item.prediction?.payload.boxes ?? [], dashed: true },
-      { boxes: item.payload.boxes ?? [], dashed: false },
+      { boxes: item.prediction?.payload.boxes ?? [], polygons: item.prediction?.payload.polygons, dashed: true },
+      { boxes: item.payload.boxes ?? [], polygons: item.payload.polygons, dashed: false },
     ], (label) => classById.get(label)?.color ?? "#888"),
   );
   const body = el("div", { class: "body" },
@@ -103,9 +103,11 @@ function card(item: ReviewItem): HTMLElement {
     ),
   );
   if (item.payload.labels) body.append(el("div", {}, `Tags: ${names(item.payload.labels)}`));
-  if (item.payload.boxes) {
-    const predicted = item.prediction?.payload.boxes?.length;
-    body.append(el("div", {}, `${item.payload.boxes.length} boxes` + (predicted !== undefined ? ` (model proposed ${predicted})` : "")));
+  const objects = item.payload.boxes ?? item.payload.polygons;
+  if (objects) {
+    const predicted = (item.prediction?.payload.boxes ?? item.prediction?.payload.polygons)?.length;
+    const noun = item.payload.boxes ? "boxes" : "shapes";
+    body.append(el("div", {}, `${objects.length} ${noun}` + (predicted !== undefined ? ` (model proposed ${predicted})` : "")));
   }
   if (item.flag_reason) body.append(el("div", {}, `Reason: ${item.flag_reason}`));
   if (item.state === "extra_opinion") body.append(el("span", { class: "badge" }, "extra opinion"));
@@ -219,8 +221,10 @@ function renderDecision(item: ReviewItem, host: HTMLElement): void {
 /** The label as the lead would have it: a class per box (or none: the box goes), or the
  * image's classes; saving stores the lead's label and rejects this one. */
 function fixForm(item: ReviewItem, host: HTMLElement, comment: HTMLTextAreaElement): HTMLElement {
+  const { boxes, polygons } = item.payload;
+  const noun = polygons ? "shape" : "box";
   const options = (chosen: number | null, allowNone: boolean) => [
-    ...(allowNone ? [el("option", { value: "" }, "remove box")] : []),
+    ...(allowNone ? [el("option", { value: "" }, `remove ${noun}`)] : []),
     ...classes.map((c) => {
       const option = el("option", { value: String(c.id) }, c.name);
       if (c.id === chosen) option.selected = true;
@@ -228,15 +232,16 @@ function fixForm(item: ReviewItem, host: HTMLElement, comment: HTMLTextAreaEleme
     }),
   ];
   const form = el("form", { class: "fix-form" });
-  const boxes = item.payload.boxes;
+  const objects: { label: number }[] | undefined = boxes ?? polygons;
   const selects: HTMLSelectElement[] = [];
-  if (boxes) {
-    boxes.forEach((box, index) => {
-      const select = el("select", { "aria-label": `Class of box ${index + 1}` }, ...options(box.label, true));
+  if (objects) {
+    const title = noun === "box" ? "Box" : "Shape";
+    objects.forEach((object, index) => {
+      const select = el("select", { "aria-label": `Class of ${noun} ${index + 1}` }, ...options(object.label, true));
       selects.push(select);
-      form.append(el("div", { class: "box-fix" }, `Box ${index + 1}`, select));
+      form.append(el("div", { class: "box-fix" }, `${title} ${index + 1}`, select));
     });
-    if (boxes.length === 0) form.append(el("div", { class: "muted" }, "No boxes: open the image in the editor to draw them."));
+    if (objects.length === 0) form.append(el("div", { class: "muted" }, `No ${noun === "box" ? "boxes" : "shapes"}: open the image in the editor to draw them.`));
   } else {
     const select = el("select", { "aria-label": "Class" }, ...options(item.payload.labels?.[0] ?? null, false));
     selects.push(select);
@@ -252,14 +257,19 @@ function fixForm(item: ReviewItem, host: HTMLElement, comment: HTMLTextAreaEleme
     if (boxes) {
       payload = { boxes: boxes.flatMap((box, index) => selects[index].value === "" ? [] :
         [{ x1: box.x1, y1: box.y1, x2: box.x2, y2: box.y2, label: Number(selects[index].value) }]) };
+    } else if (polygons) {
+      payload = { polygons: polygons.flatMap((polygon, index) => selects[index].value === "" ? [] :
+        [{ ...polygon, label: Number(selects[index].value) }]) };
     } else {
       payload = { labels: [Number(selects[0].value)] };
     }
-    const empty = Array.isArray(payload.boxes) && payload.boxes.length === 0;
+    const kept = payload.boxes ?? payload.polygons;
+    const empty = Array.isArray(kept) && kept.length === 0;
     save.disabled = true;
     try {
       const fixed = await call<ReviewItem>("POST", `/api/annotations/${item.id}/fix/`, { payload, empty, comment: comment.value });
-      const summary = fixed.payload.labels ? names(fixed.payload.labels) : `${fixed.payload.boxes?.length ?? 0} boxes`;
+      const summary = fixed.payload.labels ? names(fixed.payload.labels)
+        : fixed.payload.polygons ? `${fixed.payload.polygons.length} shapes` : `${fixed.payload.boxes?.length ?? 0} boxes`;
       renderDecision({ ...item, review_status: "rejected", reviewed_by: "you", review_comment: `Fixed: now ${summary}` }, host);
       toast(`Label fixed: ${summary}.`);
     } catch (error) {

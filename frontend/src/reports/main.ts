@@ -223,7 +223,7 @@ function team(report: Report): View[] {
 
 function agreement(report: Report): View[] {
   const { pairs } = report.tables;
-  const key = pairs.length && "box_f1" in pairs[0] ? "box_f1" : "cohen_kappa";
+  const key = ["box_f1", "mask_f1"].find((name) => pairs.length && name in pairs[0]) ?? "cohen_kappa";
   return [{
     title: `Inter-annotator agreement (${key.replace("_", " ")})`, table: "pairs",
     config: bar(pairs.map((p) => `${p.annotator_a} & ${p.annotator_b}`), [{ label: key, data: column(pairs, key) }]),

@@ -362,3 +362,38 @@ def test_batch_detection_scores_follow_the_formula_per_image(measure, aggregatio
 
     np.testing.assert_allclose(detection_batch_uncertainty(images, measure=measure, aggregation=aggregation),
                                [reference(b) for b in images], rtol=1e-12, atol=1e-12)
+
+
+# --- segmentation -----------------------------------------------------------------------
+
+
+def test_an_instance_is_certain_only_when_its_class_and_its_mask_are():
+    from training.ml.sampling import detection_box_uncertainty, segmentation_instance_uncertainty
+
+    scores = np.array([[0.99, 0.01], [0.99, 0.01], [0.55, 0.5]])
+    class_term = detection_box_uncertainty(scores, measure="margin")
+    combined = segmentation_instance_uncertainty(scores, [0.0, 0.8, 0.0], measure="margin")
+    assert combined[0] == pytest.approx(class_term[0])  # a sure mask adds nothing
+    assert combined[1] == pytest.approx(1 - (1 - class_term[1]) * 0.2)  # an unsure mask raises it
+    assert combined[1] > 0.8 > class_term[1]
+    assert combined[2] == pytest.approx(class_term[2]) and combined[2] > combined[0]
+
+
+def test_segmentation_image_uncertainty_aggregates_instances_as_detection_does():
+    from training.ml.sampling import (
+        detection_batch_uncertainty,
+        segmentation_image_uncertainty,
+        segmentation_instance_uncertainty,
+    )
+
+    scores, masks = np.array([[0.9, 0.05], [0.7, 0.2]]), np.array([0.1, 0.6])
+    per_instance = segmentation_instance_uncertainty(scores, masks, measure="margin")
+    assert segmentation_image_uncertainty(scores, masks, measure="margin", aggregation="max") == pytest.approx(
+        per_instance.max())
+    assert segmentation_image_uncertainty(scores, masks, measure="margin", aggregation="mean") == pytest.approx(
+        per_instance.mean())
+    assert segmentation_image_uncertainty(np.zeros((0, 2)), [], measure="margin") == 1.0  # nothing found
+    batch = detection_batch_uncertainty([scores, scores[:1]], measure="margin", mask_uncertainty=[masks, masks[:1]])
+    assert batch[1] == pytest.approx(per_instance[0])
+    with pytest.raises(ValueError, match="one value per instance"):
+        detection_batch_uncertainty([scores], mask_uncertainty=[masks[:1]])
