@@ -27,8 +27,9 @@ def test_the_new_project_page_says_what_is_wrong(db, make_user):
     assert b'id="new-project"' in client.get("/").content
     response = client.post("/projects/new/", {"name": "  ", "task_type": "detection"})
     assert response.status_code == 400 and b"A project needs a name." in response.content
-    response = client.post("/projects/new/", {"name": "Cars", "task_type": "segmentation"})
-    assert response.status_code == 400 and b"Choose object detection or image classification." in response.content
+    response = client.post("/projects/new/", {"name": "Cars", "task_type": "keypoints"})
+    assert response.status_code == 400 and (
+        b"Choose object detection, instance segmentation or image classification." in response.content)
     assert not Project.objects.exists()
     response = client.post("/projects/new/", {"name": "Cars", "task_type": "classification", "description": "d"})
     project = Project.objects.get()
