@@ -53,7 +53,7 @@ def _two_classes(api_client):
     api_client.force_authenticate(_admin_of(project))
     url = f"/api/projects/{project.pk}/label-classes/"
     car = api_client.post(url, {"name": "car", "hotkey": "c"}, format="json").json()
-    bus = api_client.post(url, {"name": "bus", "hotkey": "b"}, format="json").json()
+    bus = api_client.post(url, {"name": "bus", "hotkey": "u"}, format="json").json()
     return project, car, f"{url}{bus['id']}/"
 
 
@@ -68,7 +68,7 @@ def test_a_class_change_to_what_is_taken_or_malformed_is_a_400_naming_the_field(
     assert response.status_code == 400, response.content
     assert field in response.json()["detail"]
     bus = api_client.get(f"/api/projects/{project.pk}/label-classes/").json()["results"][1]
-    assert (bus["name"], bus["hotkey"]) == ("bus", "b")
+    assert (bus["name"], bus["hotkey"]) == ("bus", "u")
 
 
 def test_the_class_services_check_the_colour_for_every_caller():

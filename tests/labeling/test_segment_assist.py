@@ -163,4 +163,4 @@ def test_assist_endpoint_hides_other_projects_images_and_unknown_ones(api_client
 def test_assist_endpoint_needs_a_login(api_client, scene_image):
     row, _ = scene_image
     response = api_client.post(url(row.pk), {"box": {"x1": 170, "y1": 90, "x2": 480, "y2": 390}}, format="json")
-    assert response.status_code == 403
+    assert response.status_code == 401 and "WWW-Authenticate" in response

@@ -98,7 +98,7 @@ def segmented(db, tmp_path):
     document, holed = write_coco_segmentation(source)
     project = make_project(task_type="segmentation", classes=("leaf", "cell"))
     report = import_run(project=project, files=list(folder_files(str(source))), label_format="coco")
-    assert report["labels"] == {"format": "coco", "created": COUNT, "unchanged": 0, "error": 0}, report
+    assert report["labels"] == {"format": "coco", "created": COUNT, "unchanged": 0, "kept_as_opinion": 0, "error": 0}, report
     return project, document, holed
 
 
@@ -156,7 +156,7 @@ def test_export_then_import_keeps_every_polygon_within_a_pixel(segmented, tmp_pa
     fresh = make_project(task_type="segmentation", classes=("leaf", "cell"))
     report = import_run(project=fresh, files=list(folder_files(str(out))), label_format=export_format)
     assert report["images"]["created"] == COUNT, report
-    assert report["labels"] == {"format": export_format, "created": COUNT, "unchanged": 0, "error": 0}, [
+    assert report["labels"] == {"format": export_format, "created": COUNT, "unchanged": 0, "kept_as_opinion": 0, "error": 0}, [
         item for item in report["items"] if item["status"] == "error"]
     assert_same_polygons(stored(project), stored(fresh))
 
