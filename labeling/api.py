@@ -6,7 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import services, taxonomy
 from .models import LabelClass, Membership, Project, Role
 from .permissions import get_for_caller, projects_visible_to
 from .serializers import (
@@ -93,7 +93,7 @@ class LabelClassListCreateApi(APIView):
         project = get_project_for(request, project_id, Role.ADMIN)
         serializer = LabelClassInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        label_class = services.label_class_create(project=project, **serializer.validated_data)
+        label_class = services.label_class_create(project=project, actor=request.user, **serializer.validated_data)
         return Response(LabelClassSerializer(label_class).data, status=status.HTTP_201_CREATED)
 
 
@@ -104,8 +104,17 @@ class LabelClassDetailApi(APIView):
         label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
         serializer = LabelClassUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        label_class = services.label_class_update(label_class=label_class, **serializer.validated_data)
+        label_class = services.label_class_update(label_class=label_class, actor=request.user,
+                                                  **serializer.validated_data)
         return Response(LabelClassSerializer(label_class).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, project_id: int, class_id: int):
+        """Refused (400) while an annotation or prediction names the class: merge it instead."""
+        project = get_project_for(request, project_id, Role.ADMIN)
+        label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
+        taxonomy.label_class_delete(label_class=label_class, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MemberListSetApi(APIView):

@@ -63,7 +63,13 @@ class LabelClassInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False, allow_blank=True)
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
-    parent = serializers.CharField(max_length=100, required=False, allow_null=True)
+    parent = serializers.CharField(max_length=100, required=False, allow_null=True, help_text="a class name")
+    parent_id = serializers.IntegerField(required=False, allow_null=True, help_text="a class id of the project")
+
+    def validate(self, attrs):
+        if attrs.get("parent") is not None and attrs.get("parent_id") is not None:
+            raise serializers.ValidationError("Give the parent by name or by id, not both.")
+        return attrs
 
 
 class LabelClassUpdateSerializer(serializers.Serializer):
