@@ -20,6 +20,7 @@ export default defineConfig({
         settings: "src/pages/settings.ts",
         upload: "src/pages/upload.ts",
         reports: "src/pages/reports.ts",
+        taxonomy: "src/pages/taxonomy.ts",
         reportCharts: "src/reports/main.ts",
       },
     },

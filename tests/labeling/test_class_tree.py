@@ -253,3 +253,14 @@ def test_the_accuracy_report_per_level_sums_the_confusion_matrix_into_ancestors(
 
     assert client.get(url, {"level": "-1"}).status_code == 400
     assert client.get(f"/api/projects/{project.pk}/reports/team/", {"level": 0}).status_code == 400
+
+
+def test_the_tree_editor_page_is_for_admins(client, garden):
+    project, _ = garden
+    lead = MembershipFactory(project=project, role=Role.LEAD).user
+    admin = MembershipFactory(project=project, role=Role.ADMIN).user
+    client.force_login(lead)
+    assert client.get(f"/projects/{project.pk}/classes/").status_code == 403
+    client.force_login(admin)
+    response = client.get(f"/projects/{project.pk}/classes/")
+    assert response.status_code == 200 and b'id="class-tree"' in response.content

@@ -1,0 +1,67 @@
+"""The class tree editor in Chromium: add a class and a child, move by dragging and by the
+menu, rename inline, and merge with the number of labels asked first and the relabel
+visible in the database."""
+import pytest
+
+from labeling.models import Annotation, AnnotationKind, LabelClass, LabelClassEvent, Role
+from training.models import ModelVersion
+
+from .conftest import sign_in
+from .factories import classification_scene
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _node(page, name: str):
+    return page.locator(f".tree-node[data-name='{name}']")
+
+
+def test_an_admin_builds_the_tree_renames_moves_and_merges_with_the_relabel_stored(page, make_user):
+    admin = make_user("ada")
+    scene = classification_scene(members={admin: Role.ADMIN}, images=3)
+    project, cat, dog = scene.project, scene.classes["cat"], scene.classes["dog"]
+    dog_labels = [Annotation.objects.create(project=project, image=prediction.image, author=admin,
+                                            kind=AnnotationKind.CORRECT, payload={"labels": [dog.pk]})
+                  for prediction in list(scene.predictions.values())[:2]]
+    sign_in(page, "ada")
+    page.goto(f"/projects/{project.pk}/classes/")
+    _node(page, "dog").wait_for()
+    assert _node(page, "dog").locator(".tree-count").inner_text() == "2 labels"
+
+    page.fill("#tree-add input[name=name]", "animal")
+    page.click("#tree-add button[type=submit]")
+    _node(page, "animal").wait_for()
+    _node(page, "animal").get_by_role("button", name="add a class under it: animal").click()
+    _node(page, "animal").get_by_label("new class under animal").fill("bird")
+    _node(page, "animal").get_by_role("button", name="Add", exact=True).click()
+    _node(page, "bird").wait_for()
+    animal = LabelClass.objects.get(project=project, name="animal")
+    assert LabelClass.objects.get(project=project, name="bird").parent_id == animal.pk
+
+    # Drag "cat" onto "animal"; choose "animal" for "dog" from its menu.
+    _node(page, "cat").locator(".tree-handle").drag_to(_node(page, "animal"))
+    page.wait_for_function("document.querySelector(\".tree-node[data-name='cat']\").style.getPropertyValue('--depth') === '1'")
+    _node(page, "dog").get_by_label("Move under…").select_option(label="animal")
+    page.wait_for_function("document.querySelector(\".tree-node[data-name='dog']\").style.getPropertyValue('--depth') === '1'")
+    assert LabelClass.objects.get(pk=cat.pk).parent_id == animal.pk
+    assert LabelClass.objects.get(pk=dog.pk).parent_id == animal.pk
+    assert _node(page, "animal").locator(".tree-count").inner_text() == "0 labels (2 with subclasses)"
+
+    name = _node(page, "bird").locator("input.tree-name")
+    name.fill("parrot")
+    name.press("Enter")
+    _node(page, "parrot").wait_for()
+    assert LabelClass.objects.filter(project=project, name="parrot").exists()
+
+    questions = []
+    page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    _node(page, "dog").get_by_label("Merge into…").select_option(label="animal / cat")
+    _node(page, "dog").wait_for(state="detached")
+    assert questions == ['Merge "dog" into "cat"? 2 labels will move to "cat" and "dog" is deleted.']
+    assert _node(page, "cat").locator(".tree-count").inner_text() == "2 labels"
+    assert not LabelClass.objects.filter(pk=dog.pk).exists()
+    assert [Annotation.objects.get(pk=a.pk).payload for a in dog_labels] == [{"labels": [cat.pk]}] * 2
+    assert ModelVersion.objects.get(pk=scene.version.pk).class_ids == [cat.pk, cat.pk]
+    event = LabelClassEvent.objects.get(class_id=dog.pk, action="merge")
+    assert sorted(event.details["annotation_ids"]) == sorted(a.pk for a in dog_labels) and event.actor == admin
+    page.locator("#tree-history td", has_text='merged into "cat"').wait_for()
