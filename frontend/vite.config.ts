@@ -21,6 +21,8 @@ export default defineConfig({
         upload: "src/pages/upload.ts",
         reports: "src/pages/reports.ts",
         taxonomy: "src/pages/taxonomy.ts",
+        clusters: "src/pages/clusters.ts",
+        annotateGrid: "src/pages/annotateGrid.ts",
         reportCharts: "src/reports/main.ts",
       },
     },

@@ -21,6 +21,7 @@ PAGES = {
     "models": (Role.LEAD, "Models & training"),  # leads read it; only admins act on it
     "settings": (Role.ADMIN, "Settings"),
     "taxonomy": (Role.ADMIN, "Classes"),
+    "clusters": (Role.LEAD, "Discover"),
 }
 
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("projects/<int:project_id>/members/<int:user_id>/", api.MemberDetailApi.as_view(), name="member-detail"),
     # Queue and review.
     path("projects/<int:project_id>/tasks/next/", queue_api.TaskNextApi.as_view(), name="task-next"),
+    path("projects/<int:project_id>/tasks/batch/", queue_api.TaskBatchApi.as_view(), name="task-batch"),
     path("projects/<int:project_id>/stats/", queue_api.ProjectStatsApi.as_view(), name="project-stats"),
     path("projects/<int:project_id>/annotations/", queue_api.AnnotationReviewListApi.as_view(),
          name="annotation-review-list"),
