@@ -27,7 +27,7 @@ from labeling.models import (
 from training.ml.metrics import cohen_kappa, confusion_collapsed, confusion_metrics
 from training.models import ModelVersion
 
-from ..taxonomy import class_at_level
+from ..taxonomy import class_ancestors, class_at_level
 from . import forecast
 from .prelabel_quality import PRELABEL_SCORE_THRESHOLD
 
@@ -115,7 +115,8 @@ def report_accuracy(*, project: Project, level: int | None = None) -> dict:
     class tree), each class of a confusion matrix counts as its ancestor at that depth:
     the matrices are summed into those groups and accuracy, macro-F1 and the per-class
     rows are recomputed from them (`level_accuracy`, `level_macro_f1` on the version
-    rows); versions without a matrix (detectors, queue heads) keep their own rows."""
+    rows); versions without a matrix (detectors, queue heads) keep their own rows.
+    `levels`: how many levels the class tree has (1 when flat)."""
     class_names = _class_names(project)
     at_level = class_at_level(project, level) if level is not None else None
     versions, per_class, confusion = [], [], []
@@ -144,7 +145,8 @@ def report_accuracy(*, project: Project, level: int | None = None) -> dict:
     if versions:
         # The evaluator names its primary metric; fall back to the task type's usual one.
         primary = (v.metrics or {}).get("primary_metric") or primary
-    return {"primary_metric": primary, "level": level, "confusion_matrices": confusion,
+    depths = [len(chain) for chain in class_ancestors(project).values()]
+    return {"primary_metric": primary, "level": level, "levels": max(depths, default=0), "confusion_matrices": confusion,
             "tables": {"versions": versions, "per_class": per_class}}
 
 

@@ -240,7 +240,7 @@ def test_the_accuracy_report_per_level_sums_the_confusion_matrix_into_ancestors(
     client, _ = _client(api_client, project, role=Role.LEAD)
     url = f"/api/projects/{project.pk}/reports/accuracy/"
     leaf = client.get(url).json()
-    assert leaf["confusion_matrices"][0]["matrix"] == matrix and leaf["level"] is None
+    assert leaf["confusion_matrices"][0]["matrix"] == matrix and leaf["level"] is None and leaf["levels"] == 2
 
     top = client.get(url, {"level": 0}).json()
     assert top["confusion_matrices"][0]["classes"] == ["tree", "flower"]
