@@ -119,8 +119,9 @@ def test_cancel_stops_after_the_current_batch_and_keeps_its_vectors(monkeypatch)
     write = services._embeddings_write
 
     def write_then_cancel(run_row, *args):
-        write(run_row, *args)
+        written = write(run_row, *args)
         services.embedding_run_cancel(run=EmbeddingRun.objects.get(pk=run_row.pk))
+        return written
 
     monkeypatch.setattr(services, "_embeddings_write", write_then_cancel)
     run = services.embedding_run_execute(run_id=run.pk)
