@@ -82,6 +82,10 @@ class Project(models.Model):
     target_metric = models.FloatField(
         null=True, blank=True, help_text="Primary metric value the lead aims for (forecast)."
     )
+    near_duplicate_threshold = models.FloatField(
+        default=0.97, help_text="Flag a new image whose nearest older image is at least this similar "
+        "(cosine of the embeddings, 0-1); 1 turns flagging off."
+    )
 
     class Meta:
         ordering = ["id"]

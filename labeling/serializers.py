@@ -41,6 +41,7 @@ PROJECT_SETTING_FIELDS = [
     "train_batch_size",
     "start_weights",
     "target_metric",
+    "near_duplicate_threshold",
 ]
 
 

@@ -76,6 +76,7 @@ SETTING_RANGES = {
     "train_epochs": (1, 1000, "between 1 and 1000 epochs"),
     "train_image_size": (32, 4096, "pixels between 32 and 4096"),
     "train_batch_size": (1, 1024, "between 1 and 1024 images"),
+    "near_duplicate_threshold": (0.5, 1.0, "a cosine similarity between 0.5 and 1 (1 turns flagging off)"),
 }
 
 
@@ -85,6 +86,7 @@ SETTING_LABELS = {
     "queue_model_every": "Queue model refit interval", "retrain_every_n_labels": "Retrain every N labels",
     "lease_ttl_seconds": "Lease time", "annotations_per_image": "Annotations per image",
     "train_epochs": "Epochs", "train_image_size": "Image size", "train_batch_size": "Batch size",
+    "near_duplicate_threshold": "Near-duplicate threshold",
 }
 
 
