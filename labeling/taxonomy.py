@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from training.models import ModelVersion, Prediction
+from training.models import ClassExample, ModelVersion, Prediction
 
 from .models import (
     Annotation,
@@ -245,8 +245,8 @@ def _merge_agreement(project: Project, source_id: int, target_id: int) -> None:
 @transaction.atomic
 def label_class_merge(*, source: LabelClass, target: LabelClass, actor=None) -> dict:
     """Merge `source` into `target`: every annotation and prediction of the project that
-    names the source names the target instead, model versions' class lists and the
-    agreement report follow, the source's children move under the target, and the source
+    names the source names the target instead, model versions' class lists, the agreement
+    report and the one-shot examples follow, the source's children move under the target, and the source
     is deleted. One transaction; a LabelClassEvent lists the annotations relabeled.
     Raises ValidationError for another project's class, the class itself, or a class
     below the source (merge the other way, or move it out first)."""
@@ -273,6 +273,10 @@ def label_class_merge(*, source: LabelClass, target: LabelClass, actor=None) -> 
             version.save(update_fields=["class_ids"])
             versions.append(version.pk)
     _merge_agreement(project, source.pk, target.pk)
+    # The lead's one-shot examples of the source become the target's (an image picked for
+    # both stays once).
+    ClassExample.objects.filter(label_class=source).exclude(
+        image_id__in=ClassExample.objects.filter(label_class=target).values("image_id")).update(label_class=target)
     children = list(source.children.values_list("id", flat=True))
     source.children.update(parent=target)
     label_class_merged.send(sender=LabelClass, project=project, source_id=source.pk, target_id=target.pk)

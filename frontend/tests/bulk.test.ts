@@ -6,7 +6,7 @@ const classes = [{ id: 3, name: "Oak" }, { id: 4, name: "elm" }];
 describe("bulkLabelBody", () => {
   it("names an existing class by id, whatever the case and spaces", () => {
     expect(bulkLabelBody("  oak ", classes, [1, 2], "k1")).toEqual(
-      { idempotency_key: "k1", label_class: 3, new_class_name: null, image_ids: [1, 2], time_spent_ms: 0 });
+      { idempotency_key: "k1", label_class: 3, new_class_name: "", image_ids: [1, 2], time_spent_ms: 0 });
   });
 
   it("asks for a new class for a name not in the project", () => {

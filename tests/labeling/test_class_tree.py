@@ -8,7 +8,7 @@ from labeling.models import Annotation, AnnotationKind, LabelClass, LabelClassEv
 from labeling.reports.selectors import report_accuracy
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
-from training.models import ModelVersion, Prediction
+from training.models import ClassExample, ModelVersion, Prediction
 
 pytestmark = pytest.mark.django_db
 
@@ -111,6 +111,9 @@ def test_a_merge_relabels_annotations_predictions_versions_and_agreement_in_one_
     ReportAgreementPair.objects.create(project=project, annotator_a=1, annotator_b=2, label_a=oak, label_b=oak,
                                        comparisons=2, score_sum=2)
     red_elm = label_class_create(project=project, name="red elm", parent_id=elm)
+    ClassExample.objects.create(project=project, label_class=c["elm"], image=only_elm.image)
+    ClassExample.objects.create(project=project, label_class=c["elm"], image=both.image)
+    ClassExample.objects.create(project=project, label_class=c["oak"], image=both.image)
 
     response = client.post(f"/api/projects/{project.pk}/label-classes/{elm}/merge/", {"target": oak}, format="json")
     assert response.status_code == 200, response.json()
@@ -129,6 +132,8 @@ def test_a_merge_relabels_annotations_predictions_versions_and_agreement_in_one_
              for r in ReportAgreementPair.objects.filter(project=project)}
     assert cells == {(oak, oak): (5, 5.0)}
     assert LabelClass.objects.get(pk=red_elm.pk).parent_id == oak
+    assert sorted(ClassExample.objects.filter(project=project).values_list("label_class_id", "image_id")) == sorted(
+        [(oak, only_elm.image_id), (oak, both.image_id)])
     assert not LabelClass.objects.filter(pk=elm).exists()
 
     event = LabelClassEvent.objects.get(class_id=elm, action="merge")

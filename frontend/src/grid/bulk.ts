@@ -29,7 +29,7 @@ export function bulkLabelBody(name: string, classes: ClassRef[], imageIds: numbe
   return {
     idempotency_key: key,
     label_class: existing ? existing.id : null,
-    new_class_name: existing ? null : clean,
+    new_class_name: existing ? "" : clean,
     image_ids: imageIds,
     time_spent_ms: timeSpentMs,
   };

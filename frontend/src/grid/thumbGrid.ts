@@ -18,7 +18,7 @@ export class ThumbGrid<T extends Thumb> {
   private painted = 0;
 
   constructor(host: HTMLElement, items: T[], private readonly onSubmit: () => void,
-              private readonly onChange: () => void = () => {}) {
+              private readonly onChange: (selection: GridSelection<T>) => void = () => {}) {
     this.selection = new GridSelection(items);
     host.replaceChildren(...items.map((item) => this.cell(item)));
     host.onkeydown = (e) => this.key(e);
@@ -40,7 +40,7 @@ export class ThumbGrid<T extends Thumb> {
       cell.setAttribute("aria-pressed", String(on));
       cell.querySelector(".thumb-mark")!.textContent = on ? "✓" : "✕";
     });
-    this.onChange();
+    this.onChange(this.selection);
   }
 
   private cell(item: T): HTMLButtonElement {

@@ -4,6 +4,7 @@
  * answered, so a retry after a lost answer labels nothing twice. Name suggestions come from
  * the vision-language assist when an admin has turned it on. */
 import { type BulkAnswer, bulkLabelBody, bulkSummary, type ClassRef, labeledIds } from "../grid/bulk";
+import type { GridSelection } from "../grid/selection";
 import { ThumbGrid, type Thumb } from "../grid/thumbGrid";
 import { byId, el, errorText, request, toast, uuid4 } from "../lib/api";
 
@@ -80,8 +81,8 @@ function clusterSection(cluster: Cluster): HTMLElement {
   const started = performance.now();
   let grid: ThumbGrid<Thumb>;
 
-  const showCount = () => {
-    const n = grid.selection.selected().length;
+  const showCount = (selection: GridSelection<Thumb>) => {
+    const n = selection.selected().length;
     count.textContent = `${n} of ${members.length} shown selected (${cluster.size} in the cluster)`;
     accept.textContent = `Accept ${n}`;
   };
