@@ -1,6 +1,6 @@
 """The class tree editor in Chromium: add a class and a child, move by dragging and by the
-menu, rename inline, and merge with the number of labels asked first and the relabel
-visible in the database."""
+menu, rename inline, a refused key and a new colour, merge with the number of labels asked
+first and the relabel visible in the database, and delete (refused for a used class)."""
 import pytest
 
 from labeling.models import Annotation, AnnotationKind, LabelClass, LabelClassEvent, Role
@@ -53,6 +53,18 @@ def test_an_admin_builds_the_tree_renames_moves_and_merges_with_the_relabel_stor
     _node(page, "parrot").wait_for()
     assert LabelClass.objects.filter(project=project, name="parrot").exists()
 
+    # A key another class has is refused, naming it; the field shows the stored key again.
+    key = _node(page, "parrot").locator("input.tree-key")
+    stored = key.input_value()
+    key.fill(cat.hotkey)
+    key.press("Tab")
+    page.locator(".toast-error", has_text='taken by class "cat"').wait_for()
+    page.wait_for_function(f"document.querySelector(\".tree-node[data-name='parrot'] input.tree-key\").value === '{stored}'")
+    _node(page, "parrot").locator("input[type=color]").evaluate(
+        "input => { input.value = '#123456'; input.dispatchEvent(new Event('change')); }")
+    page.locator(".toast", has_text='New colour for "parrot"').wait_for()
+    assert LabelClass.objects.get(project=project, name="parrot").color == "#123456"
+
     questions = []
     page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     _node(page, "dog").get_by_label("Merge into…").select_option(label="animal / cat")
@@ -65,3 +77,15 @@ def test_an_admin_builds_the_tree_renames_moves_and_merges_with_the_relabel_stor
     event = LabelClassEvent.objects.get(class_id=dog.pk, action="merge")
     assert sorted(event.details["annotation_ids"]) == sorted(a.pk for a in dog_labels) and event.actor == admin
     page.locator("#tree-history td", has_text='merged into "cat"').wait_for()
+
+    # A used class cannot be deleted; an unused one can.
+    _node(page, "cat").get_by_role("button", name="delete: cat").click()
+    page.locator(".toast-error", has_text="merge it into another class instead").wait_for()
+    assert LabelClass.objects.filter(pk=cat.pk).exists()
+    _node(page, "parrot").get_by_role("button", name="delete: parrot").click()
+    _node(page, "parrot").wait_for(state="detached")
+    assert not LabelClass.objects.filter(project=project, name="parrot").exists()
+    # The two refusals (the taken key, the used class) are the only errors the console saw.
+    refused = [e for e in page.console.errors if "status of 400" in e]
+    assert len(refused) == 2
+    page.console.errors[:] = [e for e in page.console.errors if e not in refused]
