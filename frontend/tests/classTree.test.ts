@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ClassTree, type TreeNode } from "../src/taxonomy/tree";
+import { ClassTree, suggestionRows, type TreeNode } from "../src/taxonomy/tree";
 
 function node(id: number, name: string, parent: number | null, children: number[], labels = 0, subtree = labels): TreeNode {
   return { id, name, color: "#000000", hotkey: "", parent, order: id, depth: 0, path: [], children, labels, subtree_labels: subtree };
@@ -45,5 +45,21 @@ describe("ClassTree", () => {
   it("counts a class's own labels and those below it", () => {
     expect(tree.countText(2)).toBe("3 labels (5 with subclasses)");
     expect(tree.countText(4)).toBe("1 label");
+  });
+});
+
+describe("suggestionRows", () => {
+  it("lists the suggestion top-down and lets only a new class under an existing parent be added", () => {
+    const rows = suggestionRows([
+      { name: "Tree", children: [{ name: "oak", children: [] }, { name: "birch", children: [{ name: "silver birch", children: [] }] }] },
+      { name: "shrub", children: [] },
+    ], ["tree", "oak"]);
+    expect(rows.map((r) => [r.name, r.parent, r.depth, r.exists, r.addable])).toEqual([
+      ["Tree", null, 0, true, false],
+      ["oak", "Tree", 1, true, false],
+      ["birch", "Tree", 1, false, true],
+      ["silver birch", "birch", 2, false, false],
+      ["shrub", null, 0, false, true],
+    ]);
   });
 });

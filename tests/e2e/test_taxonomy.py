@@ -1,6 +1,11 @@
 """The class tree editor in Chromium: add a class and a child, move by dragging and by the
 menu, rename inline, a refused key and a new colour, merge with the number of labels asked
-first and the relabel visible in the database, and delete (refused for a used class)."""
+first and the relabel visible in the database, and delete (refused for a used class);
+a taxonomy suggested by a stand-in vision-language endpoint, added where the admin adds it."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from labeling.models import Annotation, AnnotationKind, LabelClass, LabelClassEvent, Role
@@ -89,3 +94,57 @@ def test_an_admin_builds_the_tree_renames_moves_and_merges_with_the_relabel_stor
     refused = [e for e in page.console.errors if "status of 400" in e]
     assert len(refused) == 2
     page.console.errors[:] = [e for e in page.console.errors if e not in refused]
+
+
+class _StandInAssist(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat completions endpoint that proposes one fixed taxonomy."""
+
+    def do_POST(self):
+        self.server.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        taxonomy = [{"name": "animal", "children": [{"name": "Cat", "children": []}, {"name": "bird", "children": []}]}]
+        body = json.dumps({"choices": [{"message": {"role": "assistant",
+                                                    "content": json.dumps({"taxonomy": taxonomy})}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stand_in_assist(settings):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StandInAssist)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.VISION_ASSIST_URL = f"http://127.0.0.1:{server.server_port}/v1/chat/completions"
+    settings.VISION_ASSIST_MODEL = "stand-in"
+    settings.VISION_ASSIST_KEY_ENV = ""
+    yield server
+    server.shutdown()
+    thread.join()
+
+
+def test_a_suggested_taxonomy_is_added_top_down_only_where_the_admin_adds_it(page, make_user, stand_in_assist):
+    admin = make_user("ada")
+    scene = classification_scene(members={admin: Role.ADMIN}, images=2)
+    project = scene.project
+    sign_in(page, "ada")
+    page.goto(f"/projects/{project.pk}/classes/")
+    page.click("#tree-suggest")
+    suggestion = page.locator("#tree-suggestions")
+    suggestion.locator("[data-suggested='bird']", has_text='add "animal" first').wait_for()
+    assert suggestion.locator("[data-suggested='Cat']").inner_text().endswith("in the tree")
+    assert not LabelClass.objects.filter(project=project, name__in=["animal", "bird"]).exists()
+    images = [part for part in stand_in_assist.requests[0]["messages"][1]["content"] if part["type"] == "image_url"]
+    assert len(stand_in_assist.requests) == 1 and len(images) == 2
+
+    page.get_by_role("button", name="add suggested animal").click()
+    page.get_by_role("button", name="add suggested bird").click()
+    _node(page, "bird").wait_for()
+    animal = LabelClass.objects.get(project=project, name="animal")
+    assert LabelClass.objects.get(project=project, name="bird").parent_id == animal.pk
+    assert LabelClass.objects.get(pk=scene.classes["cat"].pk).parent_id is None  # only what was added

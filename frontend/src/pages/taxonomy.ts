@@ -4,7 +4,7 @@
  * the tree is read again after it, so what the page shows is what the server holds. */
 import { byId, call, el, toast } from "../lib/api";
 import "../styles/taxonomy.css";
-import { ClassTree, type TreeNode } from "../taxonomy/tree";
+import { ClassTree, type SuggestedClass, suggestionRows, type TreeNode } from "../taxonomy/tree";
 
 interface ClassEvent {
   id: number;
@@ -23,10 +23,12 @@ const top = byId("tree-top");
 const addForm = byId<HTMLFormElement>("tree-add");
 const historyBody = byId("tree-history");
 let tree = new ClassTree([]);
+let suggested: SuggestedClass[] = [];
 
 async function reload(): Promise<void> {
   tree = new ClassTree(await call<TreeNode[]>("GET", `${classesUrl}tree/`));
   render();
+  renderSuggestions();
   loadHistory().catch((error) => toast(`Could not load the history: ${(error as Error).message}`, "error"));
 }
 
@@ -176,6 +178,51 @@ async function loadHistory(): Promise<void> {
     el("td", {}, new Date(event.created_at).toLocaleString()), el("td", {}, event.actor ?? "—"),
     el("td", {}, event.class_name), el("td", {}, (ACTION_TEXT[event.action] ?? (() => event.action))(event.details)))));
 }
+
+/** The assist's suggestion against the tree as it is: an "Add" for each new class whose
+ * parent exists (under that class, by its stored name). */
+function renderSuggestions(): void {
+  const host = byId("tree-suggestions");
+  const names = new Map(tree.nodes.map((node) => [node.name.trim().toLowerCase(), node.name]));
+  host.replaceChildren(...suggestionRows(suggested, [...names.values()]).map((row) => {
+    const item = el("li", { class: "tree-node", "data-suggested": row.name }, el("span", { class: "tree-name" }, row.name));
+    item.style.setProperty("--depth", String(row.depth));
+    if (row.exists) item.append(el("span", { class: "muted" }, "in the tree"));
+    else if (!row.addable) item.append(el("span", { class: "muted" }, `add "${row.parent}" first`));
+    else {
+      const parent = row.parent === null ? null : names.get(row.parent.trim().toLowerCase())!;
+      const add = el("button", { type: "button", "aria-label": `add suggested ${row.name}` }, "Add");
+      add.addEventListener("click", () => void change(() => call("POST", classesUrl, { name: row.name, ...(parent ? { parent } : {}) }),
+        `Added "${row.name}"${parent ? ` under "${parent}"` : ""}.`));
+      item.append(add);
+    }
+    return item;
+  }));
+}
+
+async function suggestTaxonomy(button: HTMLButtonElement, maxImages: number): Promise<void> {
+  button.disabled = true;
+  try {
+    const sample = await call<{ results: Array<{ id: number }> }>(
+      "GET", `/api/projects/${projectId}/images/browse/?limit=${maxImages}`);
+    if (!sample.results.length) throw new Error("the project has no images to show the assist");
+    const answer = await call<{ taxonomy: SuggestedClass[] }>("POST", `/api/projects/${projectId}/assist/taxonomy/`,
+      { image_ids: sample.results.map((image) => image.id) });
+    suggested = answer.taxonomy;
+    renderSuggestions();
+  } catch (error) {
+    toast(`No suggestion: ${(error as Error).message}`, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+call<{ enabled: boolean; max_images: number }>("GET", `/api/projects/${projectId}/assist/`).then((assist) => {
+  if (!assist.enabled) return;
+  const button = byId<HTMLButtonElement>("tree-suggest");
+  byId("tree-assist").hidden = false;
+  button.addEventListener("click", () => void suggestTaxonomy(button, assist.max_images));
+}).catch(() => undefined); // the assist is optional: without it the editor is complete
 
 dropTarget(top, null);
 addForm.addEventListener("submit", (e) => {

@@ -93,3 +93,33 @@ export class ClassTree {
     return node.subtree_labels !== node.labels ? `${own} (${node.subtree_labels} with subclasses)` : own;
   }
 }
+
+/** A taxonomy the vision-language assist proposed (`POST .../assist/taxonomy/`). */
+export interface SuggestedClass {
+  name: string;
+  children: SuggestedClass[];
+}
+
+export interface SuggestionRow {
+  name: string;
+  parent: string | null;
+  depth: number;
+  exists: boolean;
+  /** Addable now: new, and its parent (if any) exists already (classes are added top-down). */
+  addable: boolean;
+}
+
+/** The suggestion depth-first, each entry told apart by whether the project has a class of
+ * that name already (case aside) and whether it can be added now. */
+export function suggestionRows(suggested: SuggestedClass[], existing: string[]): SuggestionRow[] {
+  const have = new Set(existing.map((name) => name.trim().toLowerCase()));
+  const rows: SuggestionRow[] = [];
+  const visit = (node: SuggestedClass, parent: string | null, depth: number) => {
+    const exists = have.has(node.name.trim().toLowerCase());
+    const parentExists = parent === null || have.has(parent.trim().toLowerCase());
+    rows.push({ name: node.name, parent, depth, exists, addable: !exists && parentExists });
+    for (const child of node.children) visit(child, node.name, depth + 1);
+  };
+  for (const node of suggested) visit(node, null, 0);
+  return rows;
+}
