@@ -52,7 +52,7 @@ def project_create(
     project.save()
     Membership.objects.create(project=project, user=created_by, role=Role.ADMIN)
     for spec in label_classes:
-        label_class_create(project=project, **spec)
+        label_class_create(project=project, actor=created_by, **spec)
     for member in members:
         membership_set(project=project, user=member["user"], role=member["role"])
     if not project.memberships.filter(role=Role.ADMIN).exists():

@@ -269,3 +269,13 @@ def test_the_tree_editor_page_is_for_admins(client, garden):
     client.force_login(admin)
     response = client.get(f"/projects/{project.pk}/classes/")
     assert response.status_code == 200 and b'id="class-tree"' in response.content
+
+
+def test_a_project_with_a_tree_can_still_be_deleted_but_a_parent_alone_cannot(garden):
+    from django.db.models import RestrictedError
+
+    project, c = garden
+    with pytest.raises(RestrictedError):
+        LabelClass.objects.filter(pk=c["tree"].pk).delete()  # around the service, which lifts children
+    project.delete()
+    assert not LabelClass.objects.filter(pk__in=[n.pk for n in c.values()]).exists()
