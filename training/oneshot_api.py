@@ -97,7 +97,7 @@ class SimilarImagesApi(APIView):
         k = _int_param(request, "k", 20, 1, similarity.MAX_K)
         try:
             results = similarity.similar_images(image=image, k=k, scope=scope)
-        except similarity.NoEmbedding as exc:
+        except (similarity.NoEmbedding, similarity.IndexNotReady) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"image_id": image.pk, "scope": scope, "results": results})
 
