@@ -41,6 +41,9 @@ class ClassExampleSetApi(APIView):
     class InputSerializer(serializers.Serializer):
         image_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=True, max_length=50)
 
+        class Meta:
+            ref_name = "ClassExampleSetInput"
+
     @extend_schema(request=InputSerializer, responses=dict)
     def put(self, request, project_id: int, class_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
@@ -58,6 +61,9 @@ class ClassExampleSetApi(APIView):
 class ProposalsApi(APIView):
     class InputSerializer(serializers.Serializer):
         method = serializers.ChoiceField(choices=["prototype", "propagation"], default="prototype")
+
+        class Meta:
+            ref_name = "ProposalsInput"
 
     @extend_schema(responses=dict)
     def get(self, request, project_id: int):
@@ -97,7 +103,7 @@ class SimilarImagesApi(APIView):
         k = _int_param(request, "k", 20, 1, similarity.MAX_K)
         try:
             results = similarity.similar_images(image=image, k=k, scope=scope)
-        except similarity.NoEmbedding as exc:
+        except (similarity.NoEmbedding, similarity.IndexNotReady) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"image_id": image.pk, "scope": scope, "results": results})
 
@@ -138,6 +144,9 @@ class BulkLabelsApi(APIView):
         image_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=MAX_BULK_IMAGES)
         time_spent_ms = serializers.IntegerField(min_value=0, required=False, default=0)
 
+        class Meta:
+            ref_name = "BulkLabelsInput"
+
     @extend_schema(request=InputSerializer, responses=dict)
     def post(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.ANNOTATOR)
@@ -169,6 +178,9 @@ class AssistSuggestApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         image_ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=100)
+
+        class Meta:
+            ref_name = "AssistSuggestInput"
 
     @extend_schema(request=InputSerializer, responses=dict)
     def post(self, request, project_id: int):

@@ -86,14 +86,25 @@ def similarity_index_rebuild(*, project: Project) -> dict:
     return state
 
 
-def project_index(project: Project) -> VectorIndex:
+class IndexNotReady(RuntimeError):
+    """No published index yet and too many vectors to build one inside a request."""
+
+
+def project_index(project: Project, *, build_here: bool = False) -> VectorIndex:
     """The project's index, current to the last vector written: reloaded when the shared
-    counter moved, topped up with newer rows, a rebuild queued when too much was added."""
+    counter moved, topped up with newer rows, a rebuild queued when too much was added.
+    Without a published index it is built here when small (or ``build_here``, in workers);
+    a large one is queued for a worker and IndexNotReady raised."""
     key = selectors.embedding_key()
     state = caches["coordination"].get(_state_key(project.pk, key))
     with _lock:
         loaded = _loaded.get((project.pk, key))
     if state is None or not default_storage.exists(state["name"]):
+        if not build_here and ImageEmbedding.objects.filter(project=project, model_key=key).count() \
+                > settings.VISION_SIMILARITY_SYNC_BUILD_MAX:
+            if caches["coordination"].add(_rebuild_pending_key(project.pk, key), 1, timeout=3600):
+                enqueue(REBUILD_TASK, project.pk)
+            raise IndexNotReady("The similarity index of this project is being built; try again in a few minutes.")
         similarity_index_rebuild(project=project)
         with _lock:
             loaded = _loaded[(project.pk, key)]
@@ -125,7 +136,7 @@ def forget_process_indexes() -> None:
 
 
 class NoEmbedding(ValueError):
-    pass
+    """The image has no vector yet."""
 
 
 def similar_images(*, image: Image, k: int = 20, scope: str = "unlabeled") -> list[dict]:
@@ -162,7 +173,7 @@ def near_duplicates_flag(*, project: Project, image_ids: list[int]) -> int:
     ids, vectors = selectors.embedding_matrix(project=project, image_ids=image_ids)
     if not len(ids):
         return 0
-    index = project_index(project)
+    index = project_index(project, build_here=True)
     rows = []
     for image_id, vector in zip(ids.tolist(), vectors):
         hits = index.query(vector, 1, exclude={image_id}, allowed=lambda other, me=image_id: other < me)

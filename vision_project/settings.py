@@ -283,6 +283,9 @@ VISION_PROPAGATION_MAX_IMAGES = env.int("VISION_PROPAGATION_MAX_IMAGES", default
 VISION_DISCOVER_MAX_IMAGES = env.int("VISION_DISCOVER_MAX_IMAGES", default=20_000)
 VISION_DISCOVER_HDBSCAN_MAX_IMAGES = env.int("VISION_DISCOVER_HDBSCAN_MAX_IMAGES", default=5_000)
 VISION_SIMILARITY_REBUILD_SHARE = env.float("VISION_SIMILARITY_REBUILD_SHARE", default=0.2)
+# A request finding no index builds one only up to this many vectors; a larger one is built
+# by a worker (minutes at 100,000).
+VISION_SIMILARITY_SYNC_BUILD_MAX = env.int("VISION_SIMILARITY_SYNC_BUILD_MAX", default=20_000)
 # Vision-language assist, off unless VISION_ASSIST_URL is set: an OpenAI-compatible chat
 # completions URL, the model name, and the NAME of the environment variable that holds the key
 # (the key is read from the environment at call time, never stored). Bounds per request and

@@ -139,3 +139,17 @@ def test_the_threshold_is_a_checked_project_setting(api_client):
     assert bad.status_code == 400 and "Near-duplicate threshold" in bad.json()["detail"]
     good = admin.patch(f"/api/projects/{project.pk}/", {"near_duplicate_threshold": 0.9}, format="json")
     assert good.status_code == 200 and good.json()["near_duplicate_threshold"] == 0.9
+
+
+def test_a_large_project_without_an_index_queues_its_build_instead_of_blocking(api_client, monkeypatch, settings):
+    settings.VISION_SIMILARITY_SYNC_BUILD_MAX = 5
+    sent = []
+    monkeypatch.setattr(similarity, "enqueue", lambda name, *args: sent.append((name, args)))
+    project, images = line_project(8)
+    client = as_user(api_client, member(project))
+    for _ in range(2):
+        response = client.get(f"/api/images/{images[0].pk}/similar/")
+        assert response.status_code == 409 and "being built" in response.json()["detail"]
+    assert sent == [(similarity.REBUILD_TASK, (project.pk,))]
+    similarity.similarity_index_rebuild(project=project)  # the worker
+    assert client.get(f"/api/images/{images[0].pk}/similar/").status_code == 200
