@@ -68,9 +68,14 @@ def test_bad_examples_are_refused_with_the_reason(api_client):
     assert too_many.status_code == 400 and "at most 5" in too_many.json()["detail"]
     stranger = lead.put(url, {"image_ids": [foreign.pk]}, format="json")
     assert stranger.status_code == 400 and str(foreign.pk) in stranger.json()["detail"]
+    first = list(truth)[0]
+    assert lead.put(url, {"image_ids": [first]}, format="json").status_code == 200
+    twice = lead.put(f"/api/projects/{project.pk}/class-examples/{classes[1]}/", {"image_ids": [first]},
+                     format="json")
+    assert twice.status_code == 400 and "one class only" in twice.json()["detail"]
     annotator = as_user(api_client, member(project))
-    assert annotator.put(url, {"image_ids": list(truth)[:1]}, format="json").status_code == 403
-    assert ClassExample.objects.count() == 0
+    assert annotator.put(url, {"image_ids": list(truth)[1:2]}, format="json").status_code == 403
+    assert ClassExample.objects.count() == 1
 
 
 @pytest.mark.parametrize("method", [Backend.PROTOTYPE, Backend.PROPAGATION])
@@ -168,3 +173,19 @@ def test_the_proposal_grid_lists_a_class_most_confident_first_without_validation
     assert page["count"] == len(ids) and page["items"][0]["url"]
     least = lead.get(f"/api/projects/{project.pk}/proposals/?order=confidence&limit=3").json()
     assert least["items"][0]["image_id"] in between
+
+
+def test_images_embedded_after_the_proposals_get_theirs(
+        api_client, eager_tasks, django_capture_on_commit_callbacks):  # noqa: F811 (fixture)
+    from training import services
+
+    project, classes, truth, _ = three_class_project()
+    lead = as_user(api_client, member(project, Role.LEAD))
+    pick_examples(lead, project, truth, classes)
+    with django_capture_on_commit_callbacks(execute=True):
+        lead.post(f"/api/projects/{project.pk}/proposals/", {}, format="json")
+    newer = add_images(project, [0.5])[0]
+    embed(project, [newer], [np.eye(1, DIM, 2)[0]])
+    with django_capture_on_commit_callbacks(execute=True):
+        services._proposals_for_new_vectors(project)  # what an embedding run does when it wrote vectors
+    assert Prediction.objects.get(image=newer, model_version__is_deployed=True).payload["labels"] == [classes[2]]
