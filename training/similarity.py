@@ -103,21 +103,12 @@ def project_index(project: Project, *, build_here: bool = False) -> VectorIndex:
     state = caches["coordination"].get(_state_key(project.pk, key))
     with _lock:
         loaded = _loaded.get((project.pk, key))
-    if state is None or not default_storage.exists(state["name"]):
-        if not build_here and ImageEmbedding.objects.filter(project=project, model_key=key).count() \
-                > settings.VISION_SIMILARITY_SYNC_BUILD_MAX:
-            if caches["coordination"].add(_rebuild_pending_key(project.pk, key), 1, timeout=3600):
-                enqueue(REBUILD_TASK, project.pk)
-            raise IndexNotReady("The similarity index of this project is being built; try again in a few minutes.")
-        similarity_index_rebuild(project=project)
-        with _lock:
-            loaded = _loaded[(project.pk, key)]
-    elif loaded is None or loaded.version != state["name"]:
-        with default_storage.open(state["name"], "rb") as handle:
-            index = VectorIndex.from_bytes(handle.read(), EMBEDDING_MODELS[key].dim)
-        loaded = _Loaded(index, state["name"], state["last_pk"], state["last_pk"], state["size"])
-        with _lock:
-            _loaded[(project.pk, key)] = loaded
+    if state is not None and (loaded is None or loaded.version != state["name"]):
+        loaded = _load(project, key, state)  # None when the file is gone
+    elif state is None:
+        loaded = None
+    if loaded is None:
+        loaded = _build_or_queue(project, key, build_here)
     rows = list(ImageEmbedding.objects.filter(project=project, model_key=key, pk__gt=loaded.last_pk)
                 .order_by("pk").values_list("pk", "image_id", "vector"))
     with _lock:
@@ -131,6 +122,31 @@ def project_index(project: Project, *, build_here: bool = False) -> VectorIndex:
             _rebuild_pending_key(project.pk, key), 1, timeout=600):
         enqueue(REBUILD_TASK, project.pk)
     return loaded.index
+
+
+def _load(project: Project, key: str, state: dict) -> _Loaded | None:
+    """The published file, loaded into this process (a storage read only when the counter
+    moved, never per query)."""
+    try:
+        with default_storage.open(state["name"], "rb") as handle:
+            index = VectorIndex.from_bytes(handle.read(), EMBEDDING_MODELS[key].dim)
+    except OSError:  # deleted by a newer rebuild meanwhile, or never written
+        return None
+    loaded = _Loaded(index, state["name"], state["last_pk"], state["last_pk"], state["size"])
+    with _lock:
+        _loaded[(project.pk, key)] = loaded
+    return loaded
+
+
+def _build_or_queue(project: Project, key: str, build_here: bool) -> _Loaded:
+    if not build_here and ImageEmbedding.objects.filter(project=project, model_key=key).count() \
+            > settings.VISION_SIMILARITY_SYNC_BUILD_MAX:
+        if caches["coordination"].add(_rebuild_pending_key(project.pk, key), 1, timeout=3600):
+            enqueue(REBUILD_TASK, project.pk)
+        raise IndexNotReady("The similarity index of this project is being built; try again in a few minutes.")
+    similarity_index_rebuild(project=project)
+    with _lock:
+        return _loaded[(project.pk, key)]
 
 
 def forget_process_indexes() -> None:
