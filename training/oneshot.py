@@ -43,6 +43,11 @@ def class_examples_set(*, label_class: LabelClass, image_ids: list[int], user) -
     missing = [i for i in ids if i not in found]
     if missing:
         raise ValidationError(f"Images {missing} are not images of project {label_class.project_id}.")
+    elsewhere = dict(ClassExample.objects.filter(project_id=label_class.project_id, image_id__in=ids)
+                     .exclude(label_class=label_class).values_list("image_id", "label_class__name"))
+    if elsewhere:
+        taken = ", ".join(f"{image_id} of {name!r}" for image_id, name in sorted(elsewhere.items()))
+        raise ValidationError(f"An image is an example of one class only; already examples: {taken}.")
     ClassExample.objects.filter(label_class=label_class).delete()
     return ClassExample.objects.bulk_create(
         ClassExample(project_id=label_class.project_id, label_class=label_class, image_id=i, added_by=user)

@@ -613,10 +613,20 @@ def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:
         if stats["embedded"]:
             _rank_with_new_vectors(run.project_id)
             _near_duplicates_flag(run.project, written)
+            _proposals_for_new_vectors(run.project)
     except Exception as exc:  # includes the soft time limit: the vectors written so far stay
         job_fail(EmbeddingRun, run_id, exc)
     run.refresh_from_db()
     return run
+
+
+def _proposals_for_new_vectors(project: Project) -> None:
+    """Deployed one-shot proposals score the stored vectors: images embedded since get theirs
+    from a prelabel run (which skips the images already scored; propagation then spreads the
+    examples over the new images only)."""
+    deployed = selectors.model_version_deployed(project)
+    if deployed is not None and deployed.backend in EMBEDDING_BACKENDS:
+        prelabel_run_start(project=project, model_version=deployed, reuse_active=True)
 
 
 def _near_duplicates_flag(project: Project, image_ids: list[int]) -> None:

@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 REBUILD_TASK = "training.tasks.similarity_index_rebuild"
 MAX_K = 200
+NEAR_DUPLICATE_CANDIDATES = 10
+# "unlabeled" results are filtered after the search; past this many candidates the search
+# stops growing and returns what it found (a project labeled almost to the end)
+MAX_CANDIDATES = 4096
 _STATE_TTL = None  # the counter must outlive any process; a lost one only costs a rebuild
 
 
@@ -99,21 +103,12 @@ def project_index(project: Project, *, build_here: bool = False) -> VectorIndex:
     state = caches["coordination"].get(_state_key(project.pk, key))
     with _lock:
         loaded = _loaded.get((project.pk, key))
-    if state is None or not default_storage.exists(state["name"]):
-        if not build_here and ImageEmbedding.objects.filter(project=project, model_key=key).count() \
-                > settings.VISION_SIMILARITY_SYNC_BUILD_MAX:
-            if caches["coordination"].add(_rebuild_pending_key(project.pk, key), 1, timeout=3600):
-                enqueue(REBUILD_TASK, project.pk)
-            raise IndexNotReady("The similarity index of this project is being built; try again in a few minutes.")
-        similarity_index_rebuild(project=project)
-        with _lock:
-            loaded = _loaded[(project.pk, key)]
-    elif loaded is None or loaded.version != state["name"]:
-        with default_storage.open(state["name"], "rb") as handle:
-            index = VectorIndex.from_bytes(handle.read(), EMBEDDING_MODELS[key].dim)
-        loaded = _Loaded(index, state["name"], state["last_pk"], state["last_pk"], state["size"])
-        with _lock:
-            _loaded[(project.pk, key)] = loaded
+    if state is not None and (loaded is None or loaded.version != state["name"]):
+        loaded = _load(project, key, state)  # None when the file is gone
+    elif state is None:
+        loaded = None
+    if loaded is None:
+        loaded = _build_or_queue(project, key, build_here)
     rows = list(ImageEmbedding.objects.filter(project=project, model_key=key, pk__gt=loaded.last_pk)
                 .order_by("pk").values_list("pk", "image_id", "vector"))
     with _lock:
@@ -127,6 +122,31 @@ def project_index(project: Project, *, build_here: bool = False) -> VectorIndex:
             _rebuild_pending_key(project.pk, key), 1, timeout=600):
         enqueue(REBUILD_TASK, project.pk)
     return loaded.index
+
+
+def _load(project: Project, key: str, state: dict) -> _Loaded | None:
+    """The published file, loaded into this process (a storage read only when the counter
+    moved, never per query)."""
+    try:
+        with default_storage.open(state["name"], "rb") as handle:
+            index = VectorIndex.from_bytes(handle.read(), EMBEDDING_MODELS[key].dim)
+    except OSError:  # deleted by a newer rebuild meanwhile, or never written
+        return None
+    loaded = _Loaded(index, state["name"], state["last_pk"], state["last_pk"], state["size"])
+    with _lock:
+        _loaded[(project.pk, key)] = loaded
+    return loaded
+
+
+def _build_or_queue(project: Project, key: str, build_here: bool) -> _Loaded:
+    if not build_here and ImageEmbedding.objects.filter(project=project, model_key=key).count() \
+            > settings.VISION_SIMILARITY_SYNC_BUILD_MAX:
+        if caches["coordination"].add(_rebuild_pending_key(project.pk, key), 1, timeout=3600):
+            enqueue(REBUILD_TASK, project.pk)
+        raise IndexNotReady("The similarity index of this project is being built; try again in a few minutes.")
+    similarity_index_rebuild(project=project)
+    with _lock:
+        return _loaded[(project.pk, key)]
 
 
 def forget_process_indexes() -> None:
@@ -154,9 +174,9 @@ def similar_images(*, image: Image, k: int = 20, scope: str = "unlabeled") -> li
         alive = set(Image.objects.filter(project=project, pk__in=[i for i, _ in hits]).values_list("id", flat=True))
         in_queue = set(Task.objects.filter(image_id__in=alive, status=TaskStatus.OPEN).values_list("image_id", flat=True))
         kept = [(i, s) for i, s in hits if i in alive and (scope == "all" or i in in_queue)]
-        if len(kept) >= k or len(hits) < want:
+        if len(kept) >= k or len(hits) < want or want >= MAX_CANDIDATES:
             break
-        want *= 4
+        want = min(want * 4, MAX_CANDIDATES)
     kept = kept[:k]
     images = Image.objects.in_bulk([i for i, _ in kept])
     return [{"image_id": i, "similarity": round(s, 4), "labeled": i not in in_queue, **image_urls(images[i])}
@@ -176,10 +196,13 @@ def near_duplicates_flag(*, project: Project, image_ids: list[int]) -> int:
     index = project_index(project, build_here=True)
     rows = []
     for image_id, vector in zip(ids.tolist(), vectors):
-        hits = index.query(vector, 1, exclude={image_id}, allowed=lambda other, me=image_id: other < me)
-        if hits and hits[0][1] >= threshold:
-            rows.append(NearDuplicate(project=project, image_id=image_id, duplicate_of_id=hits[0][0],
-                                      similarity=hits[0][1]))
+        # the nearest older image among a few nearest: an image whose near copies are all
+        # newer is itself the older one of each pair, flagged from their side
+        older = [(i, s) for i, s in index.query(vector, NEAR_DUPLICATE_CANDIDATES, exclude={image_id})
+                 if i < image_id]
+        if older and older[0][1] >= threshold:
+            rows.append(NearDuplicate(project=project, image_id=image_id, duplicate_of_id=older[0][0],
+                                      similarity=older[0][1]))
     alive = set(Image.objects.filter(pk__in=[r.duplicate_of_id for r in rows]).values_list("id", flat=True))
     rows = [r for r in rows if r.duplicate_of_id in alive]
     NearDuplicate.objects.bulk_create(rows, ignore_conflicts=True)

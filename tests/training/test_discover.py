@@ -5,7 +5,7 @@ import pytest
 
 from labeling.models import Annotation, AnnotationKind, LabelClass, Role, Split, TaskStatus, TaskType
 from tests.labeling.test_queue import add_images, as_user, make_project, member
-from tests.training.test_oneshot import pick_examples, three_class_project
+from tests.training.test_oneshot import proposed
 from tests.training.test_queue_model_live import DIM, eager_tasks, embed  # noqa: F401 (fixture)
 from training.models import Backend, ModelVersion
 
@@ -124,11 +124,7 @@ def test_bulk_labels_check_roles_and_input(api_client):
 
 def test_verifying_proposals_in_a_grid_accepts_the_pre_label_it_agrees_with(
         api_client, eager_tasks, django_capture_on_commit_callbacks):  # noqa: F811 (fixture)
-    project, classes, truth, _ = three_class_project()
-    lead = as_user(api_client, member(project, Role.LEAD))
-    pick_examples(lead, project, truth, classes)
-    with django_capture_on_commit_callbacks(execute=True):
-        lead.post(f"/api/projects/{project.pk}/proposals/", {}, format="json")
+    project, classes, truth, _, lead, _ = proposed(api_client, django_capture_on_commit_callbacks)
     page = lead.get(f"/api/projects/{project.pk}/proposals/?label_class={classes[0]}&limit=5").json()
     ids = [item["image_id"] for item in page["items"]]
     body = bulk(lead, project, ids, label_class=classes[0]).json()

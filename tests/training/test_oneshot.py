@@ -41,6 +41,17 @@ def pick_examples(client, project, truth, classes, per_class=1):
         assert response.status_code == 200, response.content
 
 
+def proposed(client, capture, method="prototype", **project_fields):
+    """A three-class project whose lead picked one example a class and deployed proposals
+    (the prelabel run executed). Returns (project, classes, truth, between, lead client, reply)."""
+    project, classes, truth, between = three_class_project(**project_fields)
+    lead = as_user(client, member(project, Role.LEAD))
+    pick_examples(lead, project, truth, classes)
+    with capture(execute=True):
+        response = lead.post(f"/api/projects/{project.pk}/proposals/", {"method": method}, format="json")
+    return project, classes, truth, between, lead, response
+
+
 def test_examples_are_set_per_class_and_listed_with_whether_they_are_embedded(api_client):
     project, classes, truth, _ = three_class_project()
     unembedded = add_images(project, [0.1])[0]
@@ -68,19 +79,21 @@ def test_bad_examples_are_refused_with_the_reason(api_client):
     assert too_many.status_code == 400 and "at most 5" in too_many.json()["detail"]
     stranger = lead.put(url, {"image_ids": [foreign.pk]}, format="json")
     assert stranger.status_code == 400 and str(foreign.pk) in stranger.json()["detail"]
+    first = list(truth)[0]
+    assert lead.put(url, {"image_ids": [first]}, format="json").status_code == 200
+    twice = lead.put(f"/api/projects/{project.pk}/class-examples/{classes[1]}/", {"image_ids": [first]},
+                     format="json")
+    assert twice.status_code == 400 and "one class only" in twice.json()["detail"]
     annotator = as_user(api_client, member(project))
-    assert annotator.put(url, {"image_ids": list(truth)[:1]}, format="json").status_code == 403
-    assert ClassExample.objects.count() == 0
+    assert annotator.put(url, {"image_ids": list(truth)[1:2]}, format="json").status_code == 403
+    assert ClassExample.objects.count() == 1
 
 
 @pytest.mark.parametrize("method", [Backend.PROTOTYPE, Backend.PROPAGATION])
 def test_proposals_pre_label_every_unlabeled_image_and_create_no_label(
         method, api_client, eager_tasks, django_capture_on_commit_callbacks):  # noqa: F811 (fixture)
-    project, classes, truth, between = three_class_project()
-    lead = as_user(api_client, member(project, Role.LEAD))
-    pick_examples(lead, project, truth, classes)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = lead.post(f"/api/projects/{project.pk}/proposals/", {"method": method}, format="json")
+    project, classes, truth, between, lead, response = proposed(api_client, django_capture_on_commit_callbacks,
+                                                                method)
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["decision"] == "deploy" and body["model_version"]["backend"] == method
@@ -98,11 +111,7 @@ def test_proposals_pre_label_every_unlabeled_image_and_create_no_label(
 
 def test_the_queue_serves_the_least_confident_proposal_first_with_it_as_the_pre_label(
         api_client, eager_tasks, django_capture_on_commit_callbacks):  # noqa: F811 (fixture)
-    project, classes, truth, between = three_class_project()
-    lead = as_user(api_client, member(project, Role.LEAD))
-    pick_examples(lead, project, truth, classes)
-    with django_capture_on_commit_callbacks(execute=True):
-        lead.post(f"/api/projects/{project.pk}/proposals/", {"method": "prototype"}, format="json")
+    project, classes, truth, between, _, _ = proposed(api_client, django_capture_on_commit_callbacks)
     annotator = as_user(api_client, member(project))
     served = next_task(annotator, project).json()
     assert served["image"]["id"] in between
@@ -153,11 +162,8 @@ def test_proposals_need_two_embedded_classes_and_a_lead(api_client):
 
 def test_the_proposal_grid_lists_a_class_most_confident_first_without_validation_images(
         api_client, eager_tasks, django_capture_on_commit_callbacks):  # noqa: F811 (fixture)
-    project, classes, truth, between = three_class_project(val_per_class=2)
-    lead = as_user(api_client, member(project, Role.LEAD))
-    pick_examples(lead, project, truth, classes)
-    with django_capture_on_commit_callbacks(execute=True):
-        lead.post(f"/api/projects/{project.pk}/proposals/", {}, format="json")
+    project, classes, truth, between, lead, _ = proposed(api_client, django_capture_on_commit_callbacks,
+                                                         val_per_class=2)
     page = lead.get(f"/api/projects/{project.pk}/proposals/?label_class={classes[0]}").json()
     validation = set(project.images.filter(split=Split.VALIDATION).values_list("id", flat=True))
     ids = [item["image_id"] for item in page["items"]]
@@ -168,3 +174,15 @@ def test_the_proposal_grid_lists_a_class_most_confident_first_without_validation
     assert page["count"] == len(ids) and page["items"][0]["url"]
     least = lead.get(f"/api/projects/{project.pk}/proposals/?order=confidence&limit=3").json()
     assert least["items"][0]["image_id"] in between
+
+
+def test_images_embedded_after_the_proposals_get_theirs(
+        api_client, eager_tasks, django_capture_on_commit_callbacks):  # noqa: F811 (fixture)
+    from training import services
+
+    project, classes, _, _, _, _ = proposed(api_client, django_capture_on_commit_callbacks)
+    newer = add_images(project, [0.5])[0]
+    embed(project, [newer], [np.eye(1, DIM, 2)[0]])
+    with django_capture_on_commit_callbacks(execute=True):
+        services._proposals_for_new_vectors(project)  # what an embedding run does when it wrote vectors
+    assert Prediction.objects.get(image=newer, model_version__is_deployed=True).payload["labels"] == [classes[2]]

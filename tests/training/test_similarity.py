@@ -153,3 +153,13 @@ def test_a_large_project_without_an_index_queues_its_build_instead_of_blocking(a
     assert sent == [(similarity.REBUILD_TASK, (project.pk,))]
     similarity.similarity_index_rebuild(project=project)  # the worker
     assert client.get(f"/api/images/{images[0].pk}/similar/").status_code == 200
+
+
+def test_a_published_file_that_is_gone_is_rebuilt():
+    project, images = line_project()
+    similarity.project_index(project)
+    gone = state(project)["name"]
+    default_storage.delete(gone)
+    similarity.forget_process_indexes()
+    index = similarity.project_index(project)
+    assert state(project)["name"] != gone and len(index) == len(images)
