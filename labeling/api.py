@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from vision_project.pagination import PagedList
 
-from . import segment_assist, services
+from . import segment_assist, services, taxonomy
 from .models import Image, LabelClass, Membership, Project, Role, TaskType
 from .permissions import get_for_caller, projects_visible_to
 from .serializers import (
@@ -105,7 +105,7 @@ class LabelClassListCreateApi(PagedList, APIView):
         project = get_project_for(request, project_id, Role.ADMIN)
         serializer = LabelClassInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        label_class = services.label_class_create(project=project, **serializer.validated_data)
+        label_class = services.label_class_create(project=project, actor=request.user, **serializer.validated_data)
         return Response(LabelClassSerializer(label_class).data, status=status.HTTP_201_CREATED)
 
 
@@ -116,8 +116,17 @@ class LabelClassDetailApi(APIView):
         label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
         serializer = LabelClassUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        label_class = services.label_class_update(label_class=label_class, **serializer.validated_data)
+        label_class = services.label_class_update(label_class=label_class, actor=request.user,
+                                                  **serializer.validated_data)
         return Response(LabelClassSerializer(label_class).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, project_id: int, class_id: int):
+        """Refused (400) while an annotation or prediction names the class: merge it instead."""
+        project = get_project_for(request, project_id, Role.ADMIN)
+        label_class = get_object_or_404(LabelClass, pk=class_id, project=project)
+        taxonomy.label_class_delete(label_class=label_class, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MemberListSetApi(PagedList, APIView):

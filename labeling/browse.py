@@ -16,7 +16,7 @@ from training.models import ModelVersion, Prediction
 from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus
 from .payloads import payload_class_ids
 from .queue.selectors import image_urls
-from .review import _with_label
+from .review import with_label
 from .selectors import ACCEPTED_LABEL
 
 # What a row's status says, most pressing first (a flag awaiting a lead beats a label).
@@ -92,8 +92,8 @@ def images_for_browser(
         images = images.filter(pk__in=Annotation.objects.filter(
             project=project, author__username=annotator).values("image_id"))
     if label is not None:
-        images = images.filter(pk__in=_with_label(
-            Annotation.objects.filter(ACCEPTED_LABEL, project=project), label).values("image_id"))
+        images = images.filter(pk__in=with_label(
+            Annotation.objects.filter(ACCEPTED_LABEL, project=project), project, label).values("image_id"))
     if uncertainty_min is not None:
         # On the prediction index (model_version, -uncertainty), not row by row.
         images = images.filter(pk__in=Prediction.objects.filter(

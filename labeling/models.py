@@ -85,6 +85,10 @@ class Project(models.Model):
     target_metric = models.FloatField(
         null=True, blank=True, help_text="Primary metric value the lead aims for (forecast)."
     )
+    near_duplicate_threshold = models.FloatField(
+        default=0.97, help_text="Flag a new image whose nearest older image is at least this similar "
+        "(cosine of the embeddings, 0-1); 1 turns flagging off."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -113,8 +117,11 @@ class LabelClass(models.Model):
     name = models.CharField(max_length=100)
     color = models.CharField(max_length=7, default="#e6194b")
     hotkey = models.CharField(max_length=1, blank=True)
+    # A class may sit under another ("oak" under "tree"); a label of it counts for every
+    # ancestor (labeling/taxonomy.py). RESTRICT: a class with children is deleted only by
+    # the taxonomy service, which lifts them first; a project's deletion still cascades.
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+        "self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children"
     )
     order = models.PositiveIntegerField(default=0)
 
@@ -129,6 +136,37 @@ class LabelClass(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class LabelClassAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Renamed, moved or restyled"
+    MERGE = "merge", "Merged into another class"
+    DELETE = "delete", "Deleted"
+
+
+class LabelClassEvent(models.Model):
+    """The taxonomy's history, append-only: who changed which class how. A merge records
+    the annotations it relabeled (their ids) and the predictions and model versions it
+    mapped, so a relabel in place stays auditable. Class ids are plain numbers: the row
+    outlives the class."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_class_events")
+    class_id = models.BigIntegerField()
+    class_name = models.CharField(max_length=100)
+    action = models.CharField(max_length=10, choices=LabelClassAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "-id"], name="labelclassevent_project")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.class_name}"
 
 
 class Role(models.TextChoices):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import lead_pages, pages
+from . import lead_pages, pages, taxonomy_pages
 
 urlpatterns = [
     path("", pages.project_list, name="home"),
@@ -13,4 +13,7 @@ urlpatterns = [
     path("projects/<int:project_id>/reports/", pages.reports, name="page-reports"),
     path("projects/<int:project_id>/models/", pages.models, name="page-models"),
     path("projects/<int:project_id>/settings/", pages.project_settings, name="page-settings"),
+    path("projects/<int:project_id>/classes/", taxonomy_pages.taxonomy, name="page-taxonomy"),
+    path("projects/<int:project_id>/discover/", taxonomy_pages.clusters, name="page-clusters"),
+    path("projects/<int:project_id>/annotate/grid/", taxonomy_pages.annotate_grid, name="page-annotate-grid"),
 ]

@@ -20,6 +20,8 @@ PAGES = {
     "reports": (Role.LEAD, "Reports"),
     "models": (Role.LEAD, "Models & training"),  # leads read it; only admins act on it
     "settings": (Role.ADMIN, "Settings"),
+    "taxonomy": (Role.ADMIN, "Classes"),
+    "clusters": (Role.LEAD, "Discover"),
 }
 
 

@@ -14,7 +14,7 @@ comment saying who fixed it and is not queued again (the lead's label is the ans
 """
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -32,10 +32,11 @@ from .models import (
     Task,
     TaskStatus,
 )
-from .payloads import OBJECT_KEYS, payload_class_ids
+from .payloads import OBJECT_KEYS
 from .queue.services import _checked_label, _validate, task_reopen_for_image
 from .reports.aggregates import report_aggregates_record_rejection
 from .selectors import ACCEPTED_LABEL
+from .taxonomy import class_subtree, with_any_label
 
 ACCEPT, REJECT = "accept", "reject"
 
@@ -49,7 +50,7 @@ def annotations_for_review(
     review_status: str | None = None,
     disagreement: bool = False,
 ) -> QuerySet[Annotation]:
-    """Newest first. `label`: the class appears in the payload. `disagreement`: the person
+    """Newest first. `label`: the class or one below it appears in the payload. `disagreement`: the person
     changed what the model proposed (a correction; an accept copies the pre-label)."""
     annotations = Annotation.objects.filter(project=project).select_related(
         "image", "author", "reviewed_by", "prediction__model_version"
@@ -63,22 +64,14 @@ def annotations_for_review(
     if disagreement:
         annotations = annotations.filter(kind=AnnotationKind.CORRECT)
     if label is not None:
-        annotations = _with_label(annotations, label)
+        annotations = with_label(annotations, project, label)
     return annotations.order_by("-created_at", "-id")
 
 
-def _with_label(annotations: QuerySet[Annotation], label: int) -> QuerySet[Annotation]:
-    if connection.vendor == "postgresql":
-        return annotations.filter(
-            Q(payload__contains={"labels": [label]}) | Q(payload__contains={"boxes": [{"label": label}]})
-            | Q(payload__contains={"polygons": [{"label": label}]})
-        )
-    # JSON containment is PostgreSQL-only; the embedded SQLite setup is small enough to scan.
-    matching = [
-        pk for pk, payload in annotations.values_list("pk", "payload")
-        if label in payload_class_ids(payload)
-    ]
-    return annotations.filter(pk__in=matching)
+def with_label(annotations: QuerySet[Annotation], project: Project, label: int) -> QuerySet[Annotation]:
+    """Annotations that count for class `label`: naming it or a class below it in the tree
+    (an "oak" label counts for "tree")."""
+    return with_any_label(annotations, class_subtree(project, label))
 
 
 @transaction.atomic

@@ -41,6 +41,7 @@ PROJECT_SETTING_FIELDS = [
     "train_batch_size",
     "start_weights",
     "target_metric",
+    "near_duplicate_threshold",
 ]
 
 
@@ -63,7 +64,13 @@ class LabelClassInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     color = serializers.RegexField(COLOR_PATTERN, required=False, allow_blank=True)
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True)
-    parent = serializers.CharField(max_length=100, required=False, allow_null=True)
+    parent = serializers.CharField(max_length=100, required=False, allow_null=True, help_text="a class name")
+    parent_id = serializers.IntegerField(required=False, allow_null=True, help_text="a class id of the project")
+
+    def validate(self, attrs):
+        if attrs.get("parent") is not None and attrs.get("parent_id") is not None:
+            raise serializers.ValidationError("Give the parent by name or by id, not both.")
+        return attrs
 
 
 class LabelClassUpdateSerializer(serializers.Serializer):

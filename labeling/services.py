@@ -19,6 +19,7 @@ from .models import (
     AnnotationSource,
     AnnotationState,
     LabelClass,
+    LabelClassAction,
     Membership,
     Project,
     Role,
@@ -27,6 +28,7 @@ from .models import (
 )
 from .payloads import OBJECT_KEYS, validate_payload
 from .selectors import image_current_annotation
+from .taxonomy import label_class_event_record, parent_checked
 
 DEFAULT_COLORS = [
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
@@ -54,7 +56,7 @@ def project_create(
     project.save()
     Membership.objects.create(project=project, user=created_by, role=Role.ADMIN)
     for spec in label_classes:
-        label_class_create(project=project, **spec)
+        label_class_create(project=project, actor=created_by, **spec)
     for member in members:
         membership_set(project=project, user=member["user"], role=member["role"])
     if not project.memberships.filter(role=Role.ADMIN).exists():
@@ -78,6 +80,7 @@ SETTING_RANGES = {
     "train_epochs": (1, 1000, "between 1 and 1000 epochs"),
     "train_image_size": (32, 4096, "pixels between 32 and 4096"),
     "train_batch_size": (1, 1024, "between 1 and 1024 images"),
+    "near_duplicate_threshold": (0.5, 1.0, "a cosine similarity between 0.5 and 1 (1 turns flagging off)"),
 }
 
 
@@ -87,6 +90,7 @@ SETTING_LABELS = {
     "queue_model_every": "Queue model refit interval", "retrain_every_n_labels": "Retrain every N labels",
     "lease_ttl_seconds": "Lease time", "annotations_per_image": "Annotations per image",
     "train_epochs": "Epochs", "train_image_size": "Image size", "train_batch_size": "Batch size",
+    "near_duplicate_threshold": "Near-duplicate threshold",
 }
 
 
@@ -246,10 +250,14 @@ def label_class_create(
     color: str = "",
     hotkey: str = "",
     parent: str | LabelClass | None = None,
+    parent_id: int | None = None,
     order: int | None = None,
+    actor=None,
 ) -> LabelClass:
-    """A new class. Without a hotkey it gets its name when that is one character, else the
-    next free digit. Raises ValidationError for a name or key already in use."""
+    """A new class, at the top level or under `parent` (a class or its name) or
+    `parent_id`. Without a hotkey it gets its name when that is one character, else the
+    next free digit. Raises ValidationError for a name or key already in use or a parent
+    that is not a class of the project."""
     existing = project.label_classes.count()
     name = _checked_name(project=project, name=name)
     if isinstance(parent, str):
@@ -257,6 +265,10 @@ def label_class_create(
         if parent_obj is None:
             raise ValidationError(f"Parent class {parent!r} does not exist in this project.")
         parent = parent_obj
+    elif parent_id is not None:
+        parent = project.label_classes.filter(pk=parent_id).first()
+        if parent is None:
+            raise ValidationError({"parent_id": f"Class {parent_id} is not a class of this project."})
     if hotkey.strip():
         hotkey = _checked_hotkey(project=project, hotkey=hotkey)
     else:
@@ -270,12 +282,19 @@ def label_class_create(
         parent=parent,
         order=existing if order is None else order,
     )
-    return _save_label_class(label_class)
+    with transaction.atomic():
+        label_class = _save_label_class(label_class)
+        label_class_event_record(label_class=label_class, action=LabelClassAction.CREATE, actor=actor,
+                                 details={"parent": label_class.parent_id})
+    return label_class
 
 
-def label_class_update(*, label_class: LabelClass, **fields) -> LabelClass:
+@transaction.atomic
+def label_class_update(*, label_class: LabelClass, actor=None, **fields) -> LabelClass:
     """Change a class's name, color, hotkey ("" for none), order or parent (a class id of
-    the same project, or None). Raises ValidationError naming what is in use or wrong."""
+    the same project, or None for the top level; never one below the class). Raises
+    ValidationError naming what is in use or wrong. The change is recorded in the class
+    history, old and new values."""
     project = label_class.project
     if "name" in fields:
         fields["name"] = _checked_name(project=project, name=fields["name"], label_class=label_class)
@@ -283,14 +302,20 @@ def label_class_update(*, label_class: LabelClass, **fields) -> LabelClass:
         fields["hotkey"] = _checked_hotkey(project=project, hotkey=fields["hotkey"] or "", label_class=label_class)
     if "color" in fields:
         fields["color"] = _checked_color(fields["color"])
-    if "parent" in fields and fields["parent"] is not None:
-        parent = project.label_classes.filter(pk=fields["parent"]).first()
-        if parent is None or parent.pk == label_class.pk:
-            raise ValidationError({"parent": f"Class {fields['parent']} is not another class of this project."})
-        fields["parent"] = parent
+    if "parent" in fields:
+        fields["parent"] = parent_checked(label_class=label_class, parent_id=fields["parent"])
+    changes = {}
     for field, value in fields.items():
+        attribute = "parent_id" if field == "parent" else field
+        new = value.pk if isinstance(value, LabelClass) else value
+        if getattr(label_class, attribute) != new:
+            changes[field] = [getattr(label_class, attribute), new]
         setattr(label_class, field, value)
-    return _save_label_class(label_class)
+    label_class = _save_label_class(label_class)
+    if changes:
+        label_class_event_record(label_class=label_class, action=LabelClassAction.UPDATE, actor=actor,
+                                 details=changes)
+    return label_class
 
 
 def _user_named(username) -> object:

@@ -19,3 +19,9 @@ def images_imported_send(*, project, image_ids: list[int]) -> None:
     for receiver, outcome in images_imported.send_robust(sender=type(project), project=project, image_ids=image_ids):
         if isinstance(outcome, Exception):
             logger.error("images_imported receiver %r failed: %r", receiver, outcome, exc_info=outcome)
+
+# Sent inside a class merge's transaction, before the merged class's row is deleted, with
+# ``project``, ``source_id`` (the merged class) and ``target_id``: apps that keep class ids
+# of their own (proposals, cluster names) relabel them here, so they commit or roll back
+# with the merge. A failing receiver fails the merge.
+label_class_merged = Signal()

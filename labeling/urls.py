@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, io_api, lead_api
+from . import api, io_api, lead_api, taxonomy_api
 from .queue import api as queue_api
 from .reports import api as reports_api
 
@@ -11,10 +11,17 @@ urlpatterns = [
          name="labelclass-list"),
     path("projects/<int:project_id>/label-classes/<int:class_id>/", api.LabelClassDetailApi.as_view(),
          name="labelclass-detail"),
+    path("projects/<int:project_id>/label-classes/tree/", taxonomy_api.ClassTreeApi.as_view(),
+         name="labelclass-tree"),
+    path("projects/<int:project_id>/label-classes/history/", taxonomy_api.ClassHistoryApi.as_view(),
+         name="labelclass-history"),
+    path("projects/<int:project_id>/label-classes/<int:class_id>/merge/", taxonomy_api.ClassMergeApi.as_view(),
+         name="labelclass-merge"),
     path("projects/<int:project_id>/members/", api.MemberListSetApi.as_view(), name="member-list"),
     path("projects/<int:project_id>/members/<int:user_id>/", api.MemberDetailApi.as_view(), name="member-detail"),
     # Queue and review.
     path("projects/<int:project_id>/tasks/next/", queue_api.TaskNextApi.as_view(), name="task-next"),
+    path("projects/<int:project_id>/tasks/batch/", queue_api.TaskBatchApi.as_view(), name="task-batch"),
     path("projects/<int:project_id>/stats/", queue_api.ProjectStatsApi.as_view(), name="project-stats"),
     path("projects/<int:project_id>/annotations/", queue_api.AnnotationReviewListApi.as_view(),
          name="annotation-review-list"),

@@ -53,8 +53,10 @@ def _clear_caches():
         else:
             cache.clear()
     from training.queue_model import forget_process_caches
+    from training.similarity import forget_process_indexes
 
     forget_process_caches()
+    forget_process_indexes()
 
 
 @pytest.fixture(autouse=True)

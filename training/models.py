@@ -2,6 +2,7 @@
 
 Data and constraints only; writes go through services.py.
 """
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -13,6 +14,12 @@ class Backend(models.TextChoices):
     YOLO_SEG = "yolo_seg", "YOLOv8 instance segmentation"
     CLASSIFIER = "classifier", "PyTorch classifier"
     LINEAR = "linear", "Queue model: linear head on image embeddings"
+    PROTOTYPE = "prototype", "One-shot proposals: nearest class prototype of the examples"
+    PROPAGATION = "propagation", "One-shot proposals: label spreading from the examples"
+
+
+# Backends whose pre-labels come from the stored embeddings, not from reading images.
+EMBEDDING_BACKENDS = (Backend.PROTOTYPE, Backend.PROPAGATION)
 
 
 class VersionStatus(models.TextChoices):
@@ -233,3 +240,84 @@ class EmbeddingRun(Job):
 
     def __str__(self) -> str:
         return f"embedding run {self.pk} ({self.status})"
+
+
+class ClassExample(models.Model):
+    """An image a lead picked as an example of a class, for one-shot proposals. An example is
+    not a label: it never counts as verified work."""
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    label_class = models.ForeignKey("labeling.LabelClass", on_delete=models.CASCADE, related_name="examples")
+    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="+")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label_class", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["label_class", "image"], name="classexample_unique_class_image"),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.image_id} as an example of class {self.label_class_id}"
+
+
+class NearDuplicate(models.Model):
+    """A newly embedded image whose nearest older image is at least the project's
+    near-duplicate threshold in cosine: likely the same photo, shown to leads."""
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="+")
+    duplicate_of = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="+")
+    similarity = models.FloatField()
+    dismissed = models.BooleanField(default=False, help_text="A lead decided these are different images.")
+    dismissed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "duplicate_of"], name="nearduplicate_unique_pair"),
+        ]
+        indexes = [models.Index(fields=["project", "dismissed", "-id"], name="nearduplicate_project")]
+
+    def __str__(self) -> str:
+        return f"image {self.image_id} near image {self.duplicate_of_id} ({self.similarity:.3f})"
+
+
+class AssistStatus(models.TextChoices):
+    OK = "ok", "Answered"
+    TIMEOUT = "timeout", "Timed out"
+    HTTP_ERROR = "http_error", "HTTP error"
+    UNREACHABLE = "unreachable", "Could not connect"
+    MALFORMED = "malformed", "Malformed reply"
+
+
+class AssistRequest(models.Model):
+    """One call to the vision-language endpoint: when, who, where, how it went."""
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    endpoint = models.CharField(max_length=500)
+    model_name = models.CharField(max_length=200, blank=True)
+    purpose = models.CharField(max_length=20)
+    status = models.CharField(max_length=12, choices=AssistStatus.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    images = models.PositiveSmallIntegerField(default=0)
+    request_bytes = models.PositiveIntegerField(default=0)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="assistrequest_project_time")]
+
+    def __str__(self) -> str:
+        return f"assist {self.purpose} {self.status}"

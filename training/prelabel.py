@@ -26,7 +26,7 @@ from training.ml.sampling import (
 )
 
 from . import selectors
-from .models import Backend, ModelVersion, Prediction, PrelabelRun
+from .models import EMBEDDING_BACKENDS, Backend, ModelVersion, Prediction, PrelabelRun
 
 MAX_ERRORS_KEPT = 50
 _DIGITS = 4  # probabilities are stored rounded: the payload stays small, the order stays
@@ -126,6 +126,8 @@ def prelabel_pool(*, run: PrelabelRun, should_stop: Callable[[], bool]) -> dict:
     stats: dict = {"total": len(todo), "written": 0, "errors": 0, "error_samples": []}
     if not todo:
         return stats
+    if version.backend in EMBEDDING_BACKENDS:
+        return _prelabel_from_embeddings(run, [image_id for image_id, _ in todo], stats, should_stop)
     backend = load_backend(version.backend, local_path(version.weights.name), version_class_names(version))
     timings = StageTimings()
     image_ids = [image_id for image_id, _ in todo]
@@ -152,4 +154,37 @@ def prelabel_pool(*, run: PrelabelRun, should_stop: Callable[[], bool]) -> dict:
         if should_stop():
             break
     stats["timings"] = timings.as_dict()
+    return stats
+
+
+def _prelabel_from_embeddings(run: PrelabelRun, image_ids: list[int], stats: dict,
+                              should_stop: Callable[[], bool]) -> dict:
+    """One-shot proposals (training/oneshot.py) score the stored embeddings, not the image
+    files: an image without a vector yet is counted and gets no row, so a later run retries
+    it. Propagation scores the whole pool together (its graph spans it), then writes in the
+    same chunks as the rest."""
+    from training.ml.oneshot import ProposalModel
+
+    version, project = run.model_version, run.project
+    with version.weights.open("rb") as handle:
+        model = ProposalModel.from_bytes(handle.read())
+    ids, vectors = selectors.embedding_matrix(project=project, image_ids=image_ids)
+    stats["errors"] = len(image_ids) - len(ids)
+    stats["error_samples"] = [{"image_id": i, "error": "no embedding yet"}
+                              for i in sorted(set(image_ids) - set(ids.tolist()))[:MAX_ERRORS_KEPT]]
+    probs = model.predict_proba(vectors) if model.method == "propagation" else None
+    step = settings.VISION_PRELABEL_WRITE_EVERY
+    for start in range(0, len(ids), step):
+        chunk = probs[start : start + step] if probs is not None else model.predict_proba(vectors[start : start + step])
+        rows = [prediction_row(pred=ImagePrediction(path="", probs=p), image_id=int(i), version=version,
+                               project=project) for i, p in zip(ids[start : start + step].tolist(), chunk)]
+        Prediction.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        stats["written"] += len(rows)
+        done = start + len(rows)
+        PrelabelRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
+            processed=done, progress=0.95 * done / max(len(ids), 1), heartbeat_at=timezone.now(),
+            message=f"Proposed classes for {done}/{len(ids)} images",
+        )
+        if should_stop():
+            break
     return stats

@@ -41,6 +41,7 @@ from vision_project.enqueue import enqueue, enqueue_on_commit
 from . import selectors
 from .datasets import Snapshot, SnapshotError, dataset_snapshot
 from .models import (
+    EMBEDDING_BACKENDS,
     Backend,
     EmbeddingRun,
     ImageEmbedding,
@@ -149,7 +150,8 @@ def start_point_for(project: Project, snapshot: Snapshot, deployed: ModelVersion
         return StartPoint(str(weights), None, weights.name)
     if arch is not None:
         return StartPoint(None, arch, arch)
-    if deployed is not None and deployed.weights and deployed.class_ids == snapshot.class_ids:
+    if (deployed is not None and deployed.backend == backend_kind_for(project) and deployed.weights
+            and deployed.class_ids == snapshot.class_ids):
         return StartPoint(local_path(deployed.weights.name), None, deployed.architecture or f"v{deployed.number}")
     return StartPoint(None, None, "")
 
@@ -238,7 +240,7 @@ def _deployed_baseline(deployed: ModelVersion | None, snapshot: Snapshot) -> Bas
         value = _queue_head_on_validation(deployed, snapshot)
         return Baseline(deployed, value, "re-evaluated") if value is not None else \
             Baseline(deployed, deployed.primary_metric, "stored")
-    if deployed.weights and deployed.class_ids == snapshot.class_ids:
+    if deployed.backend not in EMBEDDING_BACKENDS and deployed.weights and deployed.class_ids == snapshot.class_ids:
         backend = load_backend(deployed.backend, local_path(deployed.weights.name), snapshot.spec.class_names)
         metrics = backend.evaluate(snapshot.spec)
         return Baseline(deployed, float(metrics["primary"]), "re-evaluated")
@@ -607,8 +609,9 @@ def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:
         return None
     run = EmbeddingRun.objects.select_related("project").get(pk=run_id)
     try:
+        written: list[int] = []
         with JobPulse(EmbeddingRun, run_id) as pulse:
-            stats = _embed_missing(run, pulse.should_stop)
+            stats = _embed_missing(run, pulse.should_stop, written)
         done = f"{stats['embedded']} images embedded, {stats['errors']} unreadable"
         if stats["stopped"]:
             job_finish(EmbeddingRun, run_id, JobStatus.CANCELLED, stats=stats, processed=stats["processed"],
@@ -618,13 +621,35 @@ def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:
                        processed=stats["processed"], message=done)
         if stats["embedded"]:
             _rank_with_new_vectors(run.project_id)
+            _near_duplicates_flag(run.project, written)
+            _proposals_for_new_vectors(run.project)
     except Exception as exc:  # includes the soft time limit: the vectors written so far stay
         job_fail(EmbeddingRun, run_id, exc)
     run.refresh_from_db()
     return run
 
 
-def _embed_missing(run: EmbeddingRun, should_stop) -> dict[str, Any]:
+def _proposals_for_new_vectors(project: Project) -> None:
+    """Deployed one-shot proposals score the stored vectors: images embedded since get theirs
+    from a prelabel run (which skips the images already scored; propagation then spreads the
+    examples over the new images only)."""
+    deployed = selectors.model_version_deployed(project)
+    if deployed is not None and deployed.backend in EMBEDDING_BACKENDS:
+        prelabel_run_start(project=project, model_version=deployed, reuse_active=True)
+
+
+def _near_duplicates_flag(project: Project, image_ids: list[int]) -> None:
+    """Flag the new images that are near-duplicates of older ones; a failure here is logged
+    and leaves the finished embedding run as it is."""
+    from .similarity import near_duplicates_flag
+
+    try:
+        near_duplicates_flag(project=project, image_ids=image_ids)
+    except Exception:
+        logger.exception("near-duplicate check failed for project %s", project.pk)
+
+
+def _embed_missing(run: EmbeddingRun, should_stop, written: list[int]) -> dict[str, Any]:
     from django.core.files.storage import default_storage
 
     from labeling.jobs import JobStopped, job_progress_writer
@@ -656,7 +681,7 @@ def _embed_missing(run: EmbeddingRun, should_stop) -> dict[str, Any]:
         with contextlib.closing(batches):  # leaving early stops the decode threads at once
             for batch in batches:
                 rows = todo[batch.start : batch.start + len(batch.vectors)]
-                _embeddings_write(run, rows, batch.vectors, batch.errors, stats)
+                written.extend(_embeddings_write(run, rows, batch.vectors, batch.errors, stats))
                 stats["processed"] += len(rows)
                 if should_stop():
                     raise JobStopped()
@@ -669,7 +694,8 @@ def _embed_missing(run: EmbeddingRun, should_stop) -> dict[str, Any]:
     return stats
 
 
-def _embeddings_write(run: EmbeddingRun, rows, vectors, errors, stats: dict[str, Any]) -> None:
+def _embeddings_write(run: EmbeddingRun, rows, vectors, errors, stats: dict[str, Any]) -> list[int]:
+    """Store a batch's vectors; returns the ids of the images whose vectors it stored."""
     new = [
         ImageEmbedding(project_id=run.project_id, image_id=image_id, model_key=run.model_key,
                        vector=vector.astype(selectors.VECTOR_DTYPE).tobytes())
@@ -689,3 +715,4 @@ def _embeddings_write(run: EmbeddingRun, rows, vectors, errors, stats: dict[str,
         new = [e for e in new if e.image_id in alive]
         ImageEmbedding.objects.bulk_create(new, ignore_conflicts=True)
     stats["embedded"] += len(new)
+    return [e.image_id for e in new]

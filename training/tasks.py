@@ -76,3 +76,15 @@ def queue_priorities_refresh(project_id: int) -> None:
     project = Project.objects.filter(pk=project_id).first()
     if project is not None:
         refresh(project=project)
+
+
+@shared_task(name="training.tasks.similarity_index_rebuild")
+def similarity_index_rebuild(project_id: int) -> None:
+    """Rebuild a project's similarity index from every stored vector and publish it."""
+    from labeling.models import Project
+
+    from .similarity import similarity_index_rebuild as rebuild
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        rebuild(project=project)

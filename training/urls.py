@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, oneshot_api
 
 urlpatterns = [
     path("projects/<int:project_id>/training-runs/", api.TrainingRunListStartApi.as_view(),
@@ -20,4 +20,23 @@ urlpatterns = [
     path("embedding-runs/<int:run_id>/cancel/", api.EmbeddingRunCancelApi.as_view(),
          name="embeddingrun-cancel"),
     path("projects/<int:project_id>/training-curves/", api.TrainingCurvesApi.as_view(), name="training-curves"),
+    # One-shot taxonomisation (docs/oneshot.md).
+    path("projects/<int:project_id>/class-examples/", oneshot_api.ClassExampleListApi.as_view(),
+         name="classexample-list"),
+    path("projects/<int:project_id>/class-examples/<int:class_id>/", oneshot_api.ClassExampleSetApi.as_view(),
+         name="classexample-set"),
+    path("projects/<int:project_id>/proposals/", oneshot_api.ProposalsApi.as_view(), name="proposals"),
+    path("images/<int:image_id>/similar/", oneshot_api.SimilarImagesApi.as_view(), name="image-similar"),
+    path("projects/<int:project_id>/near-duplicates/", oneshot_api.NearDuplicateListApi.as_view(),
+         name="nearduplicate-list"),
+    path("near-duplicates/<int:duplicate_id>/dismiss/", oneshot_api.NearDuplicateDismissApi.as_view(),
+         name="nearduplicate-dismiss"),
+    path("projects/<int:project_id>/clusters/", oneshot_api.ClustersApi.as_view(), name="clusters"),
+    path("projects/<int:project_id>/bulk-labels/", oneshot_api.BulkLabelsApi.as_view(), name="bulk-labels"),
+    path("projects/<int:project_id>/assist/", oneshot_api.AssistStatusApi.as_view(), name="assist-status"),
+    path("projects/<int:project_id>/assist/cluster-names/", oneshot_api.AssistClusterNamesApi.as_view(),
+         name="assist-cluster-names"),
+    path("projects/<int:project_id>/assist/taxonomy/", oneshot_api.AssistTaxonomyApi.as_view(),
+         name="assist-taxonomy"),
+    path("projects/<int:project_id>/assist/log/", oneshot_api.AssistLogApi.as_view(), name="assist-log"),
 ]

@@ -325,6 +325,31 @@ VISION_EMBED_DEVICE = env.str("VISION_EMBED_DEVICE", default="")
 VISION_EMBED_ON_IMPORT = env.bool("VISION_EMBED_ON_IMPORT", default=True)
 VISION_EMBED_SOFT_TIME_LIMIT = env.int("VISION_EMBED_SOFT_TIME_LIMIT", default=2 * 3600)
 
+# One-shot taxonomisation (docs/oneshot.md). Propagation builds a graph over the whole pool:
+# above this many images it is refused (the prototype method scales). Discover clusters a
+# seeded sample of at most this many unlabeled images (HDBSCAN a smaller one). The similarity
+# index is rebuilt once this share of its vectors was added after it was saved.
+VISION_PROPAGATION_MAX_IMAGES = env.int("VISION_PROPAGATION_MAX_IMAGES", default=20_000)
+VISION_DISCOVER_MAX_IMAGES = env.int("VISION_DISCOVER_MAX_IMAGES", default=20_000)
+VISION_DISCOVER_HDBSCAN_MAX_IMAGES = env.int("VISION_DISCOVER_HDBSCAN_MAX_IMAGES", default=5_000)
+VISION_SIMILARITY_REBUILD_SHARE = env.float("VISION_SIMILARITY_REBUILD_SHARE", default=0.2)
+# A request finding no index builds one only up to this many vectors; a larger one is built
+# by a worker (minutes at 100,000).
+VISION_SIMILARITY_SYNC_BUILD_MAX = env.int("VISION_SIMILARITY_SYNC_BUILD_MAX", default=20_000)
+# Vision-language assist, off unless VISION_ASSIST_URL is set: an OpenAI-compatible chat
+# completions URL, the model name, and the NAME of the environment variable that holds the key
+# (the key is read from the environment at call time, never stored). Bounds per request and
+# per project and hour.
+VISION_ASSIST_URL = env.str("VISION_ASSIST_URL", default="")
+VISION_ASSIST_MODEL = env.str("VISION_ASSIST_MODEL", default="")
+VISION_ASSIST_KEY_ENV = env.str("VISION_ASSIST_KEY_ENV", default="")
+VISION_ASSIST_TIMEOUT_SECONDS = env.float("VISION_ASSIST_TIMEOUT_SECONDS", default=30.0)
+VISION_ASSIST_MAX_IMAGES = env.int("VISION_ASSIST_MAX_IMAGES", default=8)
+VISION_ASSIST_THUMBNAIL_SIDE = env.int("VISION_ASSIST_THUMBNAIL_SIDE", default=256)
+VISION_ASSIST_MAX_REQUEST_BYTES = env.int("VISION_ASSIST_MAX_REQUEST_BYTES", default=2 * 1024 * 1024)
+VISION_ASSIST_MAX_REPLY_BYTES = env.int("VISION_ASSIST_MAX_REPLY_BYTES", default=256 * 1024)
+VISION_ASSIST_REQUESTS_PER_HOUR = env.int("VISION_ASSIST_REQUESTS_PER_HOUR", default=30)
+
 # ultralytics reads these from the environment when first imported: never reach the
 # network, never pip-install at run time, keep its settings file in a folder of ours.
 os.environ.setdefault("YOLO_OFFLINE", "1")

@@ -13,6 +13,7 @@ from ..api import get_project_for
 from ..models import Annotation, AnnotationKind, ReviewStatus, Role, Task
 from ..permissions import get_for_caller
 from ..review import ACCEPT, REJECT, annotation_review, annotations_for_review
+from .batch import GRID_BATCH_MAX, task_claim_batch
 from .selectors import (
     annotator_done_today,
     image_item,
@@ -52,6 +53,24 @@ class TaskNextApi(APIView):
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(task_work_item(task=task, project=project, user=request.user))
+
+
+class TaskBatchApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("size", int, description=f"1-{GRID_BATCH_MAX} tasks (default 24)"),
+                    OpenApiParameter("exclude", str, description="task ids not to return")],
+        responses=dict,
+    )
+    def get(self, request, project_id: int):
+        """The grid mode's claim (classification): `{"items": [work item, ...]}`, each as
+        `tasks/next/` answers it, leased to the caller; `[]` when nothing is left."""
+        project = get_project_for(request, project_id, Role.ANNOTATOR)
+        raw_size = request.query_params.get("size", "24")
+        if not raw_size.isdigit():
+            raise ValidationError({"size": f"size is a number of tasks, 1 to {GRID_BATCH_MAX}; got {raw_size!r}."})
+        exclude = _id_list(request.query_params.get("exclude", ""), "exclude")
+        tasks = task_claim_batch(project=project, user=request.user, size=int(raw_size), exclude=exclude)
+        return Response({"items": [task_work_item(task=task, project=project, user=request.user) for task in tasks]})
 
 
 class TaskHeartbeatApi(APIView):

@@ -22,6 +22,8 @@ class ReportApi(APIView):
         parameters=[
             OpenApiParameter("format", str, enum=["json", "csv"]),
             OpenApiParameter("table", str, description="CSV: which table of the report"),
+            OpenApiParameter("level", int, description="accuracy: read each class as its ancestor at this "
+                             "depth of the class tree (0: the top level)"),
         ],
         responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR},
     )
@@ -30,7 +32,7 @@ class ReportApi(APIView):
         selector = REPORTS.get(name)
         if selector is None:
             raise NotFound(f"No report named {name!r}; reports: {', '.join(REPORTS)}.")
-        report = selector(project=project)
+        report = selector(project=project, **_level_of(request, name))
         if request.accepted_renderer.format != "csv":
             return Response(report)
         tables = report["tables"]
@@ -39,3 +41,15 @@ class ReportApi(APIView):
             raise ValidationError({"table": f"{name} has no table {table!r}; tables: {', '.join(tables)}."})
         filename = f"project-{project.pk}-{name}-{table}.csv"
         return Response(tables[table], headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _level_of(request, name: str) -> dict:
+    """The accuracy report's `level` (a depth of the class tree), as keyword arguments."""
+    raw = request.query_params.get("level")
+    if raw in (None, ""):
+        return {}
+    if name != "accuracy":
+        raise ValidationError({"level": f"level applies to the accuracy report, not {name}."})
+    if not raw.isdigit():
+        raise ValidationError({"level": f"level is a depth of the class tree, 0 or more; got {raw!r}."})
+    return {"level": int(raw)}

@@ -24,9 +24,10 @@ from labeling.models import (
     ReportFlagReason,
     TaskType,
 )
-from training.ml.metrics import cohen_kappa
+from training.ml.metrics import cohen_kappa, confusion_collapsed, confusion_metrics
 from training.models import ModelVersion
 
+from ..taxonomy import class_ancestors, class_at_level
 from . import forecast
 from .prelabel_quality import PRELABEL_SCORE_THRESHOLD
 
@@ -90,19 +91,53 @@ def _per_class_rows(version: ModelVersion, class_names: dict[int, str]) -> list[
     return rows
 
 
-def report_accuracy(*, project: Project) -> dict:
+def _at_level(version: ModelVersion, at_level: dict[int, int], class_names: dict[int, str]) -> tuple[dict, list]:
+    """The version's confusion matrix with each class read as its ancestor at the level,
+    the metrics recomputed from it, and its per-class rows at that level."""
+    groups: list[int] = []
+    index = []
+    for class_id in version.class_ids or []:
+        group = at_level.get(class_id, class_id)  # a deleted class stands for itself
+        if group not in groups:
+            groups.append(group)
+        index.append(groups.index(group))
+    matrix = confusion_collapsed(version.metrics["confusion_matrix"], index, len(groups))
+    scores = confusion_metrics(matrix)
+    rows = [{"version": version.number, "class_id": groups[row["class_index"]],
+             "class_name": class_names.get(groups[row["class_index"]], str(groups[row["class_index"]])),
+             **{k: v for k, v in row.items() if k != "class_index"}} for row in scores["per_class"]]
+    confusion = {"version": version.number, "classes": [class_names.get(i, str(i)) for i in groups],
+                 "matrix": matrix, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+    return confusion, rows
+
+
+def report_accuracy(*, project: Project, level: int | None = None) -> dict:
+    """Versions, per-class rows and confusion matrices. With `level` (0: the top of the
+    class tree), each class of a confusion matrix counts as its ancestor at that depth:
+    the matrices are summed into those groups and accuracy, macro-F1 and the per-class
+    rows are recomputed from them (`level_accuracy`, `level_macro_f1` on the version
+    rows); versions without a matrix (detectors, queue heads) keep their own rows.
+    `levels`: how many levels the class tree has (1 when flat)."""
     class_names = _class_names(project)
+    at_level = class_at_level(project, level) if level is not None else None
     versions, per_class, confusion = [], [], []
     for v in _versions(project):
         metrics = v.metrics or {}
-        versions.append({
+        row = {
             "version": v.number, "status": v.status, "is_deployed": v.is_deployed,
             "created_at": v.created_at.isoformat(), "train_labels": v.dataset_size,
             "validation_images": v.validation_size, "primary_metric": v.primary_metric,
             **{k: metrics.get(k) for k in ("map50_95", "map50", "mask_map50_95", "mask_map50", "precision",
                                            "recall", "accuracy", "macro_f1")
                if k in metrics},
-        })
+        }
+        versions.append(row)
+        if at_level is not None and metrics.get("confusion_matrix"):
+            matrix, rows = _at_level(v, at_level, class_names)
+            row.update(level_accuracy=matrix["accuracy"], level_macro_f1=matrix["macro_f1"])
+            confusion.append(matrix)
+            per_class.extend(rows)
+            continue
         per_class.extend(_per_class_rows(v, class_names))
         if metrics.get("confusion_matrix"):
             ids = v.class_ids or []
@@ -113,7 +148,8 @@ def report_accuracy(*, project: Project) -> dict:
     if versions:
         # The evaluator names its primary metric; fall back to the task type's usual one.
         primary = (v.metrics or {}).get("primary_metric") or primary
-    return {"primary_metric": primary, "confusion_matrices": confusion,
+    depths = [len(chain) for chain in class_ancestors(project).values()]
+    return {"primary_metric": primary, "level": level, "levels": max(depths, default=0), "confusion_matrices": confusion,
             "tables": {"versions": versions, "per_class": per_class}}
 
 

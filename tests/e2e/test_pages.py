@@ -112,6 +112,9 @@ def test_every_page_renders_without_console_errors(page, make_user):
         (f"/projects/{pid}/settings/", "#classes-body tr"),
         (f"/projects/{pid}/upload/", "#upload-form"),
         (f"/projects/{pid}/reports/", "#reports .subnav a.current"),
+        (f"/projects/{pid}/classes/", "#class-tree .tree-node"),
+        (f"/projects/{pid}/discover/", "#cluster-form"),
+        (f"/projects/{pid}/annotate/grid/", "#grid-notice:not([hidden])"),
     ]:
         page.goto(path)
         page.wait_for_selector(ready, state="attached")

@@ -17,7 +17,7 @@ from labeling.models import ImportJob, JobStatus
 from tests.factories import ImageFactory, ProjectFactory, UserFactory
 from tests.labeling.test_ingest import image_bytes
 from training import selectors, services
-from training.models import EmbeddingRun, ImageEmbedding
+from training.models import EmbeddingRun, ImageEmbedding, NearDuplicate
 from vision_project.api_errors import Conflict
 
 pytestmark = pytest.mark.django_db
@@ -119,8 +119,9 @@ def test_cancel_stops_after_the_current_batch_and_keeps_its_vectors(monkeypatch)
     write = services._embeddings_write
 
     def write_then_cancel(run_row, *args):
-        write(run_row, *args)
+        written = write(run_row, *args)
         services.embedding_run_cancel(run=EmbeddingRun.objects.get(pk=run_row.pk))
+        return written
 
     monkeypatch.setattr(services, "_embeddings_write", write_then_cancel)
     run = services.embedding_run_execute(run_id=run.pk)
@@ -340,3 +341,11 @@ def test_a_zip_upload_is_embedded_by_a_real_worker(api_client, celery_worker):
     assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.stats["embedded"] == 12 and EmbeddingRun.objects.filter(project=project).count() == 1
     assert len(selectors.embedding_matrix(project=project, model_key=KEY)[0]) == 12
+
+
+def test_a_run_flags_a_new_image_that_looks_like_an_older_one():
+    project, images = project_with_images(2)  # names of one length: the same pixels, other bytes
+    ImageFactory(project=project, original_name=f"p{project.pk}-a-much-longer-name.png", width=32, height=80)
+    run_once(project)
+    assert NearDuplicate.objects.filter(project=project, image=images[1], duplicate_of=images[0]).exists()
+    assert NearDuplicate.objects.get(image=images[1]).similarity > 0.999

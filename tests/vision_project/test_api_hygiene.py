@@ -83,6 +83,7 @@ def test_the_schema_advertises_one_body_type_and_pages_for_every_list(api_client
         "/api/projects/{project_id}/annotations/",
         "/api/projects/{project_id}/import-jobs/",
         "/api/projects/{project_id}/label-classes/",
+        "/api/projects/{project_id}/label-classes/history/",
         "/api/projects/{project_id}/members/",
         "/api/projects/{project_id}/model-versions/",
         "/api/projects/{project_id}/training-runs/",

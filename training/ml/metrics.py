@@ -81,7 +81,13 @@ def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, num_classes: in
     labels are given): a class absent from both has no F1, not an F1 of 0. Empty input
     gives accuracy 0 and macro-F1 0. JSON-serialisable.
     """
-    cm = _confusion(y_true, y_pred, num_classes)
+    return confusion_metrics(_confusion(y_true, y_pred, num_classes))
+
+
+def confusion_metrics(matrix: ArrayLike) -> dict[str, Any]:
+    """classification_metrics from a confusion matrix (rows true, columns predicted)."""
+    cm = np.asarray(matrix, dtype=np.int64)
+    num_classes = cm.shape[0]
     tp = np.diag(cm)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
@@ -104,6 +110,18 @@ def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, num_classes: in
         ],
         "confusion_matrix": cm.tolist(),
     }
+
+
+def confusion_collapsed(matrix: ArrayLike, groups: Sequence[int], num_groups: int) -> list[list[int]]:
+    """The matrix with class i counted as group groups[i]: rows and columns of one group
+    summed (a taxonomy level, where "oak" and "elm" both read as "tree")."""
+    cm = np.asarray(matrix, dtype=np.int64)
+    g = np.asarray(groups, dtype=np.int64)
+    if cm.shape != (len(g), len(g)):
+        raise ValueError(f"a {len(g)}-class grouping for a matrix of shape {cm.shape}")
+    one_hot = np.zeros((len(g), num_groups), dtype=np.int64)
+    one_hot[np.arange(len(g)), g] = 1
+    return (one_hot.T @ cm @ one_hot).tolist()
 
 
 # --- boxes ----------------------------------------------------------------------------

@@ -134,6 +134,8 @@ function accuracy(report: Report): View[] {
     config: line(labels(versions, "version").map((v) => `v${v}`), [
       { label: metric, data: column(versions, "primary_metric") },
       { label: second, data: column(versions, second) },
+      ...(report.level !== null && report.level !== undefined
+        ? [{ label: `accuracy at level ${report.level}`, data: column(versions, "level_accuracy") }] : []),
     ]),
   }];
   const latest = versions.length ? versions[versions.length - 1].version : null;
@@ -269,6 +271,18 @@ function queue(report: Report): View[] {
   ];
 }
 
+/** The class tree's level the accuracy report reads classes at ("": as trained). */
+function levelChoice(body: HTMLElement, projectId: string, levels: number, current: string): HTMLElement {
+  const select = el("select", { id: "report-level", "aria-label": "class level" }, el("option", { value: "" }, "classes as trained"),
+    ...Array.from({ length: levels }, (_, depth) => el("option", { value: String(depth) }, depth === 0 ? "level 0 (top classes)" : `level ${depth}`)));
+  select.value = current;
+  select.addEventListener("change", () => {
+    body.dataset.level = select.value;
+    void show(body, projectId, "accuracy");
+  });
+  return el("label", { class: "row" }, "Count each class as its ancestor at ", select);
+}
+
 const VIEWS: Record<string, (report: Report) => View[]> = {
   "learning-curve": learningCurve,
   accuracy,
@@ -285,9 +299,13 @@ async function show(body: HTMLElement, projectId: string, name: string): Promise
   charts.splice(0).forEach((chart) => chart.destroy());
   body.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
-    const report = await call<Report>("GET", reportUrl(projectId, name));
+    const level = name === "accuracy" ? body.dataset.level ?? "" : "";
+    const report = await call<Report>("GET", reportUrl(projectId, name) + (level ? `?level=${level}` : ""));
     if (body.dataset.report !== name) return; // another report was chosen meanwhile
     body.replaceChildren();
+    if (name === "accuracy" && num(report.levels) !== null && Number(report.levels) > 1) {
+      body.append(levelChoice(body, projectId, Number(report.levels), level));
+    }
     if (report.sentence) body.append(el("p", { class: "report-sentence" }, report.sentence));
     for (const view of views(report)) body.append(section(projectId, name, view));
   } catch (error) {
