@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.utils import timezone
 
 from training.models import Prediction
@@ -120,6 +119,6 @@ def _free(task: Task, user, now) -> bool:
 def _proposed_classes(project: Project, image_ids: list[int]) -> dict[int, tuple[int, int | None]]:
     """The deployed model's pre-label per image: (prediction id, proposed class id)."""
     rows = Prediction.objects.filter(
-        Q(model_version__project_id=project.pk) & Q(model_version__is_deployed=True), image_id__in=image_ids
+        model_version__project_id=project.pk, model_version__is_deployed=True, image_id__in=image_ids
     ).values_list("image_id", "pk", "payload")
     return {image_id: (pk, ((payload or {}).get("labels") or [None])[0]) for image_id, pk, payload in rows}
