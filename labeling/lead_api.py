@@ -43,7 +43,7 @@ class AnnotationBulkReviewApi(APIView):
 
 
 class LabelFixInputSerializer(serializers.Serializer):
-    payload = serializers.JSONField(required=False, allow_null=True)
+    payload = serializers.JSONField(required=False, allow_null=True, default=None)
     empty = serializers.BooleanField(required=False, default=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 

@@ -39,3 +39,9 @@ class ReportApi(APIView):
             raise ValidationError({"table": f"{name} has no table {table!r}; tables: {', '.join(tables)}."})
         filename = f"project-{project.pk}-{name}-{table}.csv"
         return Response(tables[table], headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Only a report's table is CSV: errors and OPTIONS answer JSON whatever format was asked."""
+        if request.method != "GET" or response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)

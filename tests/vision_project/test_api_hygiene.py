@@ -146,3 +146,17 @@ def test_a_session_browser_gets_plain_urls(client):
     client.force_login(member(task.project, Role.ANNOTATOR))
     url = client.get(f"/api/projects/{task.project.pk}/tasks/next/").json()["image"]["url"]
     assert "?" not in url and client.get(url).status_code == 200
+
+
+def test_inputs_the_schema_fuzzer_found_answer_4xx_not_500(api_client):
+    from labeling.models import Annotation
+
+    task = TaskFactory()
+    lead = member(task.project, Role.LEAD)
+    api_client.force_authenticate(lead)
+    annotation = Annotation.objects.create(project=task.project, image=task.image, author=lead, kind="correct",
+                                           payload={"boxes": []})
+    fix = api_client.post(f"/api/annotations/{annotation.pk}/fix/", {})  # no payload at all
+    assert fix.status_code == 400 and "no objects" in fix.json()["detail"].lower()
+    options = api_client.options(f"/api/projects/{task.project.pk}/reports/accuracy/?format=csv")
+    assert options.status_code == 200 and options["Content-Type"] == "application/json"
