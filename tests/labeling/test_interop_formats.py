@@ -201,6 +201,10 @@ def test_coco_export_marks_ignore_regions_iscrowd_and_pycocotools_keeps_it(proje
     assert crowd == {(10.0, 10.0, 20.0, 20.0): 0, (40.0, 30.0, 50.0, 40.0): 1}
     assert coco.getAnnIds(iscrowd=False) == [1]  # pycocotools' own filter sees the crowd region
 
+    export_write(project=project, export_format="yolo", sink=DirSink(tmp_path / "yolo"), include_images=False)
+    [labels] = (tmp_path / "yolo/labels").rglob("a.txt")
+    assert labels.read_text() == "0 0.200000 0.250000 0.200000 0.250000\n"  # the crowd region is left out
+
 
 VOC_DIFFICULT = """<annotation><filename>a.png</filename><size><width>60</width><height>40</height></size>
 <object><name>car</name><difficult>1</difficult>
