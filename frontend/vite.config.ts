@@ -19,6 +19,7 @@ export default defineConfig({
         models: "src/pages/models.ts",
         settings: "src/pages/settings.ts",
         upload: "src/pages/upload.ts",
+        export: "src/pages/export.ts",
         reports: "src/pages/reports.ts",
         taxonomy: "src/pages/taxonomy.ts",
         clusters: "src/pages/clusters.ts",

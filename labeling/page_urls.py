@@ -10,6 +10,7 @@ urlpatterns = [
     path("projects/<int:project_id>/images/", lead_pages.images, name="page-images"),
     path("projects/<int:project_id>/images/<int:image_id>/", lead_pages.image_edit, name="page-image-edit"),
     path("projects/<int:project_id>/upload/", pages.upload, name="page-upload"),
+    path("projects/<int:project_id>/export/", pages.export, name="page-export"),
     path("projects/<int:project_id>/reports/", pages.reports, name="page-reports"),
     path("projects/<int:project_id>/models/", pages.models, name="page-models"),
     path("projects/<int:project_id>/settings/", pages.project_settings, name="page-settings"),

@@ -6,6 +6,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from . import services
+from .exporters.service import EXPORT_FORMATS, export_check_format
+from .importers.service import LABEL_FORMATS, import_check_format
 from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy, TaskType
 from .permissions import caller_role, get_for_caller, projects_visible_to
 from .queue.selectors import projects_queue_stats
@@ -16,7 +18,8 @@ PAGES = {
     "annotate": (Role.ANNOTATOR, "Annotate"),
     "review": (Role.LEAD, "Review"),
     "images": (Role.LEAD, "Images"),
-    "upload": (Role.LEAD, "Upload"),
+    "upload": (Role.LEAD, "Import"),
+    "export": (Role.LEAD, "Export"),
     "reports": (Role.LEAD, "Reports"),
     "models": (Role.LEAD, "Models & training"),  # leads read it; only admins act on it
     "settings": (Role.ADMIN, "Settings"),
@@ -93,7 +96,32 @@ annotate = _page("annotate", "labeling/annotate.html", lambda project: {
 })
 review = _page("review", "labeling/review.html",
                lambda project: {"label_classes": _label_classes(project)})
-upload = _page("upload", "labeling/upload.html")
+# The formats each page offers, as (value, title), for the project's task type.
+FORMAT_TITLES = {
+    "coco": "COCO JSON", "yolo": "YOLO (data.yaml or classes.txt)", "voc": "Pascal VOC XML",
+    "labelstudio": "Label Studio JSON", "cvat": "CVAT for images 1.1 XML", "folder": "a folder per class",
+    "csv": "CSV",
+}
+
+
+def _offered(names, check) -> list[tuple[str, str]]:
+    """(value, title) of the formats that check lets through."""
+    offered = []
+    for name in names:
+        try:
+            check(name)
+        except ValueError:  # ImportRefused, ExportRefused: not for this project's task type
+            continue
+        offered.append((name, FORMAT_TITLES[name]))
+    return offered
+
+
+upload = _page("upload", "labeling/upload.html", lambda project: {
+    "label_formats": _offered(LABEL_FORMATS, lambda name: import_check_format(project=project, label_format=name)),
+})
+export = _page("export", "labeling/export.html", lambda project: {
+    "export_formats": _offered(EXPORT_FORMATS, lambda name: export_check_format(project=project, export_format=name)),
+})
 reports = _page("reports", "labeling/reports.html")
 # Leads see runs, versions and metrics; the run and deploy controls only admins (the API
 # refuses the rest).

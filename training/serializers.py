@@ -11,7 +11,7 @@ JOB_FIELDS = ["id", "project", "status", "progress", "message", "error", "cancel
 class TrainingRunOutputSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     model_version_number = serializers.SerializerMethodField()
-    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingRun
@@ -39,7 +39,7 @@ class TrainingRunInputSerializer(serializers.Serializer):
 
 
 class ModelVersionOutputSerializer(serializers.ModelSerializer):
-    parent_number = serializers.IntegerField(source="parent.number", default=None, read_only=True)
+    parent_number = serializers.IntegerField(source="parent.number", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion
@@ -57,7 +57,7 @@ class PrelabelRunOutputSerializer(serializers.ModelSerializer):
 
 
 class EmbeddingRunOutputSerializer(serializers.ModelSerializer):
-    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = EmbeddingRun

@@ -25,8 +25,8 @@ def yolo_write(items, classes, sink, *, include_images: bool, on_item) -> None:
         image = item.image
         lines = []
         for box in item.payload.get("boxes", []):
-            if box["label"] not in index:
-                continue
+            if box["label"] not in index or box.get("ignore"):
+                continue  # YOLO has no ignore regions: a trainer would learn them as objects
             cx = (box["x1"] + box["x2"]) / 2 / image.width
             cy = (box["y1"] + box["y2"]) / 2 / image.height
             w = (box["x2"] - box["x1"]) / image.width

@@ -143,8 +143,8 @@ class ProjectStatsApi(APIView):
 
 
 class ReviewAnnotationSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username", default=None, read_only=True)
-    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
+    author = serializers.CharField(source="author.username", default=None, read_only=True, allow_null=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True, allow_null=True)
     image = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
 

@@ -42,6 +42,12 @@ class ReportApi(APIView):
         filename = f"project-{project.pk}-{name}-{table}.csv"
         return Response(tables[table], headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Only a report's table is CSV: errors and OPTIONS answer JSON whatever format was asked."""
+        if request.method != "GET" or response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
 
 def _level_of(request, name: str) -> dict:
     """The accuracy report's `level` (a depth of the class tree), as keyword arguments."""

@@ -104,7 +104,7 @@ def test_an_admins_day(page, make_user, tmp_path):
         path = tmp_path / f"bird-{n}.png"
         path.write_bytes(png_bytes(96, 64, color))
         files.append(str(path))
-    page.click("nav a:has-text('Upload')")
+    page.click("nav a:has-text('Import')")
     page.set_input_files("#upload-files", files)
     page.click("#upload-form button[type=submit]")
     page.wait_for_selector("#upload-report strong")

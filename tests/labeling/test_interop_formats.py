@@ -201,6 +201,10 @@ def test_coco_export_marks_ignore_regions_iscrowd_and_pycocotools_keeps_it(proje
     assert crowd == {(10.0, 10.0, 20.0, 20.0): 0, (40.0, 30.0, 50.0, 40.0): 1}
     assert coco.getAnnIds(iscrowd=False) == [1]  # pycocotools' own filter sees the crowd region
 
+    export_write(project=project, export_format="yolo", sink=DirSink(tmp_path / "yolo"), include_images=False)
+    [labels] = (tmp_path / "yolo/labels").rglob("a.txt")
+    assert labels.read_text() == "0 0.200000 0.250000 0.200000 0.250000\n"  # the crowd region is left out
+
 
 VOC_DIFFICULT = """<annotation><filename>a.png</filename><size><width>60</width><height>40</height></size>
 <object><name>car</name><difficult>1</difficult>
@@ -365,3 +369,39 @@ def test_cvat_export_reads_back_in_vision_and_by_its_published_structure(db, tmp
     report = import_run(project=fresh, files=list(folder_files(str(out))), label_format="cvat")
     empty = sum(1 for boxes in expected_pixels(document).values() if not boxes)
     assert report["labels"]["created"] == 12 - empty and report["labels"]["error"] == empty, report
+
+
+def test_box_flags_must_be_booleans_and_are_kept_only_when_set():
+    from labeling.payloads import PayloadError, validate_payload
+
+    box = {"x1": 1, "y1": 1, "x2": 5, "y2": 5, "label": 3}
+    clean = validate_payload({"boxes": [{**box, "ignore": True, "difficult": False}]},
+                             task_type="detection", class_ids=[3], width=10, height=10)
+    assert clean == {"boxes": [{"x1": 1.0, "y1": 1.0, "x2": 5.0, "y2": 5.0, "label": 3, "ignore": True}]}
+    with pytest.raises(PayloadError, match=r"boxes\[0\]: ignore must be true or false, got 'yes'"):
+        validate_payload({"boxes": [{**box, "ignore": "yes"}]}, task_type="detection", class_ids=[3],
+                         width=10, height=10)
+
+
+def test_label_studio_export_carries_the_deployed_models_prediction(project, tmp_path):
+    from training.models import ModelVersion, Prediction
+
+    write_images(tmp_path, [("a.jpg", (200, 100))])
+    (tmp_path / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><object><name>car</name>"
+        "<bndbox><xmin>11</xmin><ymin>21</ymin><xmax>60</xmax><ymax>70</ymax></bndbox></object></annotation>")
+    run(project, tmp_path, "voc")
+    car = LabelClass.objects.get(name="car").pk
+    version = ModelVersion.objects.create(project=project, number=1, backend="yolo", is_deployed=True,
+                                          status="deployed", class_ids=[car])
+    Prediction.objects.create(image=Image.objects.get(), model_version=version, uncertainty=0.25, payload={
+        "boxes": [{"x1": 0.0, "y1": 0.0, "x2": 100.0, "y2": 50.0, "label": car, "score": 0.75}]})
+    export_write(project=project, export_format="labelstudio", sink=DirSink(tmp_path / "out"), include_images=False)
+
+    [task] = json.loads((tmp_path / "out/tasks.json").read_text())
+    [annotated] = task["annotations"][0]["result"]
+    assert annotated["value"]["x"] == pytest.approx(5.0) and annotated["value"]["rectanglelabels"] == ["car"]
+    [prediction] = task["predictions"]
+    assert prediction["score"] == 0.75 and prediction["model_version"] == str(version.pk)
+    assert prediction["result"][0]["value"] == {"x": 0.0, "y": 0.0, "width": 50.0, "height": 50.0,
+                                                "rotation": 0, "rectanglelabels": ["car"]}

@@ -147,3 +147,33 @@ def test_a_session_browser_gets_plain_urls(client):
     client.force_login(member(task.project, Role.ANNOTATOR))
     url = client.get(f"/api/projects/{task.project.pk}/tasks/next/").json()["image"]["url"]
     assert "?" not in url and client.get(url).status_code == 200
+
+
+def test_inputs_the_schema_fuzzer_found_answer_4xx_not_500(api_client):
+    from labeling.models import Annotation
+
+    task = TaskFactory()
+    lead = member(task.project, Role.LEAD)
+    api_client.force_authenticate(lead)
+    annotation = Annotation.objects.create(project=task.project, image=task.image, author=lead, kind="correct",
+                                           payload={"boxes": []})
+    fix = api_client.post(f"/api/annotations/{annotation.pk}/fix/", {})  # no payload at all
+    assert fix.status_code == 400 and "no objects" in fix.json()["detail"].lower()
+    options = api_client.options(f"/api/projects/{task.project.pk}/reports/accuracy/?format=csv")
+    assert options.status_code == 200 and options["Content-Type"] == "application/json"
+
+
+def test_a_token_client_downloads_a_finished_export_from_its_download_url(api_client):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from labeling.models import ExportJob
+
+    project = ProjectFactory()
+    lead = member(project, Role.LEAD)
+    saved = default_storage.save(f"projects/{project.pk}/exports/1-coco.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
+    job = ExportJob.objects.create(project=project, format="coco", status="succeeded", result_file=saved)
+    url = token_client(api_client, lead).get(f"/api/export-jobs/{job.pk}/").json()["download_url"]
+    assert "?signature=" in url
+    download = Client().get(url)
+    assert download.status_code == 200 and b"".join(download.streaming_content)[:2] == b"PK"

@@ -1,5 +1,7 @@
-/** Upload images (files or a .zip); shows the per-file report or follows the import job. */
+/** Import images (files or a .zip) with the labels made elsewhere; shows the per-file report
+ * or follows the import job with a progress bar. */
 import { byId, call, el, errorText, request, toast } from "../lib/api";
+import { parseClassMap } from "../lib/classMap";
 
 interface ItemResult {
   name: string;
@@ -10,7 +12,7 @@ interface ItemResult {
 
 interface ImportReport {
   images?: { created: number; duplicate: number; error: number };
-  labels?: { format: string; created: number; error: number } | null;
+  labels?: { format: string; created: number; unchanged?: number; kept_as_opinion?: number; error: number } | null;
   items?: ItemResult[];
 }
 
@@ -18,12 +20,18 @@ const root = byId("upload");
 const projectId = root.dataset.projectId;
 const form = byId<HTMLFormElement>("upload-form");
 const report = byId("upload-report");
+const progress = byId<HTMLProgressElement>("upload-progress");
+
+function labelSummary(labels: NonNullable<ImportReport["labels"]>): string {
+  const kept = labels.kept_as_opinion ? `, ${labels.kept_as_opinion} kept beside a person's label` : "";
+  return `; labels (${labels.format}): ${labels.created} read${kept}, ${labels.error} failed`;
+}
 
 function showReport(data: ImportReport | null): void {
   const images = data?.images;
   const summary = images
     ? `${images.created} new, ${images.duplicate} already here, ${images.error} failed` +
-      (data?.labels ? `; labels (${data.labels.format}): ${data.labels.created} read, ${data.labels.error} failed` : "")
+      (data?.labels ? labelSummary(data.labels) : "")
     : "No report.";
   report.replaceChildren(
     el("li", {}, el("strong", {}, summary)),
@@ -50,6 +58,8 @@ async function follow(jobId: number): Promise<void> {
     return;
   }
   report.replaceChildren(el("li", {}, `Import job ${jobId}: ${job.status} (${job.processed ?? 0}/${job.total ?? "?"})`));
+  progress.hidden = false;
+  progress.value = job.total ? (job.processed ?? 0) / job.total : 0;
   if (job.status === "queued" || job.status === "running") setTimeout(() => void follow(jobId), 1500);
   else if (job.report) showReport(job.report);
 }
@@ -61,8 +71,22 @@ form.addEventListener("submit", async (e) => {
     toast("Choose images or a .zip first.", "error");
     return;
   }
+  let classMap: Record<string, string>;
+  try {
+    classMap = parseClassMap(byId<HTMLTextAreaElement>("upload-class-map").value);
+  } catch (error) {
+    toast((error as Error).message, "error");
+    return;
+  }
   const body = new FormData();
   for (const file of Array.from(files)) body.append("files", file);
+  const labelFormat = byId<HTMLSelectElement>("upload-format").value;
+  if (labelFormat) {
+    body.append("label_format", labelFormat);
+    body.append("class_map", JSON.stringify(classMap));
+    body.append("create_classes", String(byId<HTMLInputElement>("upload-create-classes").checked));
+    body.append("replace", String(byId<HTMLInputElement>("upload-replace").checked));
+  }
   report.replaceChildren(el("li", {}, `Uploading ${files.length} file(s)…`));
   try {
     const response = await request<Record<string, unknown>>("POST", `/api/projects/${projectId}/images/`, body);
