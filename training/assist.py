@@ -52,7 +52,10 @@ class AssistError(Exception):
 
 
 class AssistUnavailable(AssistError):
-    status_code = 503
+    """Not configured here (no endpoint, or its key is missing): a state of this site, not a
+    fault of the server, so 409 rather than a 5xx; it stays so until an admin configures it."""
+
+    status_code = 409
 
 
 class AssistBudgetSpent(AssistError):

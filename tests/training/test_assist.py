@@ -96,7 +96,7 @@ def test_it_is_off_by_default_and_says_so(api_client):
     lead = as_user(api_client, member(project, Role.LEAD))
     assert lead.get(f"/api/projects/{project.pk}/assist/").json()["enabled"] is False
     response = ask(lead, project, images)
-    assert response.status_code == 503 and "off" in response.json()["detail"]
+    assert response.status_code == 409 and "off" in response.json()["detail"]
     assert not AssistRequest.objects.exists()
 
 
@@ -190,7 +190,7 @@ def test_an_unset_key_variable_is_named_and_nothing_is_sent(api_client, stand_in
     project, images = project_with_images(1)
     lead = as_user(api_client, member(project, Role.LEAD))
     response = ask(lead, project, images)
-    assert response.status_code == 503 and "VISION_TEST_ASSIST_KEY" in response.json()["detail"]
+    assert response.status_code == 409 and "VISION_TEST_ASSIST_KEY" in response.json()["detail"]
     assert stand_in.requests == []
 
 
