@@ -21,12 +21,13 @@ import shutil
 import tempfile
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models.fields.json import KeyTransform
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -137,7 +138,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
         ]
 
     def get_download_url(self, job) -> str | None:
-        return f"{settings.MEDIA_URL}{job.result_file.name}" if job.result_file else None
+        return reverse("export-job-download", args=[job.pk]) if job.result_file else None
 
 
 def _stage_uploads(uploads) -> str:
@@ -274,3 +275,19 @@ class ExportJobDetailApi(APIView):
     @extend_schema(responses=ExportJobSerializer)
     def get(self, request, job_id: int):
         return Response(ExportJobSerializer(_job_for(request, ExportJob, job_id)).data)
+
+
+class ExportJobDownloadApi(APIView):
+    """The finished zip, to the project's leads: exports hold every label, so the media
+    view, open to annotators, never serves them."""
+
+    content_negotiation_class = _FormatIsNotARenderer
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    def get(self, request, job_id: int):
+        job = _job_for(request, ExportJob, job_id)
+        if not job.result_file or not default_storage.exists(job.result_file.name):
+            raise NotFound("This export has no file (not finished, or expired); export again.")
+        return FileResponse(default_storage.open(job.result_file.name, "rb"), as_attachment=True,
+                            content_type="application/zip",
+                            filename=f"project-{job.project_id}-{job.format}-{job.pk}.zip")

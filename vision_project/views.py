@@ -13,6 +13,11 @@ from labeling.permissions import caller_role
 _PROJECT_MEDIA = re.compile(r"^projects/(\d+)/")
 
 
+def _served_elsewhere(path: str, project_id: int) -> bool:
+    """Export zips go to leads through the export job's download view only."""
+    return path.startswith(f"projects/{project_id}/exports/")
+
+
 def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -29,6 +34,8 @@ def protected_media(request, path: str):
     if project is None or project.role is None:
         raise Http404("No such file.")
     if path.startswith(f"projects/{project.pk}/models/") and project.role != Role.ADMIN:
+        raise Http404("No such file.")
+    if _served_elsewhere(path, project.pk):
         raise Http404("No such file.")
     if not default_storage.exists(path):
         raise Http404("No such file.")
