@@ -105,17 +105,12 @@ class ImportJobSerializer(serializers.ModelSerializer):
 class ImportJobSummarySerializer(ImportJobSerializer):
     """A list row: the report's counts, not its items (the detail has those)."""
 
-    images = serializers.SerializerMethodField()
-    labels = serializers.SerializerMethodField()
+    images = serializers.DictField(child=serializers.IntegerField(), source="report_images", read_only=True,
+                                   allow_null=True)
+    labels = serializers.DictField(source="report_labels", read_only=True, allow_null=True)
 
     class Meta(ImportJobSerializer.Meta):
         fields = [field for field in ImportJobSerializer.Meta.fields if field != "report"] + ["images", "labels"]
-
-    def get_images(self, job) -> dict[str, int] | None:
-        return job.report_images
-
-    def get_labels(self, job) -> dict[str, object] | None:
-        return job.report_labels
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
