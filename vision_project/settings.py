@@ -15,7 +15,7 @@ VAR_DIR = Path(environ.Env().str("VISION_VAR_DIR", default=str(BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env(
-    DEBUG=(bool, True),
+    DEBUG=(bool, False),
     ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost", "testserver"]),
 )
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
