@@ -45,7 +45,7 @@ class AnnotationBulkReviewApi(APIView):
 
 
 class LabelFixInputSerializer(serializers.Serializer):
-    payload = BoundedJSONField(required=False, allow_null=True)
+    payload = BoundedJSONField(required=False, allow_null=True, default=None)
     empty = serializers.BooleanField(required=False, default=False)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
