@@ -80,13 +80,12 @@ def test_large_export_runs_as_a_job_and_members_download_the_zip(
 
     detail = api_client.get(response.json()["status_url"]).json()
     assert detail["progress"] == 1.0
-    api_client.force_login(lead)
     download = api_client.get(detail["download_url"])
     assert download.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
     assert "data.yaml" in archive.namelist()
     assert sum(name.startswith("labels/") for name in archive.namelist()) == 6
-    api_client.force_login(make_user("stranger"))
+    api_client.force_authenticate(make_user("stranger"))
     assert api_client.get(detail["download_url"]).status_code == 404
 
 
