@@ -31,7 +31,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 def measure(base_url: str, project_id: int, images: int) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in, wait_for_js
 
     durations = []
     with sync_playwright() as playwright:
@@ -42,14 +42,14 @@ def measure(base_url: str, project_id: int, images: int) -> list[float]:
         for _ in range(images - 1):
             # Steady state: the next task is prefetched, the last submit has landed, and the
             # shown image has been on screen long enough for a submit of it to count.
-            page.wait_for_function(
+            wait_for_js(page,
                 "() => { const r = document.getElementById('annotate');"
                 " return r.dataset.armed === r.dataset.taskId && r.dataset.prefetched"
                 " && document.getElementById('save-state').dataset.state === 'saved'; }"
             )
             shown = page.get_attribute("#annotate", "data-task-id")
             page.keyboard.press("Enter")
-            page.wait_for_function(
+            wait_for_js(page,
                 "prev => document.getElementById('annotate').dataset.painted !== prev", arg=shown
             )
             durations.append(page.evaluate(

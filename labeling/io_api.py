@@ -21,12 +21,13 @@ import shutil
 import tempfile
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db.models.fields.json import KeyTransform
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -114,17 +115,12 @@ class ImportJobSerializer(serializers.ModelSerializer):
 class ImportJobSummarySerializer(ImportJobSerializer):
     """A list row: the report's counts, not its items (the detail has those)."""
 
-    images = serializers.SerializerMethodField()
-    labels = serializers.SerializerMethodField()
+    images = serializers.DictField(child=serializers.IntegerField(), source="report_images", read_only=True,
+                                   allow_null=True)
+    labels = serializers.DictField(source="report_labels", read_only=True, allow_null=True)
 
     class Meta(ImportJobSerializer.Meta):
         fields = [field for field in ImportJobSerializer.Meta.fields if field != "report"] + ["images", "labels"]
-
-    def get_images(self, job) -> dict[str, int] | None:
-        return job.report_images
-
-    def get_labels(self, job) -> dict[str, int] | None:
-        return job.report_labels
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
@@ -147,7 +143,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
         ]
 
     def get_download_url(self, job) -> str | None:
-        return f"{settings.MEDIA_URL}{job.result_file.name}" if job.result_file else None
+        return reverse("export-job-download", args=[job.pk]) if job.result_file else None
 
 
 def _stage_uploads(uploads) -> str:
@@ -287,3 +283,19 @@ class ExportJobCancelApi(APIView):
     def post(self, request, job_id: int):
         job = export_job_cancel(job=_job_for(request, ExportJob, job_id))
         return Response(ExportJobSerializer(job).data)
+
+
+class ExportJobDownloadApi(APIView):
+    """The finished zip, to the project's leads: exports hold every label, so the media
+    view, open to annotators, never serves them."""
+
+    content_negotiation_class = _FormatIsNotARenderer
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    def get(self, request, job_id: int):
+        job = _job_for(request, ExportJob, job_id)
+        if not job.result_file or not default_storage.exists(job.result_file.name):
+            raise NotFound("This export has no file (not finished, or expired); export again.")
+        return FileResponse(default_storage.open(job.result_file.name, "rb"), as_attachment=True,
+                            content_type="application/zip",
+                            filename=f"project-{job.project_id}-{job.format}-{job.pk}.zip")

@@ -46,5 +46,6 @@ urlpatterns = [
     path("projects/<int:project_id>/export/", io_api.ExportApi.as_view(), name="export"),
     path("export-jobs/<int:job_id>/", io_api.ExportJobDetailApi.as_view(), name="export-job-detail"),
     path("export-jobs/<int:job_id>/cancel/", io_api.ExportJobCancelApi.as_view(), name="export-job-cancel"),
+    path("export-jobs/<int:job_id>/download/", io_api.ExportJobDownloadApi.as_view(), name="export-job-download"),
     path("projects/<int:project_id>/reports/<slug:name>/", reports_api.ReportApi.as_view(), name="report"),
 ]

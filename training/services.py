@@ -393,11 +393,13 @@ def model_version_deploy(*, version: ModelVersion, requested_by=None, rescore: b
     version is retired and this one deployed together, or neither."""
     Project.objects.select_for_update().get(pk=version.project_id)  # serialises deploys of a project
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
-    if not version.weights:
-        raise ValidationError(f"Model version {version.number} has no weights to deploy.")
     floor = (version.comparison or {}).get("floor") or {}
     if floor.get("passed") is False:
         raise ValidationError(f"Model version {version.number} is below the deployment floor: {floor['reason']}.")
+    if not version.weights or not version.weights.storage.exists(version.weights.name):
+        raise ValidationError(f"Model version {version.number} has no weights to deploy.")
+    if not version.class_ids:
+        raise ValidationError(f"Model version {version.number} has no classes: it cannot pre-label anything.")
     if version.status == VersionStatus.QUEUE and version.metrics.get("head") == "multilabel":
         raise ValidationError(f"Model version {version.number} only ranks the queue; it cannot pre-label.")
     if not version.is_deployed:

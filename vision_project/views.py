@@ -15,6 +15,11 @@ from .media_access import MediaRefused, media_caller
 _PROJECT_MEDIA = re.compile(r"^projects/(\d+)/")
 
 
+def _served_elsewhere(path: str, project_id: int) -> bool:
+    """Export zips go to leads through the export job's download view only."""
+    return path.startswith(f"projects/{project_id}/exports/")
+
+
 def protected_media(request, path: str):
     """Media files belong to a project; only its members may read them (signed in, by
     token or by a signed link: see media_access)."""
@@ -31,6 +36,8 @@ def protected_media(request, path: str):
     if project is None or project.role is None:
         raise Http404("No such file.")
     if path.startswith(f"projects/{project.pk}/models/") and project.role != Role.ADMIN:
+        raise Http404("No such file.")
+    if _served_elsewhere(path, project.pk):
         raise Http404("No such file.")
     if not default_storage.exists(path):
         raise Http404("No such file.")

@@ -2,13 +2,15 @@
 
 Small exports are written straight into the response; large ones run as an ExportJob that
 writes a zip to a local temporary file and saves it through the storage API under
-projects/<id>/exports/, where the media view serves it to project members until
-export_files_expire removes it (hourly beat, VISION_EXPORT_RETENTION_DAYS).
+projects/<id>/exports/ under a random name, served to the project's leads only by the
+export job's download view (never as plain media) until export_files_expire removes it
+(hourly beat, VISION_EXPORT_RETENTION_DAYS).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
@@ -154,7 +156,7 @@ def export_job_execute(*, job_id: int) -> None:
         total = export_size(project=job.project)
         on_progress = job_progress_writer(ExportJob, job_id, total, cap=0.99)
         with export_zip(project=job.project, export_format=job.format, on_progress=on_progress) as fileobj:
-            name = f"projects/{job.project_id}/exports/{job.pk}-{job.format}.zip"
+            name = f"projects/{job.project_id}/exports/{job.pk}-{secrets.token_urlsafe(24)}-{job.format}.zip"
             saved = default_storage.save(name, File(fileobj, name=name))
         finished = job_finish(ExportJob, job_id, JobStatus.SUCCEEDED, progress=1.0, result_file=saved,
                               message=f"{total} labeled images exported as {job.format}")

@@ -175,12 +175,16 @@ def task_lease_renew(*, task: Task, user) -> Task:
 
 
 def task_lease_release(*, task: Task, user) -> bool:
-    """Give the caller's lease back so the task returns to the pool; False if not held."""
-    return bool(
-        Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN, lease_holder=user).update(
-            lease_holder=None, lease_expires_at=None
-        )
+    """Give the caller's lease back so the task returns to the pool; False when there was
+    none to give back. Raises Conflict for a live lease someone else holds (not named)."""
+    released = Task.objects.filter(pk=task.pk, status=TaskStatus.OPEN, lease_holder=user).update(
+        lease_holder=None, lease_expires_at=None
     )
+    if not released and Task.objects.filter(
+        pk=task.pk, lease_holder__isnull=False, lease_expires_at__gt=timezone.now()
+    ).exclude(lease_holder=user).exists():
+        raise Conflict("This task is leased to someone else; only its holder can release it.")
+    return bool(released)
 
 
 def task_reopen_for_image(*, image: Image, like: Task | None = None) -> Task:

@@ -104,6 +104,27 @@ def page(browser, live_server):
     assert page.console.unexpected() == [], "console errors on the page"
 
 
+def wait_for_js(page, expression: str, arg=None, timeout_s: float = 15.0) -> None:
+    """Wait until `expression` (or the function it names, called with `arg`) is truthy in the
+    page. Playwright's wait_for_function compiles its predicate inside the page, which the
+    Content-Security-Policy refuses (no unsafe-eval); evaluate goes through the debugger."""
+    import time
+
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if page.evaluate(expression, arg):
+                return
+        except PlaywrightError as exc:  # a navigation replaced the page meanwhile: ask the new one
+            if "context was destroyed" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s:g} s for {expression!r}")
+        page.wait_for_timeout(50)
+
+
 def sign_in(page, username: str) -> None:
     page.goto("/accounts/login/")
     page.fill("input[name=username]", username)

@@ -2,6 +2,8 @@
 classes, fix a refused setting, upload images, start training and deploy a version. Also the
 new-project page's own checks (staff only, readable errors)."""
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.test import Client
 
 from labeling.models import LabelClass, Membership, Project, Role
@@ -119,10 +121,11 @@ def test_an_admins_day(page, make_user, tmp_path):
     assert run.status == "queued" and run.requested_by.username == "adm"
 
     # Deploy: a version that passed its gate (made here; no GPU trains in this test).
+    weights = default_storage.save(f"projects/{project.pk}/models/v1/best.pt", ContentFile(b"weights"))
     ModelVersion.objects.create(
         project=project, number=1, backend="yolo", status="candidate", primary_metric=0.41,
         class_ids=list(project.label_classes.values_list("id", flat=True)),
-        weights=f"projects/{project.pk}/models/v1/best.pt",
+        weights=weights,
         comparison={"floor": {"passed": True, "reason": "mAP50 0.6000 reaches the project's floor 0.05"}},
     )
     page.reload()

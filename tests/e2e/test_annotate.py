@@ -3,7 +3,7 @@ import pytest
 
 from labeling.models import Annotation, Role, Task
 
-from .conftest import ARTIFACTS, sign_in
+from .conftest import ARTIFACTS, sign_in, wait_for_js
 from .factories import IMAGE_W, classification_scene, detection_scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,7 +19,7 @@ def open_annotate(page, scene) -> int:
     """Sign in as the annotator, open the label stream, wait for the first image to paint."""
     sign_in(page, "ann")
     page.goto(f"/projects/{scene.project.pk}/annotate/")
-    page.wait_for_function("(r => r.dataset.armed && r.dataset.armed === r.dataset.taskId)"
+    wait_for_js(page, "(r => r.dataset.armed && r.dataset.armed === r.dataset.taskId)"
                            "(document.getElementById('annotate'))")
     return int(page.get_attribute("#annotate", "data-task-id"))
 
@@ -30,12 +30,12 @@ def box_rect(page, index: int) -> dict:
 
 def wait_saved_and_next(page, previous_task: int) -> None:
     """The submit landed and the next image is on screen, long enough for submits to count."""
-    page.wait_for_function(
+    wait_for_js(page,
         "prev => { const r = document.getElementById('annotate');"
         " return r.dataset.armed && r.dataset.armed === r.dataset.taskId && r.dataset.armed !== String(prev); }",
         arg=previous_task,
     )
-    page.wait_for_function("document.getElementById('save-state').dataset.state === 'saved'")
+    wait_for_js(page, "document.getElementById('save-state').dataset.state === 'saved'")
 
 
 def test_corrected_prelabels_land_in_postgres_exactly_as_edited(page, scene):
@@ -87,15 +87,15 @@ def test_corrected_prelabels_land_in_postgres_exactly_as_edited(page, scene):
 def test_submit_made_offline_is_kept_and_sent_once_when_the_network_returns(page, scene):
     page.console.allow_network_cut = True
     task_id = open_annotate(page, scene)
-    page.wait_for_function("document.getElementById('annotate').dataset.prefetched")
+    wait_for_js(page, "document.getElementById('annotate').dataset.prefetched")
 
     page.context.set_offline(True)
     page.keyboard.press("Enter")  # accept the pre-labels as they are
     # The next image shows at once from the prefetch; the submit waits in the browser.
-    page.wait_for_function(
+    wait_for_js(page,
         "prev => document.getElementById('annotate').dataset.painted !== String(prev)", arg=task_id
     )
-    page.wait_for_function("document.getElementById('save-state').dataset.state === 'offline'")
+    wait_for_js(page, "document.getElementById('save-state').dataset.state === 'offline'")
     assert "Offline" in page.text_content("#save-state")
     stored = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('vision:submits:'))"
                            ".map(k => JSON.parse(localStorage.getItem(k))).flat()")
@@ -103,7 +103,7 @@ def test_submit_made_offline_is_kept_and_sent_once_when_the_network_returns(page
     assert not Annotation.objects.filter(task_id=task_id).exists()
 
     page.context.set_offline(False)
-    page.wait_for_function("document.getElementById('save-state').dataset.state === 'saved'")
+    wait_for_js(page, "document.getElementById('save-state').dataset.state === 'saved'")
     annotations = list(Annotation.objects.filter(task_id=task_id))
     assert len(annotations) == 1
     assert annotations[0].kind == "accept"
@@ -174,7 +174,7 @@ def test_large_image_shows_the_display_version_first_and_the_original_on_zoom(pa
     page.mouse.move(car["x"] + car["width"] / 2, car["y"] + car["height"] / 2)
     for _ in range(12):
         page.mouse.wheel(0, -240)
-    page.wait_for_function("document.querySelector('.stage-image').dataset.resolution === 'full'")
+    wait_for_js(page, "document.querySelector('.stage-image').dataset.resolution === 'full'")
     assert stage_image.evaluate("img => img.naturalWidth") == 4000
     assert image.file.url in stage_image.get_attribute("src")
 
@@ -206,7 +206,7 @@ def test_open_page_keeps_its_leases_alive(page, scene):
 
 def test_leaving_the_page_gives_its_leases_back(page, scene):
     task_id = open_annotate(page, scene)
-    page.wait_for_function("document.getElementById('annotate').dataset.prefetched")
+    wait_for_js(page, "document.getElementById('annotate').dataset.prefetched")
     held = set(Task.objects.filter(lease_holder__username="ann").values_list("pk", flat=True))
     assert task_id in held and len(held) == 2  # the shown image and the prefetched one
     page.goto("/")
@@ -229,8 +229,8 @@ def test_classification_tag_chosen_by_hotkey_then_accepted_as_is(page, make_user
     wait_saved_and_next(page, first)
     second = int(page.get_attribute("#annotate", "data-task-id"))
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('save-state').dataset.state === 'saved'")
-    page.wait_for_function("Object.keys(localStorage).every(k => !k.startsWith('vision:submits:')"
+    wait_for_js(page, "document.getElementById('save-state').dataset.state === 'saved'")
+    wait_for_js(page, "Object.keys(localStorage).every(k => !k.startsWith('vision:submits:')"
                            " || localStorage.getItem(k) === '[]')")
 
     corrected = Annotation.objects.get(task_id=first)

@@ -8,7 +8,7 @@ from labeling.models import Annotation, Role, Task
 from labeling.queue import api as queue_api
 from labeling.review import REJECT, annotation_review
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_for_js
 from .factories import detection_scene
 from .test_wrong_labels import current_task, look_at_next, wait_saved
 
@@ -28,7 +28,7 @@ def open_annotate(page, scene) -> int:
 
 def test_the_toolbar_counts_labels_done_today_and_tasks_left(page, scene):
     first = open_annotate(page, scene)
-    page.wait_for_function("document.getElementById('progress').textContent.includes('left')")
+    wait_for_js(page, "document.getElementById('progress').textContent.includes('left')")
     assert page.text_content("#progress") == "Today: 0 done · 3 left"
     page.keyboard.press("Enter")
     second = look_at_next(page, first)
@@ -88,7 +88,7 @@ def test_a_reload_brings_back_the_drafted_image_when_a_release_lands_late(page, 
     monkeypatch.setattr(queue_api, "task_lease_release", slow_release)
     first = open_annotate(page, scene)
     shown.append(first)
-    page.wait_for_function("!!document.getElementById('annotate').dataset.prefetched")
+    wait_for_js(page, "!!document.getElementById('annotate').dataset.prefetched")
     box = page.locator('[data-box-index="0"] .box-rect').bounding_box()
     page.mouse.click(box["x"] + 5, box["y"] + box["height"] / 2)
     page.keyboard.press("Delete")
@@ -103,7 +103,7 @@ def test_a_rejected_image_comes_back_with_the_leads_comment(page, make_user):
     first = open_annotate(page, scene)
     assert page.is_hidden("#review-note")
     page.keyboard.press("Enter")
-    page.wait_for_function("!document.getElementById('empty').hidden")
+    wait_for_js(page, "!document.getElementById('empty').hidden")
     wait_saved(page)
     label = Annotation.objects.get(task_id=first)
     lead = scene.project.memberships.get(role=Role.LEAD).user
@@ -114,7 +114,7 @@ def test_a_rejected_image_comes_back_with_the_leads_comment(page, make_user):
     note = page.text_content("#review-note")
     assert "lea (lead) rejected your earlier label" in note and "the person is a tree" in note
     page.keyboard.press("Enter")
-    page.wait_for_function("!document.getElementById('empty').hidden")
+    wait_for_js(page, "!document.getElementById('empty').hidden")
     wait_saved(page)
     assert Annotation.objects.filter(task_id=back, kind="accept").exists()
 

@@ -8,7 +8,7 @@ from labeling.models import Annotation, AnnotationKind, ReviewStatus, Role, Task
 from labeling.selectors import image_current_label
 from training.models import JobStatus, ModelVersion, TrainingRun
 
-from .conftest import ARTIFACTS, sign_in
+from .conftest import ARTIFACTS, sign_in, wait_for_js
 from .factories import classification_scene, detection_scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,17 +57,17 @@ def test_a_leads_day(page, make_user):
     # Filter: by annotator, by status, by name.
     page.select_option("select[name=annotator]", "ann")
     page.click("#browser-filters button[type=submit]")
-    page.wait_for_function("document.querySelector('#browser-count').textContent === '3 images match'")
+    wait_for_js(page, "document.querySelector('#browser-count').textContent === '3 images match'")
     assert sorted(int(t.get_attribute("data-image-id")) for t in tiles.all()) == [i.pk for i in images[:3]]
     page.select_option("select[name=annotator]", "")
     page.select_option("select[name=status]", "unlabeled")
     page.click("#browser-filters button[type=submit]")
-    page.wait_for_function("document.querySelector('#browser-count').textContent === '2 images match'")
+    wait_for_js(page, "document.querySelector('#browser-count').textContent === '2 images match'")
     assert "status=unlabeled" in page.url
     page.select_option("select[name=status]", "")
     page.fill("input[name=q]", images[4].original_name)
     page.click("#browser-filters button[type=submit]")
-    page.wait_for_function("document.querySelector('#browser-count').textContent === '1 image match'")
+    wait_for_js(page, "document.querySelector('#browser-count').textContent === '1 image match'")
 
     # Open the unlabeled image in the editor and label it "dog".
     page.click(f".image-tile[data-image-id='{images[4].pk}']")
@@ -76,7 +76,7 @@ def test_a_leads_day(page, make_user):
     assert "Not labeled yet" in page.inner_text("#label-note")
     page.click(f"#class-list .class-row[data-class-id='{dog.pk}']")
     page.click("#save")
-    page.wait_for_function("document.querySelector('#save-state').textContent === 'Label saved'")
+    wait_for_js(page, "document.querySelector('#save-state').textContent === 'Label saved'")
     assert image_current_label(images[4]) == {"labels": [dog.pk]}
     assert not Task.objects.filter(image=images[4], status=TaskStatus.OPEN).exists()
     assert "Current label by lea" in page.inner_text("#label-note")
@@ -109,7 +109,7 @@ def test_a_leads_day(page, make_user):
     # Filtered review: only the rejected one.
     page.select_option("select[name=review_status]", "rejected")
     page.click("#review-filters button[type=submit]")
-    page.wait_for_function("document.querySelector('#review-count').textContent === '1 annotation match'")
+    wait_for_js(page, "document.querySelector('#review-count').textContent === '1 annotation match'")
 
     # The confusion matrix and per-class precision/recall of the model.
     page.goto(f"/projects/{pid}/reports/#accuracy")
@@ -144,7 +144,7 @@ def test_a_lead_opens_a_detection_image_in_the_editor_and_saves_its_boxes(page, 
     assert page.locator("#box-list .box-row").count() == 2  # the deployed model's pre-label
     page.locator("#box-list .box-row").nth(1).locator("button.icon").click()  # drop the person
     page.click("#save")
-    page.wait_for_function("document.querySelector('#save-state').textContent === 'Label saved'")
+    wait_for_js(page, "document.querySelector('#save-state').textContent === 'Label saved'")
     boxes = image_current_label(image)["boxes"]
     assert [box["label"] for box in boxes] == [scene.classes["car"].pk]
     assert page.locator("#box-list .box-row").count() == 1

@@ -7,7 +7,7 @@ from labeling.review import REJECT, annotation_review
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_for_js
 from .factories import detection_scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,7 +22,7 @@ def current_task(page) -> int:
 
 def look_at_next(page, previous: int | None = None) -> int:
     """Wait until a task other than `previous` is painted, then look at it for a moment."""
-    page.wait_for_function(
+    wait_for_js(page,
         "prev => { const r = document.getElementById('annotate');"
         " return r.dataset.taskId && r.dataset.painted === r.dataset.taskId && r.dataset.taskId !== prev; }",
         arg=str(previous),
@@ -38,8 +38,8 @@ def open_annotate(page, project, username="ann") -> int:
 
 
 def wait_saved(page) -> None:
-    page.wait_for_function("document.getElementById('save-state').dataset.state === 'saved'")
-    page.wait_for_function("Object.keys(localStorage).every(k => !k.startsWith('vision:submits:')"
+    wait_for_js(page, "document.getElementById('save-state').dataset.state === 'saved'")
+    wait_for_js(page, "Object.keys(localStorage).every(k => !k.startsWith('vision:submits:')"
                            " || localStorage.getItem(k) === '[]')")
 
 
@@ -161,7 +161,7 @@ def test_no_objects_is_refused_while_boxes_are_on_the_image(page, make_user):
 def test_a_double_or_held_enter_submits_only_the_image_that_was_seen(page, make_user):
     scene = detection_scene(members={make_user("ann"): Role.ANNOTATOR}, images=3)
     first = open_annotate(page, scene.project)
-    page.wait_for_function("document.getElementById('annotate').dataset.prefetched")
+    wait_for_js(page, "document.getElementById('annotate').dataset.prefetched")
 
     page.keyboard.press("Enter")
     page.keyboard.press("Enter")  # a bounce: the next image is not even painted yet
@@ -172,7 +172,7 @@ def test_a_double_or_held_enter_submits_only_the_image_that_was_seen(page, make_
     assert current_task(page) == second
     assert Task.objects.get(pk=second).status == TaskStatus.OPEN
 
-    page.wait_for_function("document.getElementById('annotate').dataset.prefetched")
+    wait_for_js(page, "document.getElementById('annotate').dataset.prefetched")
     page.keyboard.down("Enter")
     page.wait_for_timeout(600)  # held: the key repeats once the next image is on screen
     page.keyboard.down("Enter")
@@ -198,7 +198,7 @@ def test_skipped_and_rejected_images_come_back_to_the_only_annotator(page, make_
     again = look_at_next(page, second)
     assert Task.objects.get(pk=again).image_id == first_image  # the skipped image, last
     page.keyboard.press("Enter")
-    page.wait_for_function("!document.getElementById('empty').hidden")
+    wait_for_js(page, "!document.getElementById('empty').hidden")
     wait_saved(page)
     assert "Nothing left" in page.text_content("#empty")
 

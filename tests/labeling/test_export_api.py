@@ -76,17 +76,16 @@ def test_large_export_runs_as_a_job_and_members_download_the_zip(
     assert response.status_code == 202
     job = wait_for(ExportJob, response.json()["job_id"])
     assert job.status == JobStatus.SUCCEEDED, job.error
-    assert job.result_file.name == f"projects/{project.pk}/exports/{job.pk}-yolo.zip"
+    assert job.result_file.name.startswith(f"projects/{project.pk}/exports/")
 
     detail = api_client.get(response.json()["status_url"]).json()
     assert detail["progress"] == 1.0
-    api_client.force_login(lead)
     download = api_client.get(detail["download_url"])
     assert download.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
     assert "data.yaml" in archive.namelist()
     assert sum(name.startswith("labels/") for name in archive.namelist()) == 6
-    api_client.force_login(make_user("stranger"))
+    api_client.force_authenticate(make_user("stranger"))
     assert api_client.get(detail["download_url"]).status_code == 404
 
 
@@ -189,3 +188,33 @@ def test_export_command_failing_midway_leaves_no_half_written_zip(db, tmp_path, 
     with pytest.raises(OSError, match="disk full"):
         call_command("export_labels", str(project.pk), str(tmp_path / "y.zip"), "--format", "csv")
     assert not (tmp_path / "y.zip").exists()
+
+
+def test_export_zips_are_served_to_leads_only_and_never_as_plain_media(client, db, tmp_path):
+    import re
+
+    from labeling.exporters.service import export_job_execute
+
+    project, lead = labeled_project(tmp_path)
+    annotator = make_user("annotator")
+    membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    job = export_job_create(project=project, export_format="yolo", requested_by=lead)
+    export_job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    # Not guessable from the job id: a long random part in the name.
+    assert not re.fullmatch(rf"projects/{project.pk}/exports/{job.pk}-yolo\.zip", job.result_file.name)
+    assert re.search(r"[A-Za-z0-9_-]{22,}", job.result_file.name.rsplit("/", 1)[-1])
+    client.force_login(lead)
+    download_url = client.get(f"/api/export-jobs/{job.pk}/").json()["download_url"]
+    assert not download_url.startswith("/media/")
+    response = client.get(download_url)
+    assert response.status_code == 200
+    assert "data.yaml" in zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+    for user in (lead, annotator):
+        client.force_login(user)
+        assert client.get(f"/media/{job.result_file.name}").status_code == 404
+    client.force_login(annotator)
+    assert client.get(download_url).status_code == 403
+    client.force_login(make_user("stranger"))
+    assert client.get(download_url).status_code == 404

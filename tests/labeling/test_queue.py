@@ -253,9 +253,13 @@ def test_release_puts_the_task_back(api_client):
     task_id = next_task(as_user(api_client, one), project).json()["task"]["id"]
     assert as_user(api_client, one).post(f"/api/tasks/{task_id}/release/").status_code == 204
     assert next_task(as_user(api_client, two), project).json()["task"]["id"] == task_id
-    # Releasing someone else's lease does nothing.
-    assert as_user(api_client, one).post(f"/api/tasks/{task_id}/release/").status_code == 204
+    # Releasing someone else's lease is refused (without naming them) and changes nothing.
+    refused = as_user(api_client, one).post(f"/api/tasks/{task_id}/release/")
+    assert refused.status_code == 409 and "someone else" in refused.json()["detail"]
     assert Task.objects.get(pk=task_id).lease_holder == two
+    # Releasing twice is fine: the second finds nothing to release.
+    assert as_user(api_client, two).post(f"/api/tasks/{task_id}/release/").status_code == 204
+    assert as_user(api_client, two).post(f"/api/tasks/{task_id}/release/").status_code == 204
 
 
 def test_strangers_get_404_on_every_queue_endpoint(api_client):

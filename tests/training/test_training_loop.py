@@ -307,3 +307,21 @@ def test_a_detector_above_the_floor_is_deployed(tmp_path):
     metrics = {"map50": 0.31, "map50_95": 0.12, "primary": 0.12, "primary_metric": "map50_95"}
     version = register_trained(project, metrics, tmp_path)
     assert version.is_deployed and version.comparison["floor"]["passed"]
+
+
+@pytest.mark.parametrize("broken", ["no classes", "no weights file"])
+def test_deploy_refuses_a_version_that_cannot_pre_label(api_client, broken):
+    from django.core.files.storage import default_storage
+
+    project, admin, cls, images = detection_project(labeled_train=1, labeled_val=1, pool=1)
+    name = default_storage.save(f"projects/{project.pk}/models/v1.pt", ContentFile(b"weights"))
+    version = ModelVersion.objects.create(project=project, number=1, backend="yolo", weights=name,
+                                          class_ids=[] if broken == "no classes" else [cls.pk])
+    if broken == "no weights file":
+        default_storage.delete(name)
+    api_client.force_authenticate(admin)
+    refused = api_client.post(f"/api/model-versions/{version.pk}/deploy/")
+    assert refused.status_code == 400, refused.content
+    assert ("classes" if broken == "no classes" else "weights") in refused.json()["detail"]
+    assert selectors.model_version_deployed(project) is None
+    assert PrelabelRun.objects.filter(project=project).count() == 0

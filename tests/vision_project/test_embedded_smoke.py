@@ -67,3 +67,65 @@ def test_embedded_default_runs_a_task_in_a_worker(tmp_path):
         worker.terminate()
         output, _ = worker.communicate(timeout=60)
     assert "stale_jobs_fail" in output and "succeeded" in output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_one_command_run_serves_like_production_on_loopback(tmp_path):
+    """`make run`'s launcher with nothing set: DEBUG off, the built frontend served as static
+    files, and error pages that show no settings or tracebacks."""
+    import re
+    import urllib.error
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "DEBUG",
+                        "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    env["VISION_VAR_DIR"] = str(tmp_path / "var")
+    for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "--verbosity", "0"]):
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    debug = subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                            "from django.conf import settings; print('DEBUG', settings.DEBUG)"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "DEBUG False" in debug.stdout, debug.stdout + debug.stderr
+    port = _free_port()
+    launcher = subprocess.Popen([sys.executable, "-m", "vision_project.launcher", "--port", str(port),
+                                 "--web-workers", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    def get(path: str) -> tuple[int, str, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                return response.status, response.headers.get("Content-Type", ""), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("Content-Type", ""), error.read().decode()
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status, _, login = get("/accounts/login/")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and launcher.poll() is None, "the web server did not start"
+                time.sleep(1)
+        assert status == 200
+        scripts = re.findall(r'<script type="module" src="(/static/[^"]+)"', login)
+        assert scripts, login
+        status, content_type, _ = get(scripts[0])
+        assert status == 200 and "javascript" in content_type
+        status, _, missing = get("/no/such/page/")
+        assert status == 404
+        assert "Page not found" in missing
+        assert "DEBUG = True" not in missing and "URLconf" not in missing and "Traceback" not in missing
+    finally:
+        launcher.terminate()
+        launcher.communicate(timeout=60)
