@@ -25,6 +25,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .models import Image, Project, Split, Task
+from .privacy.services import images_hold_for_blur
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
         stored_bytes, suffix = _encode(upright, fmt)
     display_bytes = None
     if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
-        display_bytes = _display_version(upright)
+        display_bytes = display_version(upright)
     original_name = posixpath.basename(name.replace("\\", "/"))[:500]
     image = Image(
         project=project,
@@ -184,6 +185,7 @@ def _store_group(project: Project, group: list[_Prepared]) -> dict[int, IngestRe
         with transaction.atomic():
             Image.objects.bulk_create([p.image for p in new])
             tasks_create_for_images(images=[p.image for p in new])
+            images_hold_for_blur(project=project, images=[p.image for p in new])
     except IntegrityError:
         # Another import stored one of these meanwhile: fall back to one at a time.
         for prepared, names in zip(new, saved):
@@ -209,6 +211,7 @@ def _store_one(project: Project, prepared: _Prepared, names: list[str]) -> Inges
         with transaction.atomic():
             prepared.image.save()
             tasks_create_for_images(images=[prepared.image])
+            images_hold_for_blur(project=project, images=[prepared.image])
     except IntegrityError:
         _delete_files(names)
         existing = Image.objects.filter(project=project, sha256=prepared.image.sha256).values_list(
@@ -312,7 +315,7 @@ def _encode(image: PILImage.Image, fmt: str) -> tuple[bytes, str]:
     return out.getvalue(), ".png"
 
 
-def _display_version(image: PILImage.Image) -> bytes:
+def display_version(image: PILImage.Image) -> bytes:
     """A JPEG for the browser, made when the original is large or in a format browsers
     do not show (TIFF, BMP); otherwise the original serves."""
     max_side = settings.VISION_DISPLAY_MAX_SIDE

@@ -1,4 +1,5 @@
-"""Celery entry points for imports and exports (queue "default"): take ids, call a service."""
+"""Celery entry points for imports, exports and privacy blurring (queue "default"): take ids, call a
+service."""
 
 from celery import shared_task
 
@@ -29,3 +30,10 @@ def import_staging_sweep() -> int:
     from .importers.service import import_staging_sweep as sweep
 
     return sweep()
+
+
+@shared_task(name="labeling.tasks.blur_run_execute")
+def blur_run_execute(run_id: int) -> None:
+    from .privacy.services import blur_run_execute as execute
+
+    execute(run_id=run_id)
