@@ -9,6 +9,7 @@ from django.http import FileResponse, Http404, JsonResponse
 
 from labeling.models import Project, Role
 from labeling.permissions import caller_role
+from labeling.privacy.selectors import media_withheld
 
 _PROJECT_MEDIA = re.compile(r"^projects/(\d+)/")
 
@@ -29,6 +30,8 @@ def protected_media(request, path: str):
     if project is None or project.role is None:
         raise Http404("No such file.")
     if path.startswith(f"projects/{project.pk}/models/") and project.role != Role.ADMIN:
+        raise Http404("No such file.")
+    if media_withheld(path, project.pk):  # originals go only through the logged original endpoint
         raise Http404("No such file.")
     if not default_storage.exists(path):
         raise Http404("No such file.")
