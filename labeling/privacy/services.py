@@ -19,6 +19,7 @@ import logging
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -61,6 +62,9 @@ BLUR_TASK = "labeling.tasks.blur_run_execute"
 SAME_REGION_IOU = 0.5
 MAX_DETECTOR_CLASSES = 50
 _CHUNK = 900  # SQLite bounds the parameters of one query
+# A run still queued this long when an import joins it gets its message sent again (one that
+# never reached the broker would wait for ever; a duplicate finds nothing to claim).
+RESEND_AFTER = timedelta(minutes=2)
 
 # Detectors for classes other than faces, registered by the model side at start-up
 # (training/apps.py: the project's deployed detector). Each takes the project and returns None
@@ -169,6 +173,8 @@ def blur_run_start(*, project: Project, requested_by=None, image_ids: list[int] 
             if queued.image_ids is not None:
                 queued.image_ids = None if ids is None else sorted(set(queued.image_ids) | set(ids))
                 queued.save(update_fields=["image_ids"])
+            if timezone.now() - queued.created_at > RESEND_AFTER:
+                enqueue_on_commit(BLUR_TASK, queued.pk, robust=True)
             return queued
         run = BlurRun.objects.create(project=project, requested_by=requested_by, image_ids=ids, redetect=redetect)
         enqueue_on_commit(BLUR_TASK, run.pk, robust=True)

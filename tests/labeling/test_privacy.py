@@ -27,6 +27,7 @@ from labeling.models import (
 )
 from labeling.privacy import services as privacy
 from labeling.privacy.blur import Box, padded_box
+from labeling.privacy.detectors import Detection
 from labeling.services import annotation_import_create, membership_set
 from tests.labeling.test_import_api import wait_for
 from tests.labeling.test_ingest import ingest, make_project, make_user
@@ -376,6 +377,34 @@ def test_turning_blurring_on_blurs_the_images_already_there(blurring):
     assert Task.objects.get(image=image).status == TaskStatus.OPEN
 
 
+def test_classes_of_the_project_detector_are_blurred_above_their_score(blurred_astronaut, blurring, monkeypatch):
+    project, _ = blurring
+    asked = []
+
+    def detector(path):
+        asked.append(path)
+        return [Detection(Box(150, 40, 330, 500), 0.8, "person"), Detection(Box(0, 0, 40, 40), 0.9, "car"),
+                Detection(Box(400, 400, 500, 500), 0.1, "person")]
+
+    monkeypatch.setattr(privacy, "CLASS_DETECTOR_SOURCES", [lambda p: None, lambda p: detector])
+    image, run = blurred_astronaut(project, blur_faces=False, detector_classes=["person"], detector_min_score=0.5)
+    assert len(asked) == 1 and run.stats["detectors"] == ["deployed detector"]
+    assert list(BlurRegion.objects.filter(image=image).values_list("source", "label", "score")) == [
+        (BlurSource.DETECTOR, "person", 0.8)]
+
+
+def test_blurring_detector_classes_without_a_deployed_detector_keeps_the_image_withheld(blurring, monkeypatch):
+    project, _ = blurring
+    monkeypatch.setattr(privacy, "CLASS_DETECTOR_SOURCES", [lambda p: None])
+    privacy.privacy_settings_update(project=project, detector_classes=["person"])
+    image_id = ingest(project, "astronaut.png", astronaut_png()).image_id
+    run = privacy.blur_run_execute(run_id=privacy.blur_run_start(project=project, image_ids=[image_id]).pk)
+    assert run.status == JobStatus.SUCCEEDED and run.stats["errors"] == 1
+    blur = ImageBlur.objects.get(pk=image_id)
+    assert blur.state == BlurState.PENDING and "needs a deployed detector" in blur.error
+    assert Task.objects.get(image_id=image_id).status == TaskStatus.HELD
+
+
 @pytest.mark.slow
 def test_an_upload_is_blurred_by_a_real_worker_before_it_is_served(api_client, celery_worker, settings):
     settings.VISION_EMBED_ON_IMPORT = False
@@ -400,3 +429,11 @@ def test_an_upload_is_blurred_by_a_real_worker_before_it_is_served(api_client, c
     face = BlurRegion.objects.get(image=image)
     box = Box(face.x1, face.y1, face.x2, face.y2)
     assert sharpness(pixels(stored(image.file.name)), box) <= 0.2 * sharpness(skimage.data.astronaut(), box)
+
+
+def test_the_deployed_detector_is_a_registered_source_and_absent_without_a_deployment(people):
+    from training.privacy import deployed_detector_for_blur
+
+    project, _ = people
+    assert deployed_detector_for_blur in privacy.CLASS_DETECTOR_SOURCES
+    assert deployed_detector_for_blur(project) is None
