@@ -6,7 +6,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from . import services
-from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy, TaskType
+from .models import (
+    ROLE_RANK,
+    BlurMethod,
+    DetectionAggregation,
+    FaceDetectorChoice,
+    LabelClass,
+    OriginalPolicy,
+    Project,
+    Role,
+    SamplingStrategy,
+    TaskType,
+)
 from .permissions import caller_role, get_for_caller, projects_visible_to
 from .queue.selectors import projects_queue_stats
 
@@ -100,6 +111,9 @@ project_settings = _page("settings", "labeling/settings.html", lambda project: {
     "sampling_choices": SamplingStrategy.choices,
     "aggregation_choices": DetectionAggregation.choices,
     "role_choices": Role.choices,
+    "blur_methods": BlurMethod.choices,
+    "face_detectors": FaceDetectorChoice.choices,
+    "original_policies": OriginalPolicy.choices,
 })
 
 
