@@ -144,7 +144,7 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
         stored_bytes, suffix = _encode(upright, fmt)
     display_bytes = None
     if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
-        display_bytes = display_version(upright)
+        display_bytes = _display_version(upright)
     original_name = posixpath.basename(name.replace("\\", "/"))[:500]
     image = Image(
         project=project,
@@ -315,7 +315,7 @@ def _encode(image: PILImage.Image, fmt: str) -> tuple[bytes, str]:
     return out.getvalue(), ".png"
 
 
-def display_version(image: PILImage.Image) -> bytes:
+def _display_version(image: PILImage.Image) -> bytes:
     """A JPEG for the browser, made when the original is large or in a format browsers
     do not show (TIFF, BMP); otherwise the original serves."""
     max_side = settings.VISION_DISPLAY_MAX_SIDE

@@ -425,9 +425,10 @@ def _encoded(image: PILImage.Image, fmt: str, **options) -> bytes:
 
 
 def _display_bytes(image: PILImage.Image) -> bytes:
-    from ..ingest import display_version  # ingest holds new images through this module
+    # the display copy exactly as ingest makes it; imported here since ingest imports this module
+    from ..ingest import _display_version
 
-    return display_version(image)
+    return _display_version(image)
 
 
 # --- the admin's edits and the original -----------------------------------------------
