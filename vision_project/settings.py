@@ -274,6 +274,8 @@ VISION_EMBED_DEVICE = env.str("VISION_EMBED_DEVICE", default="")
 VISION_EMBED_ON_IMPORT = env.bool("VISION_EMBED_ON_IMPORT", default=True)
 VISION_EMBED_RESEND_AFTER = timedelta(seconds=env.int("VISION_EMBED_RESEND_AFTER_SECONDS", default=120))
 VISION_EMBED_SOFT_TIME_LIMIT = env.int("VISION_EMBED_SOFT_TIME_LIMIT", default=2 * 3600)
+# Privacy blurring: faces are detected on a copy no larger than this (pixels on the longer side).
+VISION_BLUR_DETECT_MAX_SIDE = env.int("VISION_BLUR_DETECT_MAX_SIDE", default=2048)
 
 # ultralytics reads these from the environment when first imported: never reach the
 # network, never pip-install at run time, keep its settings file in a folder of ours.

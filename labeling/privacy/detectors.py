@@ -117,6 +117,18 @@ class HaarFaceDetector(FaceDetector):
         return [Detection(Box(float(x), float(y), float(x + w), float(y + h)), None) for x, y, w, h in found]
 
 
+def detect_at_most(detector: FaceDetector, image: Image.Image, max_side: int) -> list[Detection]:
+    """Detect on a copy no larger than ``max_side`` (a 100-megapixel photo would cost minutes and
+    gigabytes), with the boxes scaled back to ``image``'s pixels."""
+    scale = max(image.size) / max_side
+    if scale <= 1:
+        return detector.detect(image)
+    small = image.convert("RGB").resize((max(1, round(image.width / scale)), max(1, round(image.height / scale))),
+                                        Image.Resampling.BILINEAR)
+    return [Detection(Box(d.box.x1 * scale, d.box.y1 * scale, d.box.x2 * scale, d.box.y2 * scale), d.score, d.label)
+            for d in detector.detect(small)]
+
+
 FACE_DETECTORS: dict[str, type[FaceDetector]] = {
     MtcnnFaceDetector.name: MtcnnFaceDetector,
     HaarFaceDetector.name: HaarFaceDetector,

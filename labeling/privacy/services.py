@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -53,7 +54,7 @@ from ..models import (
 )
 from ..signals import images_rendered_send
 from .blur import Box, blur_boxes
-from .detectors import Detection, face_detector
+from .detectors import Detection, detect_at_most, face_detector
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ class _Detectors:
                 self._faces = face_detector(self.settings.face_detector, min_score=self.settings.face_min_score)
                 self.used.append(type(self._faces).name)
             with PILImage.open(path) as image:
-                found += self._faces.detect(image)
+                found += detect_at_most(self._faces, image, settings.VISION_BLUR_DETECT_MAX_SIDE)
         wanted = set(self.settings.detector_classes)
         if wanted:
             if self._classes is False:

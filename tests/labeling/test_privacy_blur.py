@@ -14,6 +14,7 @@ from labeling.privacy.detectors import (
     DetectorUnavailable,
     HaarFaceDetector,
     MtcnnFaceDetector,
+    detect_at_most,
     face_detector,
 )
 
@@ -46,6 +47,14 @@ def test_mtcnn_finds_the_astronauts_face(astronaut):
     # her face, by eye: about x 180-270, y 60-175 of the 512x512 photo
     assert 170 < box.x1 < 195 and 255 < box.x2 < 280 and 50 < box.y1 < 75 and 160 < box.y2 < 185
     assert faces[0].score > 0.99
+
+
+def test_a_large_photo_is_searched_at_a_bounded_size_with_boxes_in_its_own_pixels(astronaut):
+    big = astronaut.resize((1024, 1024), Image.Resampling.LANCZOS)
+    faces = detect_at_most(face_detector("mtcnn", fallback=False), big, max_side=512)
+    assert len(faces) == 1
+    box = faces[0].box
+    assert 340 < box.x1 < 390 and 510 < box.x2 < 560 and 100 < box.y1 < 150 and 320 < box.y2 < 370
 
 
 def test_gaussian_blur_kills_the_face_and_leaves_the_rest(astronaut):
