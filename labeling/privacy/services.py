@@ -196,9 +196,11 @@ def blur_run_execute(*, run_id: int) -> BlurRun | None:
             stats = _blur_scope(run, pulse.should_stop)
         done = f"{stats['rendered']} images blurred, {stats['errors']} failed"
         if stats["stopped"]:
-            job_finish(BlurRun, run_id, JobStatus.CANCELLED, stats=stats, message=f"Cancelled: {done}")
+            job_finish(BlurRun, run_id, JobStatus.CANCELLED, stats=stats, processed=stats["processed"],
+                       message=f"Cancelled: {done}")
         else:
-            job_finish(BlurRun, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats, message=done)
+            job_finish(BlurRun, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats,
+                       processed=stats["processed"], message=done)
     except Exception as exc:
         job_fail(BlurRun, run_id, exc)
     run.refresh_from_db()
@@ -216,13 +218,14 @@ def _blur_scope(run: BlurRun, should_stop: Callable[[], bool]) -> dict:
                       for i in images.filter(pk__in=run.image_ids[start:start + _CHUNK]).values_list("id", flat=True))
     BlurRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(
         total=len(todo), message=f"Blurring {len(todo)} images")
-    stats: dict = {"total": len(todo), "detected": 0, "rendered": 0, "unchanged": 0, "errors": 0,
+    stats: dict = {"total": len(todo), "processed": 0, "detected": 0, "rendered": 0, "unchanged": 0, "errors": 0,
                    "error_samples": [], "stopped": False}
     detect = _Detectors(project)
     progress = job_progress_writer(BlurRun, run.pk, len(todo), count_field="processed")
     rendered: list[int] = []
     try:
-        for done, image_id in enumerate(todo, start=1):
+        for image_id in todo:
+            stats["processed"] += 1
             try:
                 detected, changed = image_blur(image_id=image_id, redetect=run.redetect, detect=detect)
             except Exception as exc:  # one bad image must not stop the rest; it stays withheld
@@ -240,7 +243,7 @@ def _blur_scope(run: BlurRun, should_stop: Callable[[], bool]) -> dict:
                 stats["unchanged"] += 1
             if should_stop():
                 raise JobStopped()
-            progress(done)
+            progress(stats["processed"])
     except JobStopped:
         stats["stopped"] = True
     finally:

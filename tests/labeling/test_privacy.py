@@ -421,7 +421,7 @@ def test_an_upload_is_blurred_by_a_real_worker_before_it_is_served(api_client, c
     assert response.status_code == 201, response.json()
     run = wait_for(BlurRun, BlurRun.objects.get(project=project).pk, seconds=120)
     assert run.status == JobStatus.SUCCEEDED, run.error
-    assert run.stats["rendered"] == 1 and run.progress == 1.0
+    assert run.stats["rendered"] == 1 and run.progress == 1.0 and run.processed == run.total == 1
     api_client.force_authenticate(annotator)
     work = api_client.get(f"/api/projects/{project.pk}/tasks/next/").json()
     image = Image.objects.get(pk=work["image"]["id"])
