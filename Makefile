@@ -16,6 +16,9 @@ $(STAMP): requirements.txt
 	$(PIP) install --quiet -r requirements.txt
 	# Demo data: deepforest's labeled photos, read by path; its code is not needed.
 	$(PIP) install --quiet --no-deps deepforest==2.1.0
+	# Face detection for privacy blurring: MTCNN with its weights in the package. Its declared
+	# deps pin old torch; what it imports (torch, torchvision, requests, tqdm) is installed.
+	$(PIP) install --quiet --no-deps facenet-pytorch==2.6.0
 	touch $@
 
 install: $(STAMP)

@@ -16,6 +16,7 @@ export default defineConfig({
         review: "src/pages/review.ts",
         images: "src/pages/images.ts",
         imageEdit: "src/pages/imageEdit.ts",
+        imagePrivacy: "src/pages/imagePrivacy.ts",
         models: "src/pages/models.ts",
         settings: "src/pages/settings.ts",
         upload: "src/pages/upload.ts",

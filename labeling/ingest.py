@@ -28,6 +28,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .models import Image, Project, Split, Task
+from .privacy.services import images_hold_for_blur
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ def _store_group(project: Project, group: list[_Prepared]) -> dict[int, IngestRe
         with transaction.atomic():
             Image.objects.bulk_create([p.image for p in new])
             tasks_create_for_images(images=[p.image for p in new])
+            images_hold_for_blur(project=project, images=[p.image for p in new])
     except IntegrityError:
         # Another import stored one of these meanwhile: fall back to one at a time.
         for prepared, names in zip(new, saved):
@@ -249,6 +251,7 @@ def _store_one(project: Project, prepared: _Prepared, names: list[str]) -> Inges
         with transaction.atomic():
             prepared.image.save()
             tasks_create_for_images(images=[prepared.image])
+            images_hold_for_blur(project=project, images=[prepared.image])
     except IntegrityError:
         _delete_files(names)
         existing = Image.objects.filter(project=project, sha256=prepared.image.sha256).values_list(

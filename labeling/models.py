@@ -245,6 +245,7 @@ class TaskStatus(models.TextChoices):
     DONE = "done", "Done"
     SKIPPED = "skipped", "Skipped"
     FLAGGED = "flagged", "Flagged unclear"
+    HELD = "held", "Held until privacy blurring is done"  # never served; the blur job opens it
 
 
 class Task(models.Model):
@@ -443,6 +444,146 @@ class ExportJob(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     format = models.CharField(max_length=20)
     result_file = models.FileField(upload_to="exports/", max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+# --- privacy blurring (written only by labeling/privacy/services.py) ------------------
+
+
+class BlurMethod(models.TextChoices):
+    GAUSSIAN = "gaussian", "Gaussian blur"
+    PIXELATE = "pixelate", "Pixelate"
+
+
+class FaceDetectorChoice(models.TextChoices):
+    MTCNN = "mtcnn", "MTCNN (facenet-pytorch)"
+    HAAR = "haar", "Haar cascade (OpenCV 4.x)"
+
+
+class OriginalPolicy(models.TextChoices):
+    KEEP = "keep", "Keep the original, for admins only"
+    DELETE = "delete", "Delete the original after blurring"
+
+
+class PrivacySettings(models.Model):
+    """What a project blurs before anyone labels its images. Off until an admin turns it on;
+    then faces are blurred by default, and any classes of the deployed detector named here."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="privacy")
+    enabled = models.BooleanField(default=False)
+    blur_faces = models.BooleanField(default=True)
+    face_detector = models.CharField(max_length=10, choices=FaceDetectorChoice.choices,
+                                     default=FaceDetectorChoice.MTCNN)
+    face_min_score = models.FloatField(default=0.9, help_text="MTCNN's least face probability (0-1).")
+    detector_classes = models.JSONField(
+        default=list, blank=True, help_text="Class names of the deployed detector to blur (e.g. person, plate)."
+    )
+    detector_min_score = models.FloatField(default=0.25, help_text="Least detector score blurred (0-1).")
+    method = models.CharField(max_length=10, choices=BlurMethod.choices, default=BlurMethod.GAUSSIAN)
+    strength = models.PositiveSmallIntegerField(default=60, help_text="1-100, relative to each region's size.")
+    padding = models.FloatField(default=0.15, help_text="Grow each box by this share of its size per side (0-1).")
+    original_policy = models.CharField(max_length=10, choices=OriginalPolicy.choices, default=OriginalPolicy.KEEP)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(strength__gte=1) & Q(strength__lte=100), name="privacy_strength_1_100"),
+            models.CheckConstraint(condition=Q(padding__gte=0) & Q(padding__lte=1), name="privacy_padding_0_1"),
+            models.CheckConstraint(condition=Q(face_min_score__gte=0) & Q(face_min_score__lte=1),
+                                   name="privacy_face_score_0_1"),
+            models.CheckConstraint(condition=Q(detector_min_score__gte=0) & Q(detector_min_score__lte=1),
+                                   name="privacy_detector_score_0_1"),
+        ]
+
+
+class BlurState(models.TextChoices):
+    PENDING = "pending", "Waiting for blurring"  # its file is the original: never served
+    BLURRED = "blurred", "Blurred"
+
+
+class ImageBlur(models.Model):
+    """An image of a blurring project. While PENDING, Image.file is the sharp original and
+    nobody is served it; once BLURRED, Image.file (and its display copy) is the render, and the
+    original, when kept, lies under a random path in `original` that only the admins'
+    original endpoint reads. `applied_region_ids`: the regions burnt into the render, which
+    matters only once the original is gone (nothing can be re-rendered from it then)."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, primary_key=True, related_name="blur")
+    state = models.CharField(max_length=10, choices=BlurState.choices, default=BlurState.PENDING)
+    original = models.FileField(max_length=500, blank=True)
+    original_deleted = models.BooleanField(default=False)
+    detected = models.BooleanField(default=False, help_text="Detection ran on the original.")
+    renders = models.PositiveIntegerField(default=0)
+    applied_region_ids = models.JSONField(default=list, blank=True)
+    rendered_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state"], name="imageblur_state",
+                                condition=Q(state="pending"))]
+
+
+class BlurSource(models.TextChoices):
+    FACE = "face", "Face detector"
+    DETECTOR = "detector", "Project's detector"
+    MANUAL = "manual", "Drawn by an admin"
+
+
+class BlurRegion(models.Model):
+    """One box blurred on an image (pixels of the stored image, before padding). A removed
+    region stays as a row, so a re-detection does not bring a false hit back."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="blur_regions")
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    x2 = models.FloatField()
+    y2 = models.FloatField()
+    source = models.CharField(max_length=10, choices=BlurSource.choices)
+    label = models.CharField(max_length=100, blank=True, help_text="face, or the detector's class name")
+    score = models.FloatField(null=True, blank=True)
+    removed = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(x2__gt=models.F("x1")) & Q(y2__gt=models.F("y1")),
+                                   name="blurregion_positive_size"),
+        ]
+
+
+class OriginalAccess(models.Model):
+    """Who opened which unblurred original, when. Kept when the image or the user goes."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey(Image, null=True, on_delete=models.SET_NULL, related_name="+")
+    image_name = models.CharField(max_length=500)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    accessed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-accessed_at", "-id"]
+        indexes = [models.Index(fields=["project", "-accessed_at"], name="originalaccess_project_time")]
+
+
+class BlurRun(Job):
+    """Detect and render the blur of a project's images: those of `image_ids`, or all."""
+
+    task_name = "labeling.tasks.blur_run_execute"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="blur_runs")
+    image_ids = models.JSONField(null=True, blank=True)
+    redetect = models.BooleanField(default=False, help_text="Detect again on kept originals.")
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-id"]

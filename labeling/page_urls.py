@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import lead_pages, pages, taxonomy_pages
+from .privacy import pages as privacy_pages
 
 urlpatterns = [
     path("", pages.project_list, name="home"),
@@ -9,6 +10,8 @@ urlpatterns = [
     path("projects/<int:project_id>/review/", pages.review, name="page-review"),
     path("projects/<int:project_id>/images/", lead_pages.images, name="page-images"),
     path("projects/<int:project_id>/images/<int:image_id>/", lead_pages.image_edit, name="page-image-edit"),
+    path("projects/<int:project_id>/images/<int:image_id>/privacy/", privacy_pages.image_privacy,
+         name="page-image-privacy"),
     path("projects/<int:project_id>/upload/", pages.upload, name="page-upload"),
     path("projects/<int:project_id>/export/", pages.export, name="page-export"),
     path("projects/<int:project_id>/reports/", pages.reports, name="page-reports"),

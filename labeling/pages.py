@@ -8,7 +8,18 @@ from django.urls import reverse
 from . import services
 from .exporters.service import EXPORT_FORMATS, export_check_format
 from .importers.service import LABEL_FORMATS, import_check_format
-from .models import ROLE_RANK, DetectionAggregation, LabelClass, Project, Role, SamplingStrategy, TaskType
+from .models import (
+    ROLE_RANK,
+    BlurMethod,
+    DetectionAggregation,
+    FaceDetectorChoice,
+    LabelClass,
+    OriginalPolicy,
+    Project,
+    Role,
+    SamplingStrategy,
+    TaskType,
+)
 from .permissions import caller_role, get_for_caller, projects_visible_to
 from .queue.selectors import projects_queue_stats
 
@@ -132,6 +143,9 @@ project_settings = _page("settings", "labeling/settings.html", lambda project: {
     "sampling_choices": SamplingStrategy.choices,
     "aggregation_choices": DetectionAggregation.choices,
     "role_choices": Role.choices,
+    "blur_methods": BlurMethod.choices,
+    "face_detectors": FaceDetectorChoice.choices,
+    "original_policies": OriginalPolicy.choices,
 })
 
 

@@ -427,7 +427,8 @@ def annotation_import_create(
     )
     if keep_person:
         return annotation
-    Task.objects.filter(image=image, status=TaskStatus.OPEN).update(
+    # held too: an image waiting for its privacy blur is labeled by the import, not by a person
+    Task.objects.filter(image=image, status__in=(TaskStatus.OPEN, TaskStatus.HELD)).update(
         status=TaskStatus.DONE, completed_at=timezone.now(), lease_holder=None, lease_expires_at=None
     )
     return annotation

@@ -11,14 +11,29 @@ logger = logging.getLogger(__name__)
 # the importing process. training connects the embedding run trigger.
 images_imported = Signal()
 
+# Sent after images' files changed (a privacy blur was rendered), with ``project`` and
+# ``image_ids``, outside any transaction: whatever was derived from the old pixels (embeddings,
+# features) is stale. training drops the images' vectors and embeds them again.
+images_rendered = Signal()
+
 
 def images_imported_send(*, project, image_ids: list[int]) -> None:
     """Announce new images; a failing receiver is logged and never fails the import."""
+    _send_robust("images_imported", images_imported, project=project, image_ids=image_ids)
+
+
+def images_rendered_send(*, project, image_ids: list[int]) -> None:
+    """Announce changed image files; a failing receiver is logged and never fails the render."""
+    _send_robust("images_rendered", images_rendered, project=project, image_ids=image_ids)
+
+
+def _send_robust(name: str, signal: Signal, *, project, image_ids: list[int]) -> None:
     if not image_ids:
         return
-    for receiver, outcome in images_imported.send_robust(sender=type(project), project=project, image_ids=image_ids):
+    for receiver, outcome in signal.send_robust(sender=type(project), project=project, image_ids=image_ids):
         if isinstance(outcome, Exception):
-            logger.error("images_imported receiver %r failed: %r", receiver, outcome, exc_info=outcome)
+            logger.error("%s receiver %r failed: %r", name, receiver, outcome, exc_info=outcome)
+
 
 # Sent inside a class merge's transaction, before the merged class's row is deleted, with
 # ``project``, ``source_id`` (the merged class) and ``target_id``: apps that keep class ids

@@ -1,4 +1,5 @@
-"""Celery entry points for imports and exports (queue "default"): take ids, call a service."""
+"""Celery entry points for imports, exports and privacy blurring (queue "default"): take ids, call a
+service."""
 
 from celery import shared_task
 
@@ -36,3 +37,10 @@ def queued_jobs_redispatch() -> int:
     from .jobs import queued_jobs_redispatch as redispatch
 
     return redispatch()
+
+
+@shared_task(name="labeling.tasks.blur_run_execute")
+def blur_run_execute(run_id: int) -> None:
+    from .privacy.services import blur_run_execute as execute
+
+    execute(run_id=run_id)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import api, io_api, lead_api, taxonomy_api
+from .privacy import api as privacy_api
 from .queue import api as queue_api
 from .reports import api as reports_api
 
@@ -48,4 +49,16 @@ urlpatterns = [
     path("export-jobs/<int:job_id>/cancel/", io_api.ExportJobCancelApi.as_view(), name="export-job-cancel"),
     path("export-jobs/<int:job_id>/download/", io_api.ExportJobDownloadApi.as_view(), name="export-job-download"),
     path("projects/<int:project_id>/reports/<slug:name>/", reports_api.ReportApi.as_view(), name="report"),
+    # Privacy blurring.
+    path("projects/<int:project_id>/privacy/", privacy_api.PrivacySettingsApi.as_view(), name="privacy-settings"),
+    path("projects/<int:project_id>/privacy/blur-runs/", privacy_api.BlurRunListCreateApi.as_view(),
+         name="blur-run-list"),
+    path("projects/<int:project_id>/privacy/original-accesses/", privacy_api.OriginalAccessListApi.as_view(),
+         name="original-access-list"),
+    path("blur-runs/<int:run_id>/", privacy_api.BlurRunDetailApi.as_view(), name="blur-run-detail"),
+    path("blur-runs/<int:run_id>/cancel/", privacy_api.BlurRunCancelApi.as_view(), name="blur-run-cancel"),
+    path("images/<int:image_id>/blur/", privacy_api.ImageBlurApi.as_view(), name="image-blur"),
+    path("images/<int:image_id>/blur/regions/", privacy_api.BlurRegionCreateApi.as_view(), name="blur-region-create"),
+    path("blur-regions/<int:region_id>/", privacy_api.BlurRegionDetailApi.as_view(), name="blur-region-detail"),
+    path("images/<int:image_id>/original/", privacy_api.ImageOriginalApi.as_view(), name="image-original"),
 ]

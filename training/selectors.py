@@ -45,6 +45,7 @@ def training_labels(project: Project) -> QuerySet[Annotation]:
         labeling_selectors.image_latest_labels(project)
         .filter(image__split__in=(Split.TRAIN, Split.VALIDATION))
         .exclude(Exists(standing_flag))
+        .exclude(image__blur__state="pending")  # its file is the sharp original until blurred
         .select_related("image")
     )
 
@@ -192,7 +193,8 @@ def _vectors_copy(rows: QuerySet[ImageEmbedding], dim: int) -> tuple[np.ndarray,
 def embeddings_missing(project: Project, model_key: str | None = None) -> QuerySet[Image]:
     """The project's images with no vector under ``model_key`` (default: the configured key), by id."""
     done = ImageEmbedding.objects.filter(image=OuterRef("pk"), model_key=embedding_key(model_key))
-    return Image.objects.filter(project=project).exclude(Exists(done)).order_by("id")
+    # an image waiting for its privacy blur is the sharp original: embedded once blurred
+    return Image.objects.filter(project=project).exclude(Exists(done)).exclude(blur__state="pending").order_by("id")
 
 
 def embedding_run_active(project: Project) -> EmbeddingRun | None:

@@ -344,6 +344,8 @@ VISION_EMBED_BATCH_SIZE = env.int("VISION_EMBED_BATCH_SIZE", default=64)
 VISION_EMBED_DEVICE = env.str("VISION_EMBED_DEVICE", default="")
 VISION_EMBED_ON_IMPORT = env.bool("VISION_EMBED_ON_IMPORT", default=True)
 VISION_EMBED_SOFT_TIME_LIMIT = env.int("VISION_EMBED_SOFT_TIME_LIMIT", default=2 * 3600)
+# Privacy blurring: faces are detected on a copy no larger than this (pixels on the longer side).
+VISION_BLUR_DETECT_MAX_SIDE = env.int("VISION_BLUR_DETECT_MAX_SIDE", default=2048)
 
 # One-shot taxonomisation (docs/oneshot.md). Propagation builds a graph over the whole pool:
 # above this many images it is refused (the prototype method scales). Discover clusters a

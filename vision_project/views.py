@@ -9,6 +9,7 @@ from django.views import defaults
 
 from labeling.models import Project, Role
 from labeling.permissions import caller_role
+from labeling.privacy.selectors import media_withheld
 
 from .media_access import MediaRefused, media_caller
 
@@ -37,7 +38,8 @@ def protected_media(request, path: str):
         raise Http404("No such file.")
     if path.startswith(f"projects/{project.pk}/models/") and project.role != Role.ADMIN:
         raise Http404("No such file.")
-    if _served_elsewhere(path, project.pk):
+    # originals go only through the logged original endpoint; exports only to leads, by their view
+    if media_withheld(path, project.pk) or _served_elsewhere(path, project.pk):
         raise Http404("No such file.")
     if not default_storage.exists(path):
         raise Http404("No such file.")

@@ -34,6 +34,7 @@ def export_items(project: Project) -> Iterator[ExportItem]:
     used: set[str] = set()  # lower-cased stems
     annotations = (
         image_latest_labels(project)
+        .exclude(image__blur__state="pending")  # the sharp original until its privacy blur is done
         .select_related("image")
         .only(
             "payload",

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def test_every_job_table_is_known_to_the_lifecycle():
     names = {model.__name__ for model in jobs.job_models()}
-    assert names == {"ImportJob", "ExportJob", "TrainingRun", "PrelabelRun", "EmbeddingRun"}
+    assert names == {"ImportJob", "ExportJob", "TrainingRun", "PrelabelRun", "EmbeddingRun", "BlurRun"}
 
 
 def test_the_stale_sweep_fails_silent_jobs_of_every_kind_and_leaves_live_ones():

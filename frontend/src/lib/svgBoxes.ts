@@ -16,6 +16,17 @@ export interface PlainPolygon {
   rings?: number[][][];
 }
 
+/** One box as an SVG rect in image coordinates, its stroke width unscaled. */
+export function svgRect(box: { x1: number; y1: number; x2: number; y2: number }): SVGRectElement {
+  const rect = document.createElementNS(SVG_NS, "rect");
+  rect.setAttribute("x", String(box.x1));
+  rect.setAttribute("y", String(box.y1));
+  rect.setAttribute("width", String(box.x2 - box.x1));
+  rect.setAttribute("height", String(box.y2 - box.y1));
+  rect.setAttribute("vector-effect", "non-scaling-stroke");
+  return rect;
+}
+
 export function boxesSvg(width: number, height: number,
   layers: Array<{ boxes: PlainBox[]; polygons?: PlainPolygon[]; dashed: boolean }>,
   color: (label: number) => string): SVGSVGElement {
@@ -32,11 +43,7 @@ export function boxesSvg(width: number, height: number,
   };
   for (const layer of layers) {
     for (const box of layer.boxes) {
-      const rect = document.createElementNS(SVG_NS, "rect");
-      rect.setAttribute("x", String(box.x1));
-      rect.setAttribute("y", String(box.y1));
-      rect.setAttribute("width", String(box.x2 - box.x1));
-      rect.setAttribute("height", String(box.y2 - box.y1));
+      const rect = svgRect(box);
       outline(rect, box.label, layer.dashed);
     }
     for (const polygon of layer.polygons ?? []) {

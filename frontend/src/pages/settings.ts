@@ -1,6 +1,7 @@
 /** Project settings, members and label classes (admins). */
 import { ApiError, byId, call, callAll, el, toast } from "../lib/api";
 import type { LabelClass } from "../lib/types";
+import { setUpPrivacy } from "./privacySettings";
 
 interface Member {
   user_id: number;
@@ -10,6 +11,7 @@ interface Member {
 
 const root = byId("settings");
 const projectId = root.dataset.projectId;
+setUpPrivacy(projectId ?? "");
 const myUserId = Number(root.dataset.userId);
 const roles = (root.dataset.roles ?? "annotator,lead,admin").split(",");
 const form = byId<HTMLFormElement>("settings-form");
