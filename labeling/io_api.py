@@ -132,6 +132,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
             "id",
             "project",
             "format",
+            "originals",
             "status",
             "progress",
             "message",
@@ -242,6 +243,10 @@ class _FormatIsNotARenderer(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+def _flag(request, name: str) -> bool:
+    return request.query_params.get(name) in ("1", "true", "yes")
+
+
 class ExportApi(APIView):
     content_negotiation_class = _FormatIsNotARenderer
 
@@ -249,26 +254,32 @@ class ExportApi(APIView):
         parameters=[
             OpenApiParameter("format", enum=list(EXPORT_FORMATS), required=True),
             OpenApiParameter("async", bool, description="Always run as a job, whatever the size."),
+            OpenApiParameter("originals", bool, description="Admins: the kept originals of blurred images "
+                             "instead of their renders; each original written is logged as opened."),
         ],
         responses={(200, "application/zip"): bytes, 202: JobAcceptedSerializer},
     )
     def get(self, request, project_id: int):
-        project = get_project_for(request, project_id, Role.LEAD)
+        originals = _flag(request, "originals")
+        # sharp originals go to admins only; renders (everything else) to leads
+        project = get_project_for(request, project_id, Role.ADMIN if originals else Role.LEAD)
         export_format = request.query_params.get("format", "")
         try:
             export_check_format(project=project, export_format=export_format)
         except ExportRefused as exc:
             raise ValidationError({"format": str(exc)}) from None
-        as_job = request.query_params.get("async") in ("1", "true", "yes")
+        as_job = _flag(request, "async")
         if not as_job and export_size(project=project) <= settings.VISION_EXPORT_SYNC_MAX_IMAGES:
-            fileobj = export_zip(project=project, export_format=export_format)
+            fileobj = export_zip(project=project, export_format=export_format,
+                                 originals_for=request.user if originals else None)
             return FileResponse(
                 fileobj,
                 as_attachment=True,
                 content_type="application/zip",
                 filename=f"project-{project.pk}-{export_format}.zip",
             )
-        job = export_job_create(project=project, export_format=export_format, requested_by=request.user)
+        job = export_job_create(project=project, export_format=export_format, requested_by=request.user,
+                                originals=originals)
         return job_accepted(job, {"job_id": job.pk, "status_url": reverse("export-job-detail", args=[job.pk])})
 
 
@@ -294,6 +305,8 @@ class ExportJobDownloadApi(APIView):
     @extend_schema(responses={(200, "application/zip"): bytes})
     def get(self, request, job_id: int):
         job = _job_for(request, ExportJob, job_id)
+        if job.originals:  # sharp originals: the admins' only
+            job = get_for_caller(ExportJob.objects.select_related("project"), job_id, request.user, Role.ADMIN)
         if not job.result_file or not default_storage.exists(job.result_file.name):
             raise NotFound("This export has no file (not finished, or expired); export again.")
         return FileResponse(default_storage.open(job.result_file.name, "rb"), as_attachment=True,

@@ -444,6 +444,9 @@ class ExportJob(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     format = models.CharField(max_length=20)
     result_file = models.FileField(upload_to="exports/", max_length=500, blank=True)
+    originals = models.BooleanField(
+        default=False, help_text="An admin's export of the kept originals of blurred images, not their renders."
+    )
 
     class Meta:
         ordering = ["-id"]

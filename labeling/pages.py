@@ -13,6 +13,7 @@ from .models import (
     BlurMethod,
     DetectionAggregation,
     FaceDetectorChoice,
+    ImageBlur,
     LabelClass,
     OriginalPolicy,
     Project,
@@ -132,6 +133,9 @@ upload = _page("upload", "labeling/upload.html", lambda project: {
 })
 export = _page("export", "labeling/export.html", lambda project: {
     "export_formats": _offered(EXPORT_FORMATS, lambda name: export_check_format(project=project, export_format=name)),
+    # kept originals of blurred images: an admin may export them instead (logged)
+    "can_export_originals": ROLE_RANK[project.caller_role] >= ROLE_RANK[Role.ADMIN]
+    and ImageBlur.objects.filter(image__project=project).exclude(original="").exists(),
 })
 reports = _page("reports", "labeling/reports.html")
 # Leads see runs, versions and metrics; the run and deploy controls only admins (the API

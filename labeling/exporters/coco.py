@@ -52,7 +52,7 @@ def coco_write(items, classes, sink, *, include_images: bool, on_item) -> None:
                 annotations.append({"id": len(annotations) + 1, "image_id": image.pk,
                                     **_segment(instance, image.width, image.height)})
         if include_images:
-            sink.write_stored(f"images/{item.file_name}", image.file.name)
+            sink.write_stored(f"images/{item.file_name}", item.stored_name)
         on_item()
     parents = {c.pk: c.name for c in classes}
     categories = [

@@ -37,6 +37,6 @@ def csv_write(items, classes, sink, *, include_images: bool, on_item, detection:
                 if label in names:
                     writer.writerow([item.file_name, item.split, names[label]])
         if include_images:
-            sink.write_stored(f"images/{item.file_name}", item.image.file.name)
+            sink.write_stored(f"images/{item.file_name}", item.stored_name)
         on_item()
     sink.write_text("labels.csv", out.getvalue())

@@ -56,7 +56,7 @@ def cvat_write(items, classes, sink, *, include_images: bool, on_item, detection
                 if label_id in names:
                     ET.SubElement(element, "tag", label=names[label_id], source="manual")
         if include_images:
-            sink.write_stored(f"images/{item.file_name}", image.file.name)
+            sink.write_stored(f"images/{item.file_name}", item.stored_name)
         on_item()
     ET.indent(root)
     sink.write_text("annotations.xml", '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")

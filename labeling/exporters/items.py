@@ -6,6 +6,8 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db.models import F
+
 from ..models import Image, LabelClass, Project, Split
 from ..selectors import image_latest_labels
 
@@ -19,6 +21,7 @@ class ExportItem:
     payload: dict
     file_name: str  # unique within the export; the original name where possible
     split: str  # train, val or unassigned
+    stored_name: str  # the stored file to write: the served (blurred) one, or a kept original
 
     @property
     def stem(self) -> str:
@@ -30,7 +33,9 @@ def export_classes(project: Project) -> list[LabelClass]:
     return list(project.label_classes.order_by("order", "id"))
 
 
-def export_items(project: Project) -> Iterator[ExportItem]:
+def export_items(project: Project, *, originals: bool = False) -> Iterator[ExportItem]:
+    """The labeled images to export. ``originals`` (an admin's choice, logged by the caller):
+    a blurred image's kept original instead of its render."""
     used: set[str] = set()  # lower-cased stems
     annotations = (
         image_latest_labels(project)
@@ -47,12 +52,15 @@ def export_items(project: Project) -> Iterator[ExportItem]:
             "image__project",
         )
     )
+    if originals:
+        annotations = annotations.annotate(kept_original=F("image__blur__original"))
     for annotation in annotations.iterator(chunk_size=500):
         image = annotation.image
         stem = posixpath.splitext(image.original_name)[0] or f"image_{image.pk}"
-        suffix = posixpath.splitext(image.file.name)[1]
+        stored = (originals and getattr(annotation, "kept_original", None)) or image.file.name
+        suffix = posixpath.splitext(stored)[1]
         # Label files are named by stem, so stems must be unique (a.jpg and a.png clash).
         if stem.lower() in used:
             stem = f"{stem}_{image.pk}"
         used.add(stem.lower())
-        yield ExportItem(image, annotation.payload, f"{stem}{suffix}", SPLIT_NAMES.get(image.split, "train"))
+        yield ExportItem(image, annotation.payload, f"{stem}{suffix}", SPLIT_NAMES.get(image.split, "train"), stored)

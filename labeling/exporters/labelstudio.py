@@ -43,7 +43,7 @@ def labelstudio_write(items, classes, sink, *, include_images: bool, on_item, de
             )
         tasks.append(task)
         if include_images:
-            sink.write_stored(f"images/{item.file_name}", image.file.name)
+            sink.write_stored(f"images/{item.file_name}", item.stored_name)
         on_item()
     sink.write_text("tasks.json", json.dumps(tasks, indent=1))
     sink.write_text("config.xml", _labeling_config(classes, detection))

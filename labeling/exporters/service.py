@@ -33,7 +33,7 @@ from ..jobs import (
     job_finish,
     job_progress_writer,
 )
-from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, Project, TaskType
+from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, OriginalAccess, Project, TaskType
 from ..selectors import image_latest_labels
 from .coco import coco_write
 from .csv import csv_write
@@ -82,8 +82,11 @@ def export_write(
     sink,
     include_images: bool = True,
     on_progress: Callable[[int], None] | None = None,
+    originals_for=None,
 ) -> None:
-    """Write the export into sink (a DirSink or ZipSink)."""
+    """Write the export into sink (a DirSink or ZipSink). ``originals_for``: the admin who
+    asked for the kept originals of blurred images instead of their renders; each original
+    written is logged as an opening by them, as the original endpoint logs one."""
     export_check_format(project=project, export_format=export_format)
     done = 0
 
@@ -95,7 +98,9 @@ def export_write(
 
     detection = project.task_type == TaskType.DETECTION
     objects = project.task_type != TaskType.CLASSIFICATION
-    items, classes = export_items(project), export_classes(project)
+    items, classes = export_items(project, originals=originals_for is not None), export_classes(project)
+    if originals_for is not None and include_images:
+        items = _logged_originals(items, project, originals_for)
     options = {"include_images": include_images, "on_item": on_item}
     if export_format == "coco":
         coco_write(items, classes, sink, **options)
@@ -113,13 +118,23 @@ def export_write(
         yolo_classify_write(items, classes, sink, **options)
 
 
-def export_zip(*, project: Project, export_format: str, include_images: bool = True, on_progress=None):
+def _logged_originals(items, project: Project, admin):
+    """Pass the items through, logging each one whose written file is a kept original."""
+    for item in items:
+        if item.stored_name != item.image.file.name:
+            OriginalAccess.objects.create(project=project, image=item.image, image_name=item.image.original_name,
+                                          user=admin, username=admin.get_username())
+        yield item
+
+
+def export_zip(*, project: Project, export_format: str, include_images: bool = True, on_progress=None,
+               originals_for=None):
     """The export as a zip in an anonymous temporary file, rewound; the caller closes it."""
     fileobj = tempfile.TemporaryFile(dir=staging_dir())
     try:
         with ZipSink(fileobj) as sink:
             export_write(project=project, export_format=export_format, sink=sink, include_images=include_images,
-                         on_progress=on_progress)
+                         on_progress=on_progress, originals_for=originals_for)
     except BaseException:
         fileobj.close()
         raise
@@ -133,8 +148,10 @@ def export_size(*, project: Project) -> int:
 
 
 @transaction.atomic
-def export_job_create(*, project: Project, export_format: str, requested_by=None) -> ExportJob:
-    """Queue an export; raises Conflict (409) while one of the same format is under way."""
+def export_job_create(*, project: Project, export_format: str, requested_by=None,
+                      originals: bool = False) -> ExportJob:
+    """Queue an export; raises Conflict (409) while one of the same format is under way.
+    ``originals`` (callers check the admin role): kept originals instead of blurred renders."""
     export_check_format(project=project, export_format=export_format)
     Project.objects.select_for_update().filter(pk=project.pk).first()  # serialize duplicate requests
     running = ExportJob.objects.filter(
@@ -142,7 +159,8 @@ def export_job_create(*, project: Project, export_format: str, requested_by=None
     ).first()
     if running is not None:
         raise Conflict(f"A {export_format} export of this project is already under way.", job_id=running.pk)
-    job = ExportJob.objects.create(project=project, format=export_format, requested_by=requested_by)
+    job = ExportJob.objects.create(project=project, format=export_format, requested_by=requested_by,
+                                   originals=originals)
     job_dispatch_on_commit(job)
     return job
 
@@ -150,12 +168,14 @@ def export_job_create(*, project: Project, export_format: str, requested_by=None
 def export_job_execute(*, job_id: int) -> None:
     if not job_claim(ExportJob, job_id):
         return
-    job = ExportJob.objects.select_related("project").get(pk=job_id)
+    job = ExportJob.objects.select_related("project", "requested_by").get(pk=job_id)
     saved = ""
     try:
         total = export_size(project=job.project)
         on_progress = job_progress_writer(ExportJob, job_id, total, cap=0.99)
-        with export_zip(project=job.project, export_format=job.format, on_progress=on_progress) as fileobj:
+        originals_for = job.requested_by if job.originals else None
+        with export_zip(project=job.project, export_format=job.format, on_progress=on_progress,
+                        originals_for=originals_for) as fileobj:
             name = f"projects/{job.project_id}/exports/{job.pk}-{secrets.token_urlsafe(24)}-{job.format}.zip"
             saved = default_storage.save(name, File(fileobj, name=name))
         finished = job_finish(ExportJob, job_id, JobStatus.SUCCEEDED, progress=1.0, result_file=saved,

@@ -43,7 +43,7 @@ def voc_write(items, classes, sink, *, include_images: bool, on_item) -> None:
         ET.indent(root)
         sink.write_text(f"Annotations/{item.stem}.xml", ET.tostring(root, encoding="unicode") + "\n")
         if include_images:
-            _write_jpeg(sink, f"JPEGImages/{item.stem}.jpg", image.file.name)
+            _write_jpeg(sink, f"JPEGImages/{item.stem}.jpg", item.stored_name)
         sets.setdefault(item.split, []).append(item.stem)
         on_item()
     for split, stems in sets.items():

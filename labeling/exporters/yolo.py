@@ -38,7 +38,7 @@ def yolo_write(items, classes, sink, *, include_images: bool, on_item) -> None:
                                                image.width, image.height))
         sink.write_text(f"labels/{item.split}/{item.stem}.txt", "".join(lines))
         if include_images:
-            sink.write_stored(f"images/{item.split}/{item.file_name}", image.file.name)
+            sink.write_stored(f"images/{item.split}/{item.file_name}", item.stored_name)
         splits.add(item.split)
         on_item()
     data = {
@@ -62,5 +62,5 @@ def yolo_classify_write(items, classes, sink, *, include_images: bool, on_item) 
     for item in items:
         labels = [names[label] for label in item.payload.get("labels", []) if label in names]
         if labels:  # single-label layout: an image sits in the folder of its first class
-            sink.write_stored(f"{item.split}/{labels[0]}/{item.file_name}", item.image.file.name)
+            sink.write_stored(f"{item.split}/{labels[0]}/{item.file_name}", item.stored_name)
         on_item()

@@ -196,6 +196,39 @@ def test_an_export_by_a_lead_holds_the_blurred_image(blurred_astronaut, api_clie
     assert not np.array_equal(pixels(exported), skimage.data.astronaut())
 
 
+def test_only_an_admin_exports_the_originals_and_each_one_written_is_logged(blurred_astronaut, api_client, blurring):
+    project, users = blurring
+    image, _ = blurred_astronaut(project)
+    person = project.label_classes.get(name="person").pk
+    annotation_import_create(image=image, payload={"boxes": [{"x1": 150, "y1": 40, "x2": 330, "y2": 500,
+                                                               "label": person}]})
+    url = f"/api/projects/{project.pk}/export/?format=coco&originals=1"
+    api_client.force_authenticate(users["lead"])
+    assert api_client.get(url).status_code == 403
+    assert not OriginalAccess.objects.exists()
+
+    api_client.force_authenticate(users["admin"])
+    response = api_client.get(url)
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(body(response)))
+    [name] = [n for n in archive.namelist() if n.startswith("images/")]
+    assert np.array_equal(pixels(archive.read(name)), pixels(astronaut_png()))  # the sharp original
+    access = OriginalAccess.objects.get()
+    assert (access.user, access.image_id) == (users["admin"], image.pk)
+
+    # an admin's originals export, run as a job, is the admins' to download, not the leads'
+    from labeling.exporters.service import export_job_execute
+
+    job = api_client.get(url + "&async=1").json()
+    export_job_execute(job_id=job["job_id"])  # as the worker does
+    detail = api_client.get(job["status_url"]).json()
+    assert detail["status"] == "succeeded" and detail["originals"] is True
+    assert api_client.get(detail["download_url"]).status_code == 200
+    api_client.force_authenticate(users["lead"])
+    assert api_client.get(detail["download_url"]).status_code in (403, 404)
+    assert OriginalAccess.objects.count() == 2
+
+
 def test_an_image_waiting_for_its_blur_is_left_out_of_exports(api_client, blurring):
     project, users = blurring
     image = Image.objects.get(pk=ingest(project, "astronaut.png", astronaut_png()).image_id)

@@ -47,10 +47,11 @@ form.addEventListener("submit", async (e) => {
   download.hidden = true;
   const format = byId<HTMLSelectElement>("export-format").value;
   download.download = `project-${projectId}-${format}.zip`;
+  const originals = document.querySelector<HTMLInputElement>("#export-originals")?.checked ? "&originals=1" : "";
   const response = await request<{ job_id?: number; detail?: string }>(
-    "GET", `/api/projects/${projectId}/export/?format=${encodeURIComponent(format)}&async=1`);
-  // 409: the same export is under way already; follow that one.
+    "GET", `/api/projects/${projectId}/export/?format=${encodeURIComponent(format)}&async=1${originals}`);
+  // 409: the same export is under way already; 503: queued while the broker is away. Follow it.
   const jobId = response.data?.job_id;
-  if ((response.status === 202 || response.status === 409) && jobId) await follow(jobId);
+  if ((response.status === 202 || response.status === 409 || response.status === 503) && jobId) await follow(jobId);
   else toast(errorText(response.data) || `Export failed with HTTP ${response.status}`, "error");
 });
