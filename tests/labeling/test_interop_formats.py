@@ -214,7 +214,7 @@ VOC_DIFFICULT = """<annotation><filename>a.png</filename><size><width>60</width>
 </annotation>"""
 
 
-def test_voc_round_trip_keeps_difficult_and_torchvision_reads_the_boxes_exactly(project, tmp_path):
+def test_voc_round_trip_keeps_difficult_and_torchvision_and_supervision_read_the_boxes_exactly(project, tmp_path):
     from torchvision.datasets import VOCDetection
 
     source = tmp_path / "in"
@@ -239,6 +239,16 @@ def test_voc_round_trip_keeps_difficult_and_torchvision_reads_the_boxes_exactly(
         ("tree", "0", {"xmin": "31", "ymin": "11", "xmax": "60", "ymax": "40"}),
     ]
     assert target["annotation"]["filename"] == "a.jpg"
+
+    import supervision as sv  # a second, independent VOC reader: 1-based corners become pixel edges
+
+    read = sv.DetectionDataset.from_pascal_voc(images_directory_path=str(out / "JPEGImages"),
+                                               annotations_directory_path=str(out / "Annotations"))
+    [(path, _image, detections)] = list(read)
+    assert path.endswith("a.jpg")
+    assert [(read.classes[c], tuple(box)) for c, box in zip(detections.class_id, detections.xyxy.tolist(),
+                                                           strict=True)] == [
+        ("car", (0.0, 0.0, 20.0, 30.0)), ("tree", (30.0, 10.0, 60.0, 40.0))]
 
     fresh = make_project(classes=("tree", "car"))
     again = import_run(project=fresh, files=list(folder_files(str(out))), label_format="voc")
