@@ -99,6 +99,10 @@ class TcpRelay:
                 continue
             server.settimeout(None)
             with self._lock:
+                if self._listener is not listener:  # stopped meanwhile: this one must not survive it
+                    client.close()
+                    server.close()
+                    return
                 self._sockets.update((client, server))
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()

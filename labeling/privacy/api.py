@@ -7,6 +7,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from vision_project.pagination import PagedList
+
 from ..jobs import job_cancel
 from ..models import BlurRegion, BlurRun, Image, OriginalAccess, PrivacySettings, Project, Role
 from ..permissions import get_for_caller
@@ -88,11 +90,12 @@ class PrivacySettingsApi(APIView):
         return Response(PrivacySettingsSerializer(saved).data)
 
 
-class BlurRunListCreateApi(APIView):
+class BlurRunListCreateApi(PagedList, APIView):
     @extend_schema(responses=BlurRunSerializer(many=True))
     def get(self, request, project_id: int):
         project = _project(request, project_id, Role.ADMIN)
-        return Response(BlurRunSerializer(BlurRun.objects.filter(project=project)[:20], many=True).data)
+        return self.page_response(request, BlurRun.objects.filter(project=project).order_by("-id"),
+                                  lambda page: BlurRunSerializer(page, many=True).data)
 
     @extend_schema(request=BlurRunInputSerializer, responses={202: BlurRunSerializer})
     def post(self, request, project_id: int):
@@ -163,10 +166,10 @@ class ImageOriginalApi(APIView):
         return response
 
 
-class OriginalAccessListApi(APIView):
+class OriginalAccessListApi(PagedList, APIView):
     @extend_schema(responses=OriginalAccessSerializer(many=True))
     def get(self, request, project_id: int):
-        """Who opened which original, when: the latest 500."""
+        """Who opened which original, when: newest first, a page at a time."""
         project = _project(request, project_id, Role.ADMIN)
-        rows = OriginalAccess.objects.filter(project=project)[:500]
-        return Response(OriginalAccessSerializer(rows, many=True).data)
+        return self.page_response(request, OriginalAccess.objects.filter(project=project),
+                                  lambda page: OriginalAccessSerializer(page, many=True).data)

@@ -14,7 +14,7 @@ from tests.factories import ImageFactory, TaskFactory
 from tests.labeling.test_segment_assist import PENTAGON, mask_iou, synthetic_scene
 from training.models import ModelVersion, Prediction
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_for_js
 from .factories import IMAGE_H, IMAGE_W, Scene
 from .test_annotate import open_annotate, wait_saved_and_next
 
@@ -153,7 +153,7 @@ def test_box_assist_outlines_the_object_and_the_outline_is_submitted(page, make_
     page.keyboard.press("b")
     assert page.get_attribute("#annotate", "data-tool") == "assist"
     drag(page, (170, 90), (480, 390))
-    page.wait_for_function("document.querySelectorAll('.polygon').length === 1")
+    wait_for_js(page, "document.querySelectorAll('.polygon').length === 1")
     assert page.get_attribute("#annotate", "data-tool") == "polygon"
     assert page.locator(".vertex").count() >= 5  # selected, ready for correction
 
@@ -176,7 +176,7 @@ def test_a_lead_edits_a_prelabel_polygon_in_the_image_editor_and_saves_it(page, 
     page.mouse.click(*to_page(page, 150, 130))  # selects the leaf
     drag(page, (240, 220), (250, 260))  # its third vertex
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#save-state').textContent === 'Label saved'")
+    wait_for_js(page, "document.querySelector('#save-state').textContent === 'Label saved'")
     leaf, ringed = image_current_label(image)["polygons"]
     assert_points_close(leaf["points"], [PRELABEL[0], PRELABEL[1], [250, 260], PRELABEL[3]])
     assert ringed == {"label": scene.classes["bug"].pk, "rings": RINGED}

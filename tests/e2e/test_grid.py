@@ -21,7 +21,7 @@ from tests.factories import ImageFactory, TaskFactory
 from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 from training.models import ImageEmbedding
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_for_js
 from .factories import classification_scene
 
 DIM = EMBEDDING_MODELS[DEFAULT_EMBEDDING_MODEL].dim
@@ -62,7 +62,7 @@ def test_an_annotator_verifies_a_grid_and_a_lost_answer_stores_one_annotation(pa
     page.locator("#grid .thumb-cell").nth(3).wait_for()
     assert page.inner_text("#grid-class") == "cat"
     assert page.locator("#grid .thumb-cell[aria-pressed=true]").count() == 4
-    page.wait_for_function("[...document.querySelectorAll('#grid img')].every((img) => img.complete && img.naturalWidth)")
+    wait_for_js(page, "[...document.querySelectorAll('#grid img')].every((img) => img.complete && img.naturalWidth)")
 
     page.focus("#grid")
     page.keyboard.press("ArrowRight")
@@ -105,7 +105,7 @@ def test_a_lead_names_a_cluster_and_accepts_it_once_though_the_answer_was_lost(p
     sections = page.locator("section.cluster")
     sections.nth(1).wait_for()
     assert sections.count() == 2
-    page.wait_for_function("[...document.querySelectorAll('.thumb-cell img')].every((img) => img.complete && img.naturalWidth)")
+    wait_for_js(page, "[...document.querySelectorAll('.thumb-cell img')].every((img) => img.complete && img.naturalWidth)")
 
     first = sections.nth(0)
     members = [int(i) for i in first.locator(".thumb-cell").evaluate_all("cells => cells.map((c) => c.dataset.id)")]

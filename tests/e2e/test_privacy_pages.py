@@ -10,7 +10,7 @@ from labeling.services import membership_set
 from tests.labeling.test_ingest import ingest, make_project
 from tests.labeling.test_privacy import astronaut_png
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_for_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +39,7 @@ def test_an_admin_draws_a_missed_region_and_removes_a_false_one(page, admin_proj
     assert page.is_visible("#original-link")
     picture = page.locator("#privacy-image")
     picture.wait_for()
-    page.wait_for_function("document.getElementById('privacy-image').naturalWidth > 0")
+    wait_for_js(page, "document.getElementById('privacy-image').naturalWidth > 0")
     box = picture.bounding_box()
     scale = box["width"] / 512
     page.mouse.move(box["x"] + 380 * scale, box["y"] + 380 * scale)
@@ -63,7 +63,7 @@ def test_an_admin_turns_blurring_on_in_the_settings_and_a_lead_has_no_region_pag
     project = admin_project
     sign_in(page, "ada")
     page.goto(f"/projects/{project.pk}/settings/")
-    page.wait_for_function("document.querySelector('#privacy-form [name=strength]').value !== ''")
+    wait_for_js(page, "document.querySelector('#privacy-form [name=strength]').value !== ''")
     page.check("#privacy-form [name=enabled]")
     page.fill("#privacy-form [name=strength]", "0")
     page.click("#privacy-form button[type=submit]")

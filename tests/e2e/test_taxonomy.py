@@ -11,7 +11,7 @@ import pytest
 from labeling.models import Annotation, AnnotationKind, LabelClass, LabelClassEvent, Role
 from training.models import ModelVersion
 
-from .conftest import sign_in
+from .conftest import sign_in, wait_for_js
 from .factories import classification_scene
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -45,9 +45,9 @@ def test_an_admin_builds_the_tree_renames_moves_and_merges_with_the_relabel_stor
 
     # Drag "cat" onto "animal"; choose "animal" for "dog" from its menu.
     _node(page, "cat").locator(".tree-handle").drag_to(_node(page, "animal"))
-    page.wait_for_function("document.querySelector(\".tree-node[data-name='cat']\").style.getPropertyValue('--depth') === '1'")
+    wait_for_js(page, "document.querySelector(\".tree-node[data-name='cat']\").style.getPropertyValue('--depth') === '1'")
     _node(page, "dog").get_by_label("Move under…").select_option(label="animal")
-    page.wait_for_function("document.querySelector(\".tree-node[data-name='dog']\").style.getPropertyValue('--depth') === '1'")
+    wait_for_js(page, "document.querySelector(\".tree-node[data-name='dog']\").style.getPropertyValue('--depth') === '1'")
     assert LabelClass.objects.get(pk=cat.pk).parent_id == animal.pk
     assert LabelClass.objects.get(pk=dog.pk).parent_id == animal.pk
     assert _node(page, "animal").locator(".tree-count").inner_text() == "0 labels (2 with subclasses)"
@@ -64,7 +64,7 @@ def test_an_admin_builds_the_tree_renames_moves_and_merges_with_the_relabel_stor
     key.fill(cat.hotkey)
     key.press("Tab")
     page.locator(".toast-error", has_text='taken by class "cat"').wait_for()
-    page.wait_for_function(f"document.querySelector(\".tree-node[data-name='parrot'] input.tree-key\").value === '{stored}'")
+    wait_for_js(page, f"document.querySelector(\".tree-node[data-name='parrot'] input.tree-key\").value === '{stored}'")
     _node(page, "parrot").locator("input[type=color]").evaluate(
         "input => { input.value = '#123456'; input.dispatchEvent(new Event('change')); }")
     page.locator(".toast", has_text='New colour for "parrot"').wait_for()

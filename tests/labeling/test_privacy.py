@@ -175,7 +175,7 @@ def test_annotators_and_leads_never_get_the_original_and_admins_get_it_logged(bl
     assert np.array_equal(pixels(body(response)), pixels(original))
     access = OriginalAccess.objects.get()
     assert (access.user, access.image_id, access.project_id) == (users["admin"], image.pk, project.pk)
-    log = api_client.get(f"/api/projects/{project.pk}/privacy/original-accesses/").json()
+    log = api_client.get(f"/api/projects/{project.pk}/privacy/original-accesses/").json()["results"]
     assert [(row["username"], row["image"]) for row in log] == [("admin", image.pk)]
 
 

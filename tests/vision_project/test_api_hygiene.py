@@ -86,6 +86,8 @@ def test_the_schema_advertises_one_body_type_and_pages_for_every_list(api_client
         "/api/projects/{project_id}/label-classes/history/",
         "/api/projects/{project_id}/members/",
         "/api/projects/{project_id}/model-versions/",
+        "/api/projects/{project_id}/privacy/blur-runs/",
+        "/api/projects/{project_id}/privacy/original-accesses/",
         "/api/projects/{project_id}/training-runs/",
     ]
 
@@ -173,7 +175,9 @@ def test_a_token_client_downloads_a_finished_export_from_its_download_url(api_cl
     lead = member(project, Role.LEAD)
     saved = default_storage.save(f"projects/{project.pk}/exports/1-coco.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
     job = ExportJob.objects.create(project=project, format="coco", status="succeeded", result_file=saved)
-    url = token_client(api_client, lead).get(f"/api/export-jobs/{job.pk}/").json()["download_url"]
-    assert "?signature=" in url
-    download = Client().get(url)
+    client = token_client(api_client, lead)
+    url = client.get(f"/api/export-jobs/{job.pk}/").json()["download_url"]
+    assert url == f"/api/export-jobs/{job.pk}/download/"  # a lead-only view: the media view never serves exports
+    download = client.get(url)
     assert download.status_code == 200 and b"".join(download.streaming_content)[:2] == b"PK"
+    assert Client().get(url).status_code == 401

@@ -15,10 +15,10 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from labeling.models import Annotation, ExportJob, ImportJob, JobStatus, LabelClass, Role
+from labeling.models import Annotation, BlurRegion, BlurRun, ExportJob, ImportJob, JobStatus, LabelClass, Role
 from labeling.reports.selectors import REPORTS
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory, TaskFactory, UserFactory
-from training.models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
+from training.models import EmbeddingRun, ModelVersion, NearDuplicate, PrelabelRun, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,8 @@ RANK = {"annotator": 1, "lead": 2, "admin": 3}
 # project role. Names are the URL names; None keys a method the route does not have.
 ACCESS: dict[str, dict[str, str]] = {
     "healthz": {"GET": "public"},
+    "readyz": {"GET": "public"},
+    "metrics": {"GET": "public"},  # loopback callers (as here) or a token: the network is the guard
     "api-token": {"POST": "public", "DELETE": "user"},
     "api-schema": {"GET": "user"},
     "api-docs": {"GET": "user"},
@@ -39,10 +41,15 @@ ACCESS: dict[str, dict[str, str]] = {
     "project-list": {"GET": "user", "POST": "staff"},
     "project-detail": {"GET": "annotator", "PATCH": "admin"},
     "labelclass-list": {"GET": "annotator", "POST": "admin"},
-    "labelclass-detail": {"PATCH": "admin"},
+    "labelclass-detail": {"PATCH": "admin", "DELETE": "admin"},
+    "labelclass-tree": {"GET": "annotator"},
+    "labelclass-history": {"GET": "lead"},
+    "labelclass-merge": {"POST": "admin"},
     "member-list": {"GET": "lead", "POST": "admin"},
     "member-detail": {"PATCH": "admin", "DELETE": "admin"},
     "task-next": {"GET": "annotator"},
+    "task-batch": {"GET": "annotator"},
+    "segment-assist": {"POST": "annotator"},
     "project-stats": {"GET": "annotator"},
     "annotation-review-list": {"GET": "lead"},
     "task-heartbeat": {"POST": "annotator"},
@@ -61,6 +68,16 @@ ACCESS: dict[str, dict[str, str]] = {
     "export": {"GET": "lead"},
     "export-job-detail": {"GET": "lead"},
     "export-job-download": {"GET": "lead"},
+    "export-job-cancel": {"POST": "lead"},
+    "privacy-settings": {"GET": "lead", "PATCH": "admin"},
+    "blur-run-list": {"GET": "admin", "POST": "admin"},
+    "original-access-list": {"GET": "admin"},
+    "blur-run-detail": {"GET": "admin"},
+    "blur-run-cancel": {"POST": "admin"},
+    "image-blur": {"GET": "admin"},
+    "blur-region-create": {"POST": "admin"},
+    "blur-region-detail": {"PATCH": "admin"},
+    "image-original": {"GET": "admin"},
     "report": {"GET": "lead"},
     "trainingrun-list": {"GET": "lead", "POST": "admin"},
     "trainingrun-detail": {"GET": "lead"},
@@ -69,10 +86,23 @@ ACCESS: dict[str, dict[str, str]] = {
     "modelversion-deploy": {"POST": "admin"},
     "prelabel-start": {"POST": "admin"},
     "prelabelrun-detail": {"GET": "lead"},
+    "prelabelrun-cancel": {"POST": "admin"},
     "embeddingrun-start": {"POST": "admin"},
     "embeddingrun-detail": {"GET": "lead"},
     "embeddingrun-cancel": {"POST": "admin"},
     "training-curves": {"GET": "lead"},
+    "classexample-list": {"GET": "lead"},
+    "classexample-set": {"PUT": "lead"},
+    "proposals": {"GET": "annotator", "POST": "lead"},
+    "image-similar": {"GET": "annotator"},
+    "nearduplicate-list": {"GET": "lead"},
+    "nearduplicate-dismiss": {"POST": "lead"},
+    "clusters": {"GET": "lead"},
+    "bulk-labels": {"POST": "annotator"},  # naming a new class asks for a lead on top
+    "assist-status": {"GET": "lead"},
+    "assist-cluster-names": {"POST": "lead"},
+    "assist-taxonomy": {"POST": "lead"},
+    "assist-log": {"GET": "admin"},
     "page-annotate": {"GET": "annotator"},
     "page-review": {"GET": "lead"},
     "page-images": {"GET": "lead"},
@@ -81,6 +111,11 @@ ACCESS: dict[str, dict[str, str]] = {
     "page-reports": {"GET": "lead"},
     "page-models": {"GET": "lead"},
     "page-settings": {"GET": "admin"},
+    "page-export": {"GET": "lead"},
+    "page-taxonomy": {"GET": "admin"},
+    "page-clusters": {"GET": "lead"},
+    "page-annotate-grid": {"GET": "annotator"},
+    "page-image-privacy": {"GET": "admin"},
 }
 # Django's own sites guard themselves (the admin: staff; accounts: the sign-in pages), and the
 # media view is checked below per kind of file.
@@ -149,6 +184,10 @@ def world():
         "trainingrun": TrainingRun.objects.create(project=project).pk,
         "prelabelrun": PrelabelRun.objects.create(project=project, model_version=version).pk,
         "embeddingrun": EmbeddingRun.objects.create(project=project, model_key="m").pk,
+        "blur-run": BlurRun.objects.create(project=project).pk,
+        "region_id": BlurRegion.objects.create(image=image, x1=1, y1=1, x2=5, y2=5, source="manual").pk,
+        "duplicate_id": NearDuplicate.objects.create(project=project, image=image, duplicate_of=ImageFactory(
+            project=project), similarity=0.99).pk,
     }
     media = {"image": image.file.name, "display": image.file.name, "weights": weights, "export": export_file}
     return users, ids, media
@@ -159,7 +198,7 @@ def _url(name: str, route: str, ids: dict) -> str:
         key = match.group(2)
         if key in ("job_id", "run_id"):
             key = next(prefix for prefix in ("import-job", "export-job", "trainingrun", "prelabelrun",
-                                             "embeddingrun") if name.startswith(prefix))
+                                             "embeddingrun", "blur-run") if name.startswith(prefix))
         return str(ids[key])
 
     return "/" + re.sub(r"<(?:(\w+):)?(\w+)>", value, route)

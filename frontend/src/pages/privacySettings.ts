@@ -74,7 +74,7 @@ export function setUpPrivacy(projectId: string): void {
   });
 
   async function loadAccesses(): Promise<void> {
-    const rows = await call<Access[]>("GET", `${url}original-accesses/`);
+    const rows = (await call<{ results: Access[] }>("GET", `${url}original-accesses/?limit=500`)).results;
     accesses.replaceChildren(...(rows.length ? rows.map((row) => el("tr", {},
       el("td", {}, new Date(row.accessed_at).toLocaleString()), el("td", {}, row.username),
       el("td", {}, row.image === null ? `${row.image_name} (deleted)` : row.image_name))) : [
@@ -83,5 +83,7 @@ export function setUpPrivacy(projectId: string): void {
 
   void load().catch((error: Error) => toast(error.message, "error"));
   void loadAccesses().catch((error: Error) => toast(error.message, "error"));
-  void call<BlurRun[]>("GET", `${url}blur-runs/`).then((runs) => { if (runs.length) void watch(runs[0]); });
+  void call<{ results: BlurRun[] }>("GET", `${url}blur-runs/?limit=1`).then(({ results }) => {
+    if (results.length) void watch(results[0]);
+  });
 }
