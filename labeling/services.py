@@ -164,7 +164,7 @@ def project_update(*, project: Project, **fields) -> Project:
     project.full_clean()
     project.save()
     if reorder:
-        enqueue_on_commit("training.tasks.queue_priorities_refresh", project.pk)
+        enqueue_on_commit("training.tasks.queue_priorities_refresh", project.pk, robust=True)
     return project
 
 

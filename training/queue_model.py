@@ -67,7 +67,11 @@ def queue_model_fit_request(*, project_id: int) -> bool:
     below the task layer. Returns whether a fit was requested."""
     if not caches["coordination"].add(_pending_key(project_id), 1, timeout=PENDING_FIT_TTL):
         return False
-    enqueue(FIT_TASK, project_id)
+    try:
+        enqueue(FIT_TASK, project_id)
+    except Exception:
+        caches["coordination"].delete(_pending_key(project_id))  # not sent: the next label asks again
+        raise
     return True
 
 
@@ -343,4 +347,6 @@ def fit_after_label(sender, instance, created: bool, **kwargs) -> None:
     at module level (training/apps.py): signals hold receivers weakly."""
     if created and instance.kind in (AnnotationKind.ACCEPT, AnnotationKind.CORRECT):
         project_id = instance.project_id
-        transaction.on_commit(lambda: queue_model_fit_request(project_id=project_id))
+        # robust: the label has committed; a broker or cache that is away must not turn its
+        # submit into an error (the fit is asked again by the next label)
+        transaction.on_commit(lambda: queue_model_fit_request(project_id=project_id), robust=True)

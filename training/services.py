@@ -414,7 +414,7 @@ def model_version_deploy(*, version: ModelVersion, requested_by=None, rescore: b
         # A queue head pre-labels each image as it is served; a worker re-ranks the queue by
         # it (the fit that deployed it re-ranks itself: rescore=False).
         if rescore:
-            enqueue_on_commit("training.tasks.queue_priorities_refresh", version.project_id)
+            enqueue_on_commit("training.tasks.queue_priorities_refresh", version.project_id, robust=True)
     else:
         prelabel_run_start(project=version.project, model_version=version, requested_by=requested_by,
                            reuse_active=True)

@@ -160,3 +160,35 @@ def test_every_job_kind_can_be_cancelled_over_the_api(api_client):
         assert response.status_code in (200, 202), (prefix, response.content)
         row.refresh_from_db()
         assert row.status == JobStatus.CANCELLED, prefix
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submit_lands_and_is_acknowledged_while_the_broker_is_away(api_client, monkeypatch):
+    """The label commits first; the queue model's fit it asks for cannot reach the broker, and
+    that is logged, not answered as an error (the next label asks again)."""
+    from kombu.exceptions import OperationalError
+
+    from labeling.models import Annotation
+    from tests.factories import ImageFactory, LabelClassFactory, ProjectFactory, TaskFactory
+    from training import queue_model
+
+    def down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(queue_model, "enqueue", down)
+    project = ProjectFactory(task_type="classification")
+    cls = LabelClassFactory(project=project)
+    TaskFactory(image=ImageFactory(project=project))
+    annotator = UserFactory()
+    MembershipFactory(project=project, user=annotator, role=Role.ANNOTATOR)
+    api_client.force_authenticate(annotator)
+    work = api_client.get(f"/api/projects/{project.pk}/tasks/next/").json()
+    response = api_client.post(f"/api/tasks/{work['task']['id']}/annotations/",
+                               {"kind": "correct", "payload": {"labels": [cls.pk]}},
+                               format="json", HTTP_IDEMPOTENCY_KEY="0b8f2f4e-1c4b-4d59-9b0a-3f5f1d2c3b4a")
+    assert response.status_code == 201, response.content
+    assert Annotation.objects.filter(project=project, payload={"labels": [cls.pk]}).count() == 1
+    # and the fit is asked for again by the next label, not blocked by a mark for a fit never sent
+    from django.core.cache import caches
+
+    assert caches["coordination"].get(queue_model._pending_key(project.pk)) is None
