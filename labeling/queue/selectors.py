@@ -73,7 +73,9 @@ def task_work_item(*, task: Task, project: Project, user=None) -> dict:
         },
         "image": image_item(image),
         "prediction": prediction_item(prediction),
-        "label_classes": list(project.label_classes.values("id", "name", "color", "hotkey", "parent")),
+        # The model's ordering starts with the project, a join that orders nothing here.
+        "label_classes": list(project.label_classes.order_by("order", "id")
+                              .values("id", "name", "color", "hotkey", "parent")),
         "task_type": project.task_type,
         "project_id": project.pk,
         "rejected": _rejection_of(task=task, project=project, user=user),
