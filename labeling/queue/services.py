@@ -329,9 +329,10 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
         return prediction, _checked_label(_validate(payload, project, image), kind=kind, empty=empty, image=image)
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
-            prediction = predictions.filter(
+            # One deployed version per project, one prediction per image and version.
+            prediction = unique_or_none(predictions.filter(
                 model_version__is_deployed=True, model_version__project_id=project.pk
-            ).first()
+            ))
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
         labels = _labels_of_prediction(prediction.payload, project.task_type, image)
