@@ -127,8 +127,9 @@ def _parse_args():
     parser.add_argument("--think-ms", type=float, default=1000.0,
                         help="mean pause after each request (uniform 0..2x); 0 = closed loop at full speed")
     parser.add_argument("--client-processes", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=6, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker (few: the GIL serializes the rest)")
+    # The defaults of docker/entrypoint.sh.
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
