@@ -8,11 +8,19 @@ from separate processes over HTTP keep-alive connections for a bounded time. Eac
 annotator loops: GET next -> think -> POST annotation (Idempotency-Key: the pre-label
 accepted or corrected) -> think.
 
-Prints p50/p95/p99 latency of next and submit, throughput and duplicates (a task served
-to two annotators, or completed twice), plus EXPLAIN ANALYZE of the claim; appends the
-table to bench/RESULTS.md. The database is dropped afterwards (unless --keep-db).
+Prints p50/p95/p99 latency of next and submit, throughput over the measured window (first
+measured request to the last answer), errors (a refused connection or a timeout is counted,
+the annotator reconnects and goes on), server and database CPU per completed task, and
+duplicates (a task served to two annotators, or completed twice), plus EXPLAIN ANALYZE of
+the claim; appends the tables to bench/RESULTS.md. The database is dropped afterwards
+(unless --keep-db).
 
-    .venv/bin/python bench/bench_queue.py --tasks 1000000 --annotators 32 --seconds 60 --history 1000
+`--annotators 8,32` runs one load after the other against the same server and queue; with
+no think time each load is set against Label Studio 1.23.2 measured on this box on the
+matched load (100,000 tasks, 8 annotators, no think time): 2.4-3.2 annotations/s, next p99
+2.6-4.1 s.
+
+    .venv/bin/python bench/bench_queue.py --tasks 100000 --annotators 8,32 --think-ms 0 --seconds 30
 """
 from __future__ import annotations
 
@@ -42,6 +50,10 @@ PRELABELS_NONE = "no pre-labels"
 # Overridable so a smoke run (tests/bench) never meets a real run.
 DB_NAME = os.environ.get("BENCH_QUEUE_DB", "vision_bench_queue")
 PORT = int(os.environ.get("BENCH_QUEUE_PORT", "8765"))
+# Label Studio 1.23.2 on this box, matched load (issue 20): annotations/s and next p99 in ms.
+LABEL_STUDIO_THROUGHPUT = (2.4, 3.2)
+LABEL_STUDIO_NEXT_P99_MS = (2600.0, 4100.0)
+ERROR = 0  # the status recorded for a request that got no HTTP answer
 
 
 def main() -> None:
@@ -65,22 +77,32 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True)
         started = time.monotonic()
-        project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, args.annotators, args.history,
-                                   not args.no_prelabels)
+        project_id, tokens = _fill(f"{server_dsn}/{DB_NAME}", env, args.tasks, max(args.annotators),
+                                   args.history, not args.no_prelabels)
         print(f"filled {args.tasks:,} tasks in {time.monotonic() - started:.0f} s", flush=True)
         access_log = Path(env["VISION_VAR_DIR"]) / "bench-queue-access.log"
         access_log.parent.mkdir(parents=True, exist_ok=True)
         access_log.unlink(missing_ok=True)
         server = _start_server(env, args.workers, args.threads, access_log)
-        load_before = os.getloadavg()[0]
-        samples, served = _drive(project_id, tokens, args)
-        load_after = os.getloadavg()[0]
-        server_ms = _server_times(access_log)
+        tables, summaries = [], []
+        for annotators in args.annotators:
+            log_from = access_log.stat().st_size
+            cpu_before = _cpu_seconds(server.pid)
+            load_before = os.getloadavg()[0]
+            run = _drive(project_id, tokens[:annotators], args)
+            load_after = os.getloadavg()[0]
+            cpu = [after - before for after, before in zip(_cpu_seconds(server.pid), cpu_before)]
+            server_log = _server_times(access_log, log_from)
+            completed_twice = _completed_twice(f"{server_dsn}/{DB_NAME}")
+            table, summary = _report(args, annotators, run, completed_twice, server_log, cpu,
+                                     (load_before, load_after))
+            print(table, flush=True)
+            tables.append(table)
+            summaries.append(summary)
         explain = _explain_claim(env, project_id)
-        completed_twice = _completed_twice(f"{server_dsn}/{DB_NAME}")
-        table = _report(args, samples, served, completed_twice, explain, server_ms, (load_before, load_after))
-        print(table)
-        _append_results(table, args)
+        comparison = _comparison(args, summaries)
+        print(comparison + "\n\nClaim query plan (EXPLAIN ANALYZE, after the runs):\n\n" + explain)
+        _append_results(tables, comparison, explain, args)
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
@@ -92,7 +114,8 @@ def main() -> None:
 def _parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=1_000_000)
-    parser.add_argument("--annotators", type=int, default=32)
+    parser.add_argument("--annotators", type=_counts, default=[32],
+                        help="concurrent annotators; a comma-separated list runs one load after the other")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time, after the warm-up")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
     parser.add_argument("--history", type=int, default=1000,
@@ -104,12 +127,23 @@ def _parse_args():
     parser.add_argument("--think-ms", type=float, default=1000.0,
                         help="mean pause after each request (uniform 0..2x); 0 = closed loop at full speed")
     parser.add_argument("--client-processes", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=6, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker (few: the GIL serializes the rest)")
+    # The defaults of docker/entrypoint.sh.
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     return parser.parse_args()
+
+
+def _counts(raw: str) -> list[int]:
+    try:
+        counts = [int(part) for part in raw.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected annotator counts like 8,32; got {raw!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"annotator counts must be positive; got {raw!r}")
+    return counts
 
 
 # --- database -------------------------------------------------------------------------
@@ -298,18 +332,26 @@ def _annotator(project_id: int, token: str, start_at: float, measure_from: float
     rng = random.Random(seed)
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-    samples: list[tuple[str, float, int, float]] = []  # (op, ms, status, at)
+    samples: list[tuple[str, float, int, float, float]] = []  # (op, ms, status, began at, answered at)
     served: list[int] = []
     time.sleep(max(0.0, start_at - time.monotonic()))
 
     def call(op: str, method: str, path: str, body: bytes | None = None, extra: dict | None = None):
+        """(status, body); a request without an HTTP answer (refused, reset, timed out) is
+        recorded with status ERROR and the connection opened afresh."""
+        nonlocal connection
+        began_at = time.monotonic()
         began = time.perf_counter()
-        connection.request(method, path, body=body, headers={**headers, **(extra or {})})
-        response = connection.getresponse()
-        data = response.read()
-        elapsed = (time.perf_counter() - began) * 1000
-        samples.append((op, elapsed, response.status, time.monotonic()))
-        return response.status, data
+        try:
+            connection.request(method, path, body=body, headers={**headers, **(extra or {})})
+            response = connection.getresponse()
+            status, data = response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+            status, data = ERROR, b""
+        samples.append((op, (time.perf_counter() - began) * 1000, status, began_at, time.monotonic()))
+        return status, data
 
     def pause():
         if think_s:
@@ -318,7 +360,8 @@ def _annotator(project_id: int, token: str, start_at: float, measure_from: float
     while time.monotonic() < stop_at:
         status, data = call("next", "GET", f"/api/projects/{project_id}/tasks/next/")
         if status != 200:
-            pause()
+            # Nothing left (204), refused or no answer: back off rather than spin.
+            time.sleep(rng.uniform(0, 2 * think_s) if think_s else 0.05)
             continue
         work = json.loads(data)
         task_id = work["task"]["id"]
@@ -329,6 +372,8 @@ def _annotator(project_id: int, token: str, start_at: float, measure_from: float
         call("submit", "POST", f"/api/tasks/{task_id}/annotations/", body,
              {"Idempotency-Key": str(uuid.uuid4())})
         pause()
+    connection.close()
+    # Measured: requests begun in the window (the last ones may be answered after it ends).
     return [s for s in samples if s[3] >= measure_from], served
 
 
@@ -360,7 +405,7 @@ def _client_process(job):
     return [s for r in results for s in r[0]], [(token, task) for token, r in zip(tokens, results) for task in r[1]]
 
 
-def _drive(project_id: int, tokens: list[str], args):
+def _drive(project_id: int, tokens: list[str], args) -> dict:
     processes = max(1, min(args.client_processes, len(tokens)))
     groups = [tokens[i::processes] for i in range(processes)]
     start_at = time.monotonic() + 2.0
@@ -374,7 +419,41 @@ def _drive(project_id: int, tokens: list[str], args):
         results = pool.map(_client_process, jobs)
     samples = [s for r in results for s in r[0]]
     served = [pair for r in results for pair in r[1]]
-    return samples, served
+    # CLOCK_MONOTONIC is one clock for all processes of the box.
+    window = max((s[4] for s in samples), default=stop_at) - measure_from
+    return {"samples": samples, "served": served, "window_s": window}
+
+
+# --- server and database CPU ------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (its reaped children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """(gunicorn master and workers, PostgreSQL backends connected to the bench database)
+    CPU seconds so far. Workers and backends live through the run (CONN_MAX_AGE), so a
+    difference of two readings is the CPU spent between them."""
+    server = database = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if int(entry.name) == server_pid or ppid == server_pid:
+                server += _process_cpu(int(entry.name))
+            elif command.startswith("postgres: ") and f" {DB_NAME} " in command:
+                database += _process_cpu(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # exited while being read
+    return server, database
 
 
 # --- report ---------------------------------------------------------------------------
@@ -387,62 +466,102 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def _server_times(access_log: Path) -> dict[str, list[float]]:
-    """Milliseconds spent inside the server per operation, from the access log. The
-    warm-up is included: the log has no client clock to cut it at."""
+def _server_times(access_log: Path, offset: int) -> tuple[dict[str, list[float]], int]:
+    """Milliseconds spent inside the server per operation, and the tasks completed (201),
+    from the access log written since `offset`. The warm-up is included: the log has no
+    client clock to cut it at."""
     times: dict[str, list[float]] = {"next": [], "submit": []}
-    for line in access_log.read_text().splitlines():
-        method, path, _status, seconds = line.split()
-        op = "next" if path.endswith("/tasks/next/") else "submit" if path.endswith("/annotations/") else None
-        if op:
-            times[op].append(float(seconds) * 1000)
-    return times
+    completed = 0
+    with access_log.open() as log:
+        log.seek(offset)
+        for line in log.read().splitlines():
+            method, path, status, seconds = line.split()
+            op = "next" if path.endswith("/tasks/next/") else "submit" if path.endswith("/annotations/") else None
+            if op:
+                times[op].append(float(seconds) * 1000)
+            completed += op == "submit" and status == "201"
+    return times, completed
 
 
-def _report(args, samples, served, completed_twice: int, explain: str, server_ms: dict, load: tuple) -> str:
+def _report(args, annotators: int, run: dict, completed_twice: int, server_log: tuple, cpu: list[float],
+            load: tuple) -> tuple[str, dict]:
+    samples, window = run["samples"], run["window_s"]
+    server_ms, completed_in_load = server_log
     holders: dict[int, set[str]] = {}
-    for token, task_id in served:
+    for token, task_id in run["served"]:
         holders.setdefault(task_id, set()).add(token)
     served_twice = sum(1 for tokens in holders.values() if len(tokens) > 1)
     lines = [
+        f"### {annotators} annotators",
+        "",
         "| op | requests | per s | p50 ms | p95 ms | p99 ms | max ms | statuses |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
+    p99 = {}
     for op in ("next", "submit"):
         rows = [s for s in samples if s[0] == op]
         times = [s[1] for s in rows]
-        statuses = Counter(s[2] for s in rows)
+        p99[op] = _percentile(times, 99)
+        statuses = Counter("error" if s[2] == ERROR else s[2] for s in rows)
         lines.append(
-            f"| {op} | {len(rows):,} | {len(rows) / args.seconds:.1f} | {_percentile(times, 50):.1f} | "
-            f"{_percentile(times, 95):.1f} | {_percentile(times, 99):.1f} | {max(times, default=float('nan')):.1f} | "
-            f"{', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} |"
+            f"| {op} | {len(rows):,} | {len(rows) / window:.1f} | {_percentile(times, 50):.1f} | "
+            f"{_percentile(times, 95):.1f} | {p99[op]:.1f} | {max(times, default=float('nan')):.1f} | "
+            f"{', '.join(f'{k}: {v}' for k, v in sorted(statuses.items(), key=str))} |"
         )
     submitted = sum(1 for s in samples if s[0] == "submit" and s[2] == 201)
+    errors = sum(1 for s in samples if s[2] == ERROR or s[2] >= 500)
     lines += ["", "Time inside the server (gunicorn access log, warm-up included):", "",
               "| op | p50 ms | p95 ms | p99 ms |", "|---|---:|---:|---:|"]
     for op, times in server_ms.items():
         lines.append(f"| {op} | {_percentile(times, 50):.1f} | {_percentile(times, 95):.1f} | "
                      f"{_percentile(times, 99):.1f} |")
+    # CPU is read around the whole load, warm-up included: divided by every task it completed.
+    server_cpu_ms, database_cpu_ms = (1000 * c / max(1, completed_in_load) for c in cpu)
+    throughput = submitted / window
     lines += [
         "",
-        f"- tasks in the queue: {args.tasks:,}, of which {args.annotators * args.history:,} done before the run "
-        f"({args.history:,} per annotator); "
+        f"- tasks in the queue: {args.tasks:,}, of which {max(args.annotators) * args.history:,} done before the "
+        f"runs ({args.history:,} per annotator); "
         f"{PRELABELS_NONE if args.no_prelabels else PRELABELS_EACH}; "
-        f"annotators: {args.annotators}; measured {args.seconds:g} s after "
-        f"{args.warmup:g} s warm-up; think time {args.think_ms:g} ms mean (uniform 0..2x) after each request",
+        f"annotators: {annotators}; measured {window:.1f} s (requests begun in the {args.seconds:g} s after "
+        f"{args.warmup:g} s warm-up, to the last answer); think time {args.think_ms:g} ms mean (uniform 0..2x) "
+        "after each request",
         f"- server: gunicorn gthread, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "
         f"loopback HTTP keep-alive; clients: {args.client_processes} processes",
-        f"- throughput: {submitted / args.seconds:.1f} completed tasks/s",
+        f"- throughput: {throughput:.1f} completed tasks/s; errors (no answer or 5xx): {errors}",
+        f"- CPU per completed task (next + submit, warm-up included): server {server_cpu_ms:.1f} ms, "
+        f"PostgreSQL {database_cpu_ms:.1f} ms, together {server_cpu_ms + database_cpu_ms:.1f} ms",
         f"- machine load (1-minute load average, all users of the box): {load[0]:.1f} before the run, "
         f"{load[1]:.1f} after",
         f"- duplicates: {served_twice} tasks served to two annotators, {completed_twice} tasks completed twice",
-        "",
-        "Claim query plan (EXPLAIN ANALYZE, after the run):",
-        "",
-        "```",
-        explain,
-        "```",
     ]
+    summary = {"annotators": annotators, "throughput": throughput, "next_p99": p99["next"],
+               "submit_p99": p99["submit"], "errors": errors, "cpu_ms": server_cpu_ms + database_cpu_ms}
+    return "\n".join(lines), summary
+
+
+def _comparison(args, summaries: list[dict]) -> str:
+    """Each load against Label Studio's matched-load figures (meaningful without think time:
+    Label Studio was measured with none)."""
+    low, high = LABEL_STUDIO_THROUGHPUT
+    p99_low, p99_high = LABEL_STUDIO_NEXT_P99_MS
+    lines = [
+        "### Against Label Studio 1.23.2 (matched load on this box: "
+        f"{low:g}-{high:g} annotations/s, next p99 {p99_low / 1000:g}-{p99_high / 1000:g} s)",
+        "",
+        "| annotators | annotations/s | x Label Studio throughput | next p99 ms | Label Studio next p99 / ours "
+        "| submit p99 ms | CPU ms per annotation | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summaries:
+        lines.append(
+            f"| {s['annotators']} | {s['throughput']:.1f} | {s['throughput'] / high:.1f}-{s['throughput'] / low:.1f} "
+            f"| {s['next_p99']:.1f} | {p99_low / s['next_p99']:.0f}-{p99_high / s['next_p99']:.0f} "
+            f"| {s['submit_p99']:.1f} | {s['cpu_ms']:.1f} | {s['errors']} |"
+        )
+    if args.think_ms:
+        lines += ["", f"(think time {args.think_ms:g} ms: Label Studio was measured without any; the ratios "
+                      "compare unlike loads)"]
     return "\n".join(lines)
 
 
@@ -458,15 +577,17 @@ def _machine() -> str:
     return f"{os.cpu_count()}-core {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def _append_results(table: str, args) -> None:
+def _append_results(tables: list[str], comparison: str, explain: str, args) -> None:
     if args.no_record:
         return
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "bench/bench_queue.py " + " ".join(sys.argv[1:])
+    body = "\n\n".join([*tables, comparison])
     with RESULTS.open("a") as out:
         out.write(f"\n## Queue: next-task and submit under concurrent annotators\n\n"
-                  f"- date: {date}\n- machine: {_machine()}\n- command: `.venv/bin/python {command}`\n\n"
-                  f"{table}\n")
+                  f"- date: {date}\n- machine: {_machine()}, shared, loaded by other work\n"
+                  f"- command: `.venv/bin/python {command}`\n\n{body}\n\n"
+                  f"Claim query plan (EXPLAIN ANALYZE, after the runs):\n\n```\n{explain}\n```\n")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import CharField, Model, OuterRef, QuerySet, Subquery, Value
 from django.http import Http404
 
+from vision_project.queries import unique_or_none
+
 from .models import ROLE_RANK, Membership, Project, Role
 
 
@@ -28,7 +30,7 @@ def get_for_caller(queryset: QuerySet, pk: int, user, minimum: str) -> Model:
     API (DRF answers them with the message) share the check."""
     is_project = queryset.model is Project
     project_ref = "pk" if is_project else "project_id"
-    row = queryset.annotate(caller_role=caller_role(user, project_ref)).filter(pk=pk).first()
+    row = unique_or_none(queryset.annotate(caller_role=caller_role(user, project_ref)).filter(pk=pk))
     if row is None or row.caller_role is None:
         raise Http404(f"No such {queryset.model._meta.verbose_name}.")
     role = row.caller_role

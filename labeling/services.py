@@ -387,7 +387,8 @@ def membership_remove(*, membership: Membership) -> None:
 
 
 def project_class_ids(project: Project) -> list[int]:
-    return list(project.label_classes.values_list("id", flat=True))
+    # The model's ordering starts with the project, a join that orders nothing here.
+    return list(project.label_classes.order_by("order", "id").values_list("id", flat=True))
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from training.models import ModelVersion, Prediction
+from vision_project.queries import unique_or_none
 
 from ..models import Annotation, AnnotationKind, Image, Project, ReviewStatus, Task, TaskStatus
 from ..selectors import ACCEPTED_LABEL
@@ -46,18 +47,18 @@ IMAGE_ITEM_FIELDS = ("id", "original_name", "file", "display_file", "width", "he
 def task_work_item(*, task: Task, project: Project, user=None) -> dict:
     """A leased task with its image, the deployed model's pre-label and the taxonomy. The
     pre-label comes with its image in one query; only an image without one costs a second.
+    (One deployed version per project, one prediction per image and version: a unique lookup.)
 
     `rejected`: the caller's latest label of this image that a lead rejected, with the
     lead's comment, so they see why on their next look; asked only for a task queued again
     (a slot past the first round), so a first look costs no query."""
-    prediction = (
+    prediction = unique_or_none(
         Prediction.objects.filter(
             image_id=task.image_id, model_version__project_id=project.pk, model_version__is_deployed=True
         )
         .select_related("model_version", "image")
         .only("id", "payload", "model_version__number", "model_version__class_ids",
               *(f"image__{name}" for name in IMAGE_ITEM_FIELDS))
-        .first()
     )
     for source in PRELABEL_SOURCES:
         if prediction is not None:
@@ -73,7 +74,9 @@ def task_work_item(*, task: Task, project: Project, user=None) -> dict:
         },
         "image": image_item(image),
         "prediction": prediction_item(prediction),
-        "label_classes": list(project.label_classes.values("id", "name", "color", "hotkey", "parent")),
+        # The model's ordering starts with the project, a join that orders nothing here.
+        "label_classes": list(project.label_classes.order_by("order", "id")
+                              .values("id", "name", "color", "hotkey", "parent")),
         "task_type": project.task_type,
         "project_id": project.pk,
         "rejected": _rejection_of(task=task, project=project, user=user),

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from training.models import Prediction
 from vision_project.api_errors import Conflict
+from vision_project.queries import unique_or_none
 
 from ..models import (
     Annotation,
@@ -295,7 +296,7 @@ def _lost(task: Task, user, now) -> bool:
 
 
 def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
-    first = Annotation.objects.filter(author=user, idempotency_key=key).first()
+    first = unique_or_none(Annotation.objects.filter(author=user, idempotency_key=key))
     if first is None:
         return None
     if first.task_id != task_id:
@@ -313,7 +314,7 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
     predictions = Prediction.objects.filter(image_id=image.pk).defer("embedding")
     prediction = None
     if prediction_id is not None:
-        prediction = predictions.filter(pk=prediction_id).first()
+        prediction = unique_or_none(predictions.filter(pk=prediction_id))
         if prediction is None:
             raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
     if empty and kind not in LABEL_KINDS:
@@ -328,9 +329,10 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
         return prediction, _checked_label(_validate(payload, project, image), kind=kind, empty=empty, image=image)
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
-            prediction = predictions.filter(
+            # One deployed version per project, one prediction per image and version.
+            prediction = unique_or_none(predictions.filter(
                 model_version__is_deployed=True, model_version__project_id=project.pk
-            ).first()
+            ))
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
         labels = _labels_of_prediction(prediction.payload, project.task_type, image)

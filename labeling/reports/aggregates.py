@@ -43,6 +43,7 @@ from labeling.models import (
     TaskType,
 )
 from training.ml.metrics import box_f1, iou_f1
+from vision_project.queries import unique_or_none
 
 from .prelabel_quality import (
     PrelabelDiff,
@@ -109,7 +110,7 @@ class _DatabaseStore:
 
     def agreement_partners(self, annotation: Annotation) -> list[tuple[int, dict]]:
         # Lock the image's row so two authors' labels landing together still meet.
-        ReportLabeledImage.objects.select_for_update().filter(image_id=annotation.image_id).first()
+        unique_or_none(ReportLabeledImage.objects.select_for_update().filter(image_id=annotation.image_id))
         other_ids = ReportAnnotationMark.objects.filter(
             image_id=annotation.image_id, first_label_by_author=True
         ).exclude(annotation_id=annotation.pk).exclude(author_id=annotation.author_id).values("annotation_id")
@@ -329,9 +330,9 @@ def report_aggregates_record(*, annotation_id: int) -> bool:
     with transaction.atomic():
         # The row lock orders recording and a review of the same annotation: whichever
         # comes second sees the other's work (report_aggregates_record_rejection).
-        annotation = (
+        annotation = unique_or_none(
             _annotations_with_context().select_related("project").select_for_update(of=("self",))
-            .filter(pk=annotation_id).first()
+            .filter(pk=annotation_id)
         )
         if annotation is None:
             raise ValueError(f"annotation {annotation_id} does not exist")
