@@ -37,6 +37,7 @@ def _send_robust(name: str, signal: Signal, *, project, image_ids: list[int]) ->
 
 # Sent inside a class merge's transaction, before the merged class's row is deleted, with
 # ``project``, ``source_id`` (the merged class) and ``target_id``: apps that keep class ids
-# of their own (proposals, cluster names) relabel them here, so they commit or roll back
+# of their own (predictions, model versions, one-shot examples) relabel them here and may
+# answer {"predictions": n, "model_versions": [ids]} for the record, so they commit or roll back
 # with the merge. A failing receiver fails the merge.
 label_class_merged = Signal()

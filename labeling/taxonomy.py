@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import reduce
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
-
-from training.models import ClassExample, ModelVersion, Prediction
 
 from .models import (
     Annotation,
@@ -33,6 +31,10 @@ from .payloads import payload_class_ids
 from .signals import label_class_merged
 
 RELABEL_CHUNK = 1000
+# Apps above that keep rows naming classes register how many uses a class has there (name of
+# the use -> count), so a delete is refused while anything names it. Training registers its
+# predictions (training/apps.py).
+CLASS_USES: list[Callable[[Project, int], dict[str, int]]] = []
 
 
 # --- reads -------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ def payload_relabeled(payload: dict, mapping: dict[int, int]) -> dict:
     return out
 
 
-def _relabel_rows(rows: QuerySet, mapping: dict[int, int]) -> list[int]:
+def relabel_rows(rows: QuerySet, mapping: dict[int, int]) -> list[int]:
     """Rewrite the payloads of `rows` that name a key of `mapping`; their ids."""
     changed, batch = [], []
     model = rows.model
@@ -262,30 +264,27 @@ def label_class_merge(*, source: LabelClass, target: LabelClass, actor=None) -> 
         raise ValidationError({"target": f'"{target.name}" sits under "{source.name}"; merge "{target.name}" '
                                          f'into "{source.name}" instead, or move it out first.'})
     mapping = {source.pk: target.pk}
-    annotation_ids = _relabel_rows(Annotation.objects.filter(project=project), mapping)
-    prediction_ids = _relabel_rows(Prediction.objects.filter(model_version__project=project), mapping)
-    versions = []
-    for version in ModelVersion.objects.select_for_update().filter(project=project).only("id", "class_ids"):
-        if source.pk in (version.class_ids or []):
-            # Model output order stays; the source's output now reads as the target.
-            version.class_ids = [target.pk if c == source.pk else c for c in version.class_ids]
-            version.save(update_fields=["class_ids"])
-            versions.append(version.pk)
+    annotation_ids = relabel_rows(Annotation.objects.filter(project=project), mapping)
     _merge_agreement(project, source.pk, target.pk)
-    # The lead's one-shot examples of the source become the target's (an image picked for
-    # both stays once).
-    ClassExample.objects.filter(label_class=source).exclude(
-        image_id__in=ClassExample.objects.filter(label_class=target).values("image_id")).update(label_class=target)
+    # Apps that keep class ids of their own (training: predictions, model versions, one-shot
+    # examples) relabel them in this transaction and say what they changed.
+    moved: dict = {"predictions": 0, "model_versions": []}
+    for _receiver, answer in label_class_merged.send(sender=LabelClass, project=project, source_id=source.pk,
+                                                     target_id=target.pk):
+        if isinstance(answer, dict):
+            moved["predictions"] += answer.get("predictions", 0)
+            moved["model_versions"] += answer.get("model_versions", [])
     children = list(source.children.values_list("id", flat=True))
     source.children.update(parent=target)
-    label_class_merged.send(sender=LabelClass, project=project, source_id=source.pk, target_id=target.pk)
     details = {"source": {"id": source.pk, "name": source.name}, "target": {"id": target.pk, "name": target.name},
                "annotation_ids": annotation_ids, "annotations": len(annotation_ids),
-               "predictions": len(prediction_ids), "model_versions": versions, "children_moved": children}
+               "predictions": moved["predictions"], "model_versions": moved["model_versions"],
+               "children_moved": children}
     label_class_event_record(label_class=source, action=LabelClassAction.MERGE, actor=actor, details=details)
     source.delete()
     return {"source": source.name, "target": target.pk, "annotations": len(annotation_ids),
-            "predictions": len(prediction_ids), "model_versions": len(versions), "children_moved": len(children)}
+            "predictions": moved["predictions"], "model_versions": len(moved["model_versions"]),
+            "children_moved": len(children)}
 
 
 @transaction.atomic
@@ -295,12 +294,13 @@ def label_class_delete(*, label_class: LabelClass, actor=None) -> None:
     up to its parent."""
     label_class = LabelClass.objects.select_for_update().get(pk=label_class.pk)
     project = label_class.project
-    annotations = with_any_label(Annotation.objects.filter(project=project), [label_class.pk]).count()
-    predictions = with_any_label(Prediction.objects.filter(model_version__project=project), [label_class.pk]).count()
-    if annotations or predictions:
-        raise ValidationError(
-            f'Class "{label_class.name}" is used by {annotations} annotation(s) and {predictions} prediction(s); '
-            "merge it into another class instead, so those labels keep a class.")
+    uses = {"annotation(s)": with_any_label(Annotation.objects.filter(project=project), [label_class.pk]).count()}
+    for counted in CLASS_USES:
+        uses.update(counted(project, label_class.pk))
+    if any(uses.values()):
+        used = " and ".join(f"{count} {name}" for name, count in uses.items())
+        raise ValidationError(f'Class "{label_class.name}" is used by {used}; '
+                              "merge it into another class instead, so those labels keep a class.")
     children = list(label_class.children.values_list("id", flat=True))
     label_class.children.update(parent_id=label_class.parent_id)
     label_class_event_record(label_class=label_class, action=LabelClassAction.DELETE, actor=actor,
