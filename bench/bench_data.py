@@ -15,7 +15,7 @@ import numpy as np
 from defusedxml import ElementTree
 from PIL import Image
 
-from training.ml.base import Item
+from ml.base import Item
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

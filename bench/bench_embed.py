@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.bench_data import deepforest_data_dir, deepforest_tiles  # noqa: E402
-from training.ml.embeddings import EMBEDDING_MODELS, Embedder, decode_upright, fit_array  # noqa: E402
+from ml.embeddings import EMBEDDING_MODELS, Embedder, decode_upright, fit_array  # noqa: E402
 
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
                   "motorcycle_right.png", "retina.jpg", "hubble_deep_field.jpg", "color.png", "ihc.png")

@@ -6,11 +6,11 @@ grid-verify pass costs to reach 95% label accuracy against labeling one image at
         [--deselect-cost 0.167] [--page-cost 1] [--miss-rates 0,0.1] [--no-record]
 
 Data: a seeded draw of --pool images from Fashion-MNIST's train split (Debian's
-dataset-fashion-mnist), embedded once with the app's embedder (training/ml/embeddings.py,
+dataset-fashion-mnist), embedded once with the app's embedder (ml/embeddings.py,
 vectors cached under var/bench-cache/ like bench_simulation.py). Each draw picks its own
-examples per class at random; the proposals are the app's (training/ml/oneshot.py:
+examples per class at random; the proposals are the app's (ml/oneshot.py:
 prototype, propagation) and, for comparison, the queue model's linear head fitted on the
-same examples (training/ml/queue_model.py). Accuracy is over the pool minus the examples.
+same examples (ml/queue_model.py). Accuracy is over the pool minus the examples.
 
 Cost model (stated, every number a flag). The target is a pool in which 95% of the images
 carry a correct label that a person verified (a proposal alone is never a label).
@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_data import FASHION_DIR, _idx  # noqa: E402
 from bench.bench_simulation import embedded  # noqa: E402
 from bench.sim_report import machine  # noqa: E402
-from training.ml.oneshot import proposal_model_fit  # noqa: E402
-from training.ml.queue_model import fit_multiclass  # noqa: E402
+from ml.oneshot import proposal_model_fit  # noqa: E402
+from ml.queue_model import fit_multiclass  # noqa: E402
 
 TARGET = 0.95
 CLASSES = list(range(10))

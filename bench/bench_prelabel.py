@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.bench_data import deepforest_tiles  # noqa: E402
-from training.ml.base import DatasetSpec, TrainParams, resolve_device  # noqa: E402
-from training.ml.batching import StageTimings  # noqa: E402
-from training.ml.registry import load_backend  # noqa: E402
+from ml.base import DatasetSpec, TrainParams, resolve_device  # noqa: E402
+from ml.batching import StageTimings  # noqa: E402
+from ml.registry import load_backend  # noqa: E402
 
 
 def machine() -> str:

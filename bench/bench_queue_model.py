@@ -70,7 +70,7 @@ def _fill(args):
         Split,
         Task,
     )
-    from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
+    from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
     from training.models import ImageEmbedding
 
     project = Project.objects.create(name="bench", task_type="classification", sampling_strategy=args.strategy,

@@ -6,9 +6,9 @@ our mask mAPs compare with ultralytics' own validation, and what do its pre-labe
 
 The data set is drawn deterministically here: 64x64 noise with one or two filled shapes of
 two classes, circle (a 24-gon) and triangle, the polygons kept as labels. For each epoch
-count the app's YoloSegBackend (training/ml/yolo_seg.py) trains from yolov8n-seg.yaml (no
+count the app's YoloSegBackend (ml/yolo_seg.py) trains from yolov8n-seg.yaml (no
 pretrained weights) with AdamW at ``--lr``, then ``evaluate`` measures mask mAP on the test
-split with training.ml.metrics.segmentation_metrics (COCOeval segm rules), on the polygons
+split with ml.metrics.segmentation_metrics (COCOeval segm rules), on the polygons
 ``predict`` returns; ultralytics' own mask mAPs of its last epoch's validation (on its
 masks, same split) are printed beside them. As in the app, the split evaluated is also
 the one ultralytics picks best.pt by. The pre-label columns count
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sim_report import machine  # noqa: E402
-from training.ml.base import DatasetSpec, Item, TrainParams  # noqa: E402
-from training.ml.registry import load_backend  # noqa: E402
+from ml.base import DatasetSpec, Item, TrainParams  # noqa: E402
+from ml.registry import load_backend  # noqa: E402
 
 CLASS_NAMES = ["circle", "triangle"]
 SIZE = 64

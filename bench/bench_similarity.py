@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_similarity.py [--n 100000] [--dim 1280] [--queries 500]
         [--ef 64,128,256] [--data random,clustered] [--no-record]
 
-The index is the app's (training/ml/similarity.py: hnswlib HNSW, M 16, ef_construction 100),
+The index is the app's (ml/similarity.py: hnswlib HNSW, M 16, ef_construction 100),
 queried through VectorIndex.query with k = 10, one query at a time as the API asks, after one
 warm-up pass. Two data sets of unit vectors of the embeddings' dimension:
 - random: uniform on the sphere. Nearest neighbours are barely nearer than any other point
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from training.ml import similarity  # noqa: E402
-from training.ml.similarity import VectorIndex, brute_force_neighbours, index_build  # noqa: E402
+from ml import similarity  # noqa: E402
+from ml.similarity import VectorIndex, brute_force_neighbours, index_build  # noqa: E402
 
 RECALL_QUERIES = 200
 

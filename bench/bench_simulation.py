@@ -5,7 +5,7 @@ against random, several seeds, labels to 95% of the full-pool metric and the sav
         [--pool 3000] [--test 1000] [--batch 10] [--max-labels 1000] [--embedding-model KEY]
 
 Fashion-MNIST (Debian's dataset-fashion-mnist: apt-get install dataset-fashion-mnist). Every
-image is embedded once with the pretrained embedder the app uses (training/ml/embeddings.py;
+image is embedded once with the pretrained embedder the app uses (ml/embeddings.py;
 vectors cached under var/bench-cache/); each seed draws its own pool from the train set, the
 test split is a fixed draw from t10k. training.simulation.simulate then runs the queue model,
 cold start and ranking of the live queue. Writes the CSV and PNG under bench/results/ and
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_data import FASHION_DIR, _idx  # noqa: E402
 from bench.sim_report import machine, merge, tables  # noqa: E402
-from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS  # noqa: E402
+from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS  # noqa: E402
 from training.simulation import SimulationConfig, plot_curves, simulate, write_csv  # noqa: E402
 
 CACHE = ROOT / "var" / "bench-cache"
@@ -37,7 +37,7 @@ CHECKPOINTS = (50, 100, 200, 400, 600, 800, 1000)
 
 def embedded(split: str, indices: np.ndarray, key: str) -> np.ndarray:
     """Vectors of the chosen Fashion-MNIST images under ``key``, cached by split and key."""
-    from training.ml.embeddings import Embedder
+    from ml.embeddings import Embedder
 
     CACHE.mkdir(parents=True, exist_ok=True)
     prefix = "train" if split == "train" else "t10k"

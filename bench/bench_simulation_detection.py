@@ -9,7 +9,7 @@ The data set is drawn deterministically here: 64x64 images on textured backgroun
 noise, stripes, grain) with 1-3 filled shapes of three classes, circle, square and triangle, in
 random colours, so the class is the shape and not the colour. Class frequencies are unbalanced on
 purpose (triangles are rare), so which classes an image holds matters to what a label teaches.
-Every image is embedded once with the app's Embedder (training/ml/embeddings.py, key
+Every image is embedded once with the app's Embedder (ml/embeddings.py, key
 efficientnet_lite0-imagenet-64); training.simulation.simulate then ranks the pool with the live
 queue's multi-label class-presence head, cold start and hybrid, and ``evaluate`` trains YOLOv8n
 from yolov8n.yaml (no pretrained weights) on the chosen images with the app's YoloBackend and
@@ -117,7 +117,7 @@ def build_dataset(n: int, folder: Path) -> list:
     """``n`` images written as PNG under ``folder``, returned as the app's detection Items."""
     import cv2
 
-    from training.ml.base import Item
+    from ml.base import Item
 
     folder.mkdir(parents=True, exist_ok=True)
     items = []
@@ -140,7 +140,7 @@ def presence(items) -> np.ndarray:
 
 
 def embedded(items) -> np.ndarray:
-    from training.ml.embeddings import Embedder
+    from ml.embeddings import Embedder
 
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"shapes-{DATA_SEED}-{len(items)}-{EMBEDDING_MODEL}.npy"
@@ -173,8 +173,8 @@ class Detector:
         return min(self.args.max_epochs, max(self.args.min_epochs, math.ceil(self.args.images_seen / max(n, 1))))
 
     def __call__(self, indices: np.ndarray) -> float:
-        from training.ml.base import DatasetSpec, TrainParams
-        from training.ml.yolo import YoloBackend
+        from ml.base import DatasetSpec, TrainParams
+        from ml.yolo import YoloBackend
 
         key = (self.seed, frozenset(int(i) for i in indices))
         if key in self.cache:
@@ -205,7 +205,7 @@ def _short_schedule(args) -> None:
     (its floor of 100 warm-up steps would be most of the run) and no mosaic (four 64-px images
     in one would shrink the shapes to a few pixels). YoloBackend passes neither, so the bench
     sets them in ultralytics' default config, for this process only."""
-    from training.ml.yolo import _ultralytics_env
+    from ml.yolo import _ultralytics_env
 
     _ultralytics_env()
     from ultralytics.cfg import DEFAULT_CFG

@@ -36,7 +36,7 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from training.ml.metrics import shape_rings
+from ml.metrics import shape_rings
 
 DETECTION = "detection"
 CLASSIFICATION = "classification"

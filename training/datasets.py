@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from labeling.models import Image, Project, Split, TaskType
 from labeling.payloads import instance_rings
 from labeling.storage import local_path, prefetch
-from training.ml.base import DatasetSpec, Item
+from ml.base import DatasetSpec, Item
 
 from . import selectors
 

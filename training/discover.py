@@ -1,5 +1,5 @@
 """Discover: the unlabeled pool in clusters on its embeddings, for a lead to name and accept
-in bulk (labeling/queue/bulk.py writes the labels). Numbers in training/ml/clustering.py.
+in bulk (labeling/queue/bulk.py writes the labels). Numbers in ml/clustering.py.
 
 The pool is the training-split images still in the queue that have a vector. Validation
 images are left out: their labels must stay a random sample of the split, so they reach
@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 
 from labeling.models import Image, Project, Split, Task, TaskStatus
 from labeling.queue.selectors import image_urls
-from training.ml.clustering import METHODS, cluster_pool
+from ml.clustering import METHODS, cluster_pool
 
 from . import selectors
 

@@ -186,7 +186,7 @@ class Prediction(models.Model):
 
 class ImageEmbedding(models.Model):
     """One image's pretrained feature vector under one embedding model
-    (``training.ml.embeddings.EMBEDDING_MODELS`` key): float32 bytes, L2-normalised.
+    (``ml.embeddings.EMBEDDING_MODELS`` key): float32 bytes, L2-normalised.
 
     Keyed by the model, so a new key recomputes instead of mixing vectors. ``project``
     repeats ``image.project`` so a project's matrix is read from one index, without a join.

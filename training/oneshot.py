@@ -1,7 +1,7 @@
 """One-shot proposals in the database: a lead's example images per class, and the model
 version that proposes a class for every unlabeled image from them.
 
-The numbers are Django-free (training/ml/oneshot.py). A proposal is a model version of its
+The numbers are Django-free (ml/oneshot.py). A proposal is a model version of its
 own backend (``prototype`` or ``propagation``) whose weights are the examples' vectors (an
 ``.npz``, never a pickle). Deploying it starts the ordinary prelabel run, which writes one
 Prediction per pool image with the full class probabilities from the stored embeddings
@@ -22,8 +22,8 @@ from django.db.models import Max
 
 from labeling.models import Image, LabelClass, Project, Split, Task, TaskStatus, TaskType
 from labeling.queue.selectors import image_urls
-from training.ml.oneshot import MAX_EXAMPLES_PER_CLASS, METHODS, NotEnoughExamples, proposal_model_fit
-from training.ml.queue_model import macro_f1, majority_class_f1
+from ml.oneshot import MAX_EXAMPLES_PER_CLASS, METHODS, NotEnoughExamples, proposal_model_fit
+from ml.queue_model import macro_f1, majority_class_f1
 
 from . import selectors
 from .models import EMBEDDING_BACKENDS, ClassExample, ModelVersion, Prediction, PrelabelRun, VersionStatus

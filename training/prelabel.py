@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from labeling.models import JobStatus, Project, TaskType
 from labeling.storage import local_path, local_paths
-from training.ml.base import ImagePrediction
-from training.ml.batching import StageTimings
-from training.ml.registry import load_backend
-from training.ml.sampling import (
+from ml.base import ImagePrediction
+from ml.batching import StageTimings
+from ml.registry import load_backend
+from ml.sampling import (
     MEASURES,
     classification_uncertainty,
     detection_image_uncertainty,
@@ -163,7 +163,7 @@ def _prelabel_from_embeddings(run: PrelabelRun, image_ids: list[int], stats: dic
     files: an image without a vector yet is counted and gets no row, so a later run retries
     it. Propagation scores the whole pool together (its graph spans it), then writes in the
     same chunks as the rest."""
-    from training.ml.oneshot import ProposalModel
+    from ml.oneshot import ProposalModel
 
     version, project = run.model_version, run.project
     with version.weights.open("rb") as handle:

@@ -17,7 +17,7 @@ from .models import Backend, ImageEmbedding, ModelVersion, Prediction
 def deployed_detector_for_blur(project: Project) -> Callable[[str], list[Detection]] | None:
     """The project's deployed YOLO detector as a function from an image path to its boxes with
     class names; None when the project deploys no detector."""
-    from training.ml.registry import load_backend
+    from ml.registry import load_backend
 
     from .services import version_class_names
 

@@ -1,7 +1,7 @@
 """The queue model's life in the database: fit on the verified labels, stored as a model
 version, gated, used to rank the queue and (classification) to pre-label.
 
-The head itself is Django-free (training/ml/queue_model.py). Each fit becomes a ModelVersion
+The head itself is Django-free (ml/queue_model.py). Each fit becomes a ModelVersion
 with backend ``linear`` whose weights file is the head's ``.npz`` (numbers, never a pickle):
 its metrics sit beside the heavy models' on the same validation split, its pre-labels are
 Prediction rows keyed by it, and the same deploy switch decides which model pre-labels.
@@ -29,7 +29,7 @@ from django.db.models import Max
 
 from labeling.models import AnnotationKind, Project, Split, TaskType
 from labeling.payloads import payload_class_ids
-from training.ml.queue_model import (
+from ml.queue_model import (
     LinearHead,
     NotEnoughLabels,
     fit_multiclass,
@@ -37,7 +37,7 @@ from training.ml.queue_model import (
     head_metrics,
     majority_class_f1,
 )
-from training.ml.sampling import margin
+from ml.sampling import margin
 from vision_project.enqueue import enqueue
 
 from . import selectors

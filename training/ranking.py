@@ -3,7 +3,7 @@ Task.priority (higher first).
 
 What ranks the pool, in order of preference:
 - the queue model (training/queue_model.py), a linear head on the images' embeddings that is
-  refit every few labels, through training.ml.selection.rank_pool, the function the
+  refit every few labels, through ml.selection.rank_pool, the function the
   simulation calls too; for detection a deployed detector's per-box uncertainty is averaged
   in. A deployed fine-tuned classifier (it beat the queue model at its gate) ranks instead.
 - before any head: the cold start on embeddings (typical, spread-out cluster picks);
@@ -29,8 +29,8 @@ from PIL import Image as PILImage
 from labeling.models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
 from labeling.payloads import OBJECT_KEYS, SEGMENTATION
 from labeling.queue.services import task_priorities_write
+from ml import sampling, selection
 
-from .ml import sampling, selection
 from .models import Backend, ModelVersion, Prediction
 from .queue_model import auto_strategy, project_vectors, queue_head_for_ranking
 
@@ -227,7 +227,7 @@ def _object_scores(payload, key: str) -> np.ndarray | None:
 
 
 def _mask_terms(payload) -> np.ndarray | None:
-    """Each pre-label polygon's mask term (training/ml/yolo_seg.py)."""
+    """Each pre-label polygon's mask term (ml/yolo_seg.py)."""
     try:
         return np.asarray([item["mask_uncertainty"] for item in payload["polygons"]], dtype=np.float64)
     except (KeyError, TypeError, ValueError):

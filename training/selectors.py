@@ -21,7 +21,7 @@ from labeling.models import (
     Split,
 )
 from labeling.selectors import ACCEPTED_LABEL
-from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
+from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 
 from .models import EmbeddingRun, ImageEmbedding, ModelVersion, Prediction, PrelabelRun, TrainingRun
 

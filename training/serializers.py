@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from training.ml.embedding_specs import EMBEDDING_MODELS
+from ml.embedding_specs import EMBEDDING_MODELS
 
 from .models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
 

@@ -31,10 +31,10 @@ from labeling.jobs import JobPulse, job_cancel, job_claim, job_dispatch_on_commi
 from labeling.models import Image, JobStatus, LabelClass, Project, TaskType
 from labeling.services import start_weights_resolve
 from labeling.storage import local_path
-from training.ml.base import TrainingCancelled, TrainParams
-from training.ml.embedding_specs import EMBEDDING_MODELS
-from training.ml.metrics import json_finite
-from training.ml.registry import backend_class, load_backend
+from ml.base import TrainingCancelled, TrainParams
+from ml.embedding_specs import EMBEDDING_MODELS
+from ml.metrics import json_finite
+from ml.registry import backend_class, load_backend
 from vision_project.api_errors import Conflict
 from vision_project.enqueue import enqueue, enqueue_on_commit
 
@@ -250,7 +250,8 @@ def _deployed_baseline(deployed: ModelVersion | None, snapshot: Snapshot) -> Bas
 def _queue_head_on_validation(version: ModelVersion, snapshot: Snapshot) -> float | None:
     """A queue-model version's primary metric on the snapshot's validation images (those
     with embeddings); None when it cannot be measured there."""
-    from .ml.queue_model import head_metrics
+    from ml.queue_model import head_metrics
+
     from .queue_model import head_load
 
     if version.class_ids != snapshot.class_ids or not snapshot.val_image_ids:
@@ -283,7 +284,8 @@ def deployment_floor(*, project: Project, snapshot: Snapshot, metrics: dict) -> 
         return {"baseline": "min_map50", "value": project.min_map50, "candidate": value, "passed": passed,
                 "reason": f"{name} {value:.4f} {'reaches' if passed else 'is below'} the project's floor "
                           f"{project.min_map50:.4f}"}
-    from .ml.queue_model import majority_class_f1
+    from ml.queue_model import majority_class_f1
+
     from .queue_model import latest_queue_version
 
     candidate = float(metrics["primary"])
@@ -655,7 +657,7 @@ def _embed_missing(run: EmbeddingRun, should_stop, written: list[int]) -> dict[s
     from django.core.files.storage import default_storage
 
     from labeling.jobs import JobStopped, job_progress_writer
-    from training.ml.embeddings import Embedder
+    from ml.embeddings import Embedder
 
     missing = selectors.embeddings_missing(run.project, run.model_key).values_list("id", "file")
     if run.image_ids is None:

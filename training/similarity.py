@@ -1,5 +1,5 @@
 """"More like this" and near-duplicates: a project's embeddings in an HNSW index
-(training/ml/similarity.py, which says why hnswlib).
+(ml/similarity.py, which says why hnswlib).
 
 Keeping every process in step: the index is a file in storage named by project, embedding
 key and a version counter; the counter, the file's name and the largest ImageEmbedding id
@@ -28,8 +28,8 @@ from django.db.models import Max
 
 from labeling.models import Image, Project, Task, TaskStatus
 from labeling.queue.selectors import image_urls
-from training.ml.embedding_specs import EMBEDDING_MODELS
-from training.ml.similarity import VectorIndex, index_build
+from ml.embedding_specs import EMBEDDING_MODELS
+from ml.similarity import VectorIndex, index_build
 from vision_project.enqueue import enqueue
 
 from . import selectors

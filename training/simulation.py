@@ -1,7 +1,7 @@
 """Learning-efficiency simulation: replay labeling on a fully labeled data set with an oracle.
 
-Django-free. It runs the live queue's own code: the queue model (training/ml/queue_model.py)
-refit on every batch of labels, the cold start and the ranking (training/ml/selection.py),
+Django-free. It runs the live queue's own code: the queue model (ml/queue_model.py)
+refit on every batch of labels, the cold start and the ranking (ml/selection.py),
 at the batch size the project would use. Per seed and strategy, each round fits the head on
 the labels so far, measures it on the fixed test split, ranks the pool and reveals the labels
 of the next batch. The target is 95% of the metric the same model reaches on the whole pool;
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.ml.metrics import json_finite
-from training.ml.queue_model import NotEnoughLabels, fit_multiclass, fit_multilabel, head_metrics
-from training.ml.sampling import STRATEGIES
-from training.ml.selection import rank_pool
+from ml.metrics import json_finite
+from ml.queue_model import NotEnoughLabels, fit_multiclass, fit_multilabel, head_metrics
+from ml.sampling import STRATEGIES
+from ml.selection import rank_pool
 
 CSV_FIELDS = ["strategy", "seed", "round", "labels", "metric", "value"]
 TARGET_SHARE = 0.95

@@ -336,7 +336,7 @@ VISION_PRELABEL_BATCH_SIZE = env.int("VISION_PRELABEL_BATCH_SIZE", default=32)
 VISION_PRELABEL_WRITE_EVERY = env.int("VISION_PRELABEL_WRITE_EVERY", default=256)
 VISION_PRELABEL_MIN_SCORE = env.float("VISION_PRELABEL_MIN_SCORE", default=0.05)
 VISION_PRELABEL_MAX_BOXES = env.int("VISION_PRELABEL_MAX_BOXES", default=100)
-# Embeddings (training.ml.embeddings): the model key new vectors are made with, images per
+# Embeddings (ml.embeddings): the model key new vectors are made with, images per
 # batch, the device ("" = CUDA when available, else CPU), whether imports queue a run, and
 # after how long a still-queued run gets its message sent again when a new request joins it.
 VISION_EMBEDDING_MODEL = env.str("VISION_EMBEDDING_MODEL", default="efficientnet_lite0-imagenet-224")

@@ -12,7 +12,7 @@ import json
 
 import shapely
 
-from training.ml.metrics import rings_rle
+from ml.metrics import rings_rle
 
 from ..payloads import instance_rings, instance_shape
 from .items import ExportItem

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import yaml
 
-from training.ml.metrics import instance_outline
+from ml.metrics import instance_outline
 
 from ..payloads import instance_rings
 

@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 
-from training.ml.metrics import mask_rings, rle_mask
+from ml.metrics import mask_rings, rle_mask
 
 from ..payloads import union_rings
 from .records import LabelError, LabelRecord

@@ -42,7 +42,7 @@ from labeling.models import (
     ReviewStatus,
     TaskType,
 )
-from training.ml.metrics import box_f1, iou_f1
+from ml.metrics import box_f1, iou_f1
 from vision_project.queries import unique_or_none
 
 from .prelabel_quality import (

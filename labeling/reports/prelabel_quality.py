@@ -7,7 +7,7 @@ Detection
     the confidence prelabel predicts with, so every stored box passes, and the operating
     point of the detection metrics; a prediction stored with a lower cut-off is held to
     the same one). They are matched to the final boxes one-to-one, greedily in descending score
-    order, by IoU >= 0.5 regardless of class (training.ml.metrics.match_boxes).
+    order, by IoU >= 0.5 regardless of class (ml.metrics.match_boxes).
   - added = final boxes left unmatched; deleted = predicted boxes left unmatched;
     moved = matched pairs with IoU < 0.99; iou_shift = 1 - IoU, summed over matched pairs
     (the report shows its mean); class_flips = matched pairs whose class differs.
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from training.ml.metrics import BoxMatch, match_boxes, match_ious
+from ml.metrics import BoxMatch, match_boxes, match_ious
 
 from ..payloads import instance_rings, instance_shape
 

@@ -24,7 +24,7 @@ from labeling.models import (
     ReportFlagReason,
     TaskType,
 )
-from training.ml.metrics import cohen_kappa, confusion_collapsed, confusion_metrics
+from ml.metrics import cohen_kappa, confusion_collapsed, confusion_metrics
 from training.models import ModelVersion
 
 from ..taxonomy import class_ancestors, class_at_level

@@ -17,8 +17,8 @@ from labeling.models import (
     TaskStatus,
 )
 from labeling.services import label_class_create
+from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 from tests.factories import ImageFactory, TaskFactory
-from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 from training.models import ImageEmbedding
 
 from .conftest import sign_in, wait_for_js

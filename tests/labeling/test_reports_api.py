@@ -25,7 +25,7 @@ from labeling.models import (
     TaskType,
 )
 from labeling.reports.aggregates import report_aggregates_rebuild, report_aggregates_record
-from training.ml.metrics import detection_metrics
+from ml.metrics import detection_metrics
 from training.models import Backend, ModelVersion, Prediction
 
 pytestmark = pytest.mark.django_db

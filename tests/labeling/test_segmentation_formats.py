@@ -16,8 +16,8 @@ from labeling.importers.service import import_run
 from labeling.importers.sources import folder_files
 from labeling.payloads import instance_shape
 from labeling.selectors import image_latest_labels
+from ml.metrics import mask_rle, rings_mask
 from tests.labeling.test_ingest import image_bytes, make_project
-from training.ml.metrics import mask_rle, rings_mask
 
 COUNT = 10
 

@@ -68,7 +68,7 @@ def test_simulation_replays_the_live_queue_per_strategy_and_seed(tmp_path):
 
     import numpy as np
 
-    from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
+    from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
     from training.models import ImageEmbedding
 
     project, classes = classification_project(per_class_train=6, per_class_val=3, pool=0)

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from labeling.models import Split, TaskType
+from ml import selection
+from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 from tests.labeling.test_queue import add_images, as_user, make_project, member, next_task
 from training import queue_model as live
 from training import simulation
-from training.ml import selection
-from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 from training.models import Backend, ImageEmbedding, ModelVersion, VersionStatus
 from training.ranking import queue_priorities_refresh
 

@@ -2,8 +2,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.project_arg import project_from_argument
+from ml.embedding_specs import EMBEDDING_MODELS
 from training import selectors, services
-from training.ml.embedding_specs import EMBEDDING_MODELS
 from vision_project.api_errors import Conflict
 
 

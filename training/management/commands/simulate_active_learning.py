@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.management.project_arg import project_from_argument
 from labeling.models import Split, TaskType
-from training.ml.sampling import STRATEGIES
+from ml.sampling import STRATEGIES
 from training.queue_model import labeled_examples
 from training.simulation import SimulationConfig, plot_curves, simulate, write_csv
 

@@ -177,7 +177,7 @@ def predictions_in_order(
 
 
 class Backend(abc.ABC):
-    """One trainable model. Construct via ``training.ml.registry.load_backend``."""
+    """One trainable model. Construct via ``ml.registry.load_backend``."""
 
     kind: ClassVar[str]
     task: ClassVar[Task]

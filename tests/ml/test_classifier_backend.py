@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from training.ml.base import DatasetSpec, Item, TrainingCancelled, TrainParams
-from training.ml.classifier import build_model
-from training.ml.registry import load_backend
+from ml.base import DatasetSpec, Item, TrainingCancelled, TrainParams
+from ml.classifier import build_model
+from ml.registry import load_backend
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

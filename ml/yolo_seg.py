@@ -1,6 +1,6 @@
 """YOLOv8 instance segmentation backend on ultralytics (kind "yolo_seg").
 
-The detector backend (training/ml/yolo.py) with a segmentation head; training, the offline
+The detector backend (ml/yolo.py) with a segmentation head; training, the offline
 setup, batching and the full class-score vector per instance are the detector's:
 
 - Training writes the snapshot as YOLO segmentation labels (one outline per instance,
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.ml.base import DatasetSpec, ImagePrediction, InstanceRings, Item
-from training.ml.metrics import ImageMaskGroundTruth, ImageMaskPredictions, instance_outline, mask_rings
-from training.ml.metrics import segmentation_metrics as coco_segmentation_metrics
-from training.ml.yolo import YoloBackend, image_size
+from ml.base import DatasetSpec, ImagePrediction, InstanceRings, Item
+from ml.metrics import ImageMaskGroundTruth, ImageMaskPredictions, instance_outline, mask_rings
+from ml.metrics import segmentation_metrics as coco_segmentation_metrics
+from ml.yolo import YoloBackend, image_size
 
 DEFAULT_ARCH = "yolov8n-seg.yaml"
 SIMPLIFY_PX = 0.5

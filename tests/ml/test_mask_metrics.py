@@ -10,7 +10,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from training.ml.metrics import mask_rings, rings_mask, segmentation_metrics
+from ml.metrics import mask_rings, rings_mask, segmentation_metrics
 
 NUM_CLASSES = 3
 

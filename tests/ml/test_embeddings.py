@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from training.ml.embeddings import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS, Embedder, decode_upright
+from ml.embeddings import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS, Embedder, decode_upright
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -164,7 +164,7 @@ def test_cuda_vectors_agree_with_cpu_ones(embedder):
 
 
 def test_embeddings_module_imports_no_django():
-    code = "import sys, training.ml.embeddings; print(any(m.split('.')[0] == 'django' for m in sys.modules))"
+    code = "import sys, ml.embeddings; print(any(m.split('.')[0] == 'django' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[3])
+                         cwd=Path(__file__).parents[2])
     assert out.stdout.strip() == "False"

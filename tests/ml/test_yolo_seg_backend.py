@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from training.ml.base import Item
-from training.ml.batching import letterbox_geometry
-from training.ml.yolo_seg import _outline, segment_label_lines
+from ml.base import Item
+from ml.batching import letterbox_geometry
+from ml.yolo_seg import _outline, segment_label_lines
 
 
 def test_a_mask_in_the_letterbox_comes_back_in_original_pixels():

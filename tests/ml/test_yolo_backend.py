@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from training.ml.base import DatasetSpec, Item, TrainingCancelled, TrainParams
-from training.ml.registry import load_backend
+from ml.base import DatasetSpec, Item, TrainingCancelled, TrainParams
+from ml.registry import load_backend
 
 pytestmark = pytest.mark.slow
 

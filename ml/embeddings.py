@@ -11,7 +11,7 @@ which re-fine-tuning a CNN every round does not.
 
 The model key names architecture, weights and input size (``efficientnet_lite0-imagenet-224``),
 because every one of them changes the vectors: stored vectors are keyed by it, so a new key means
-recomputing, never mixing. The keys live in ``training.ml.embedding_specs`` (no torch there), and
+recomputing, never mixing. The keys live in ``ml.embedding_specs`` (no torch there), and
 are importable from here too.
 
 Preprocessing: decode, turn upright by the EXIF orientation tag (a no-op on images stored by our
@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from training.ml.base import resolve_device
-from training.ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS, EmbeddingSpec
+from ml.base import resolve_device
+from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS, EmbeddingSpec
 
 _MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: what the pretrained weights expect
 _STD = (0.229, 0.224, 0.225)
@@ -77,7 +77,7 @@ def _network(spec: EmbeddingSpec, device: str) -> torch.nn.Module:
         if model is None:
             if spec.arch != "efficientnet_lite0" or spec.weights != "imagenet":
                 raise ValueError(f"no loader for {spec.arch} with {spec.weights} weights")
-            from training.ml.classifier import build_model
+            from ml.classifier import build_model
 
             # the classifier's loader: ImageNet weights from the package file; its 1-class
             # head is never run, the features are taken before it

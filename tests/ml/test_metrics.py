@@ -7,7 +7,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from sklearn.metrics import cohen_kappa_score, f1_score, precision_recall_fscore_support
 
-from training.ml.metrics import (
+from ml.metrics import (
     box_f1,
     box_iou,
     classification_metrics,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.ml.batching import (
+from ml.batching import (
     PAD_VALUE,
     BatchLoader,
     decode_image,
@@ -149,7 +149,7 @@ def test_no_loader_workers_inside_a_daemonic_process():
     """A Celery prefork child is daemonic and may not start DataLoader workers."""
     import multiprocessing
 
-    from training.ml.base import loader_workers
+    from ml.base import loader_workers
 
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(loader_workers, (4,)) == 0

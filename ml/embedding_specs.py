@@ -1,6 +1,6 @@
 """The embedding models by key: what produces a stored vector. Imports neither torch nor Django,
 so the web process and the selectors can name keys without loading the network
-(``training.ml.embeddings`` does the work)."""
+(``ml.embeddings`` does the work)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from training.ml.clustering import cluster_pool
-from training.ml.oneshot import NotEnoughExamples, ProposalModel, normalised, proposal_model_fit
-from training.ml.similarity import VectorIndex, brute_force_neighbours, index_build
+from ml.clustering import cluster_pool
+from ml.oneshot import NotEnoughExamples, ProposalModel, normalised, proposal_model_fit
+from ml.similarity import VectorIndex, brute_force_neighbours, index_build
 
 DIM = 64
 

@@ -11,7 +11,7 @@
   whole batches and NMS keeps the anchor indices, so each kept box carries every class's score.
   YOLOv8 class scores are independent sigmoids (they do not sum to 1); normalise them before
   a softmax-style entropy or margin, or use per-class binary entropy.
-- Evaluation runs our batched prediction and ``training.ml.metrics.detection_metrics``, whose
+- Evaluation runs our batched prediction and ``ml.metrics.detection_metrics``, whose
   mAP equals pycocotools' on the same boxes; training's final numbers come from the same
   evaluation, so a new version and the re-evaluated deployed one are compared like for like.
   Metrics keys: ``map50_95``, ``map50``, ``precision``, ``recall``, ``per_class_ap`` (name ->
@@ -33,7 +33,7 @@ import torch
 import yaml
 from PIL import Image
 
-from training.ml.base import (
+from ml.base import (
     Backend,
     DatasetSpec,
     EpochRecord,
@@ -50,9 +50,9 @@ from training.ml.base import (
     resolve_device,
     write_run_args,
 )
-from training.ml.batching import BatchLoader, StageTimings, stage
-from training.ml.metrics import ImageGroundTruth, ImagePredictions
-from training.ml.metrics import detection_metrics as coco_detection_metrics
+from ml.batching import BatchLoader, StageTimings, stage
+from ml.metrics import ImageGroundTruth, ImagePredictions
+from ml.metrics import detection_metrics as coco_detection_metrics
 
 DEFAULT_ARCH = "yolov8n.yaml"
 DEFAULT_IMGSZ = 640
@@ -329,7 +329,7 @@ class YoloBackend(Backend):
         """COCO-style metrics of the loaded weights on ``dataset.val`` (equal to pycocotools on
         the same boxes), from our own batched prediction at the training imgsz. Predictions
         are kept down to a 0.001 score, as COCO evaluation expects; precision and recall are
-        read at the 0.25 pre-label threshold (see training.ml.metrics.detection_metrics)."""
+        read at the 0.25 pre-label threshold (see ml.metrics.detection_metrics)."""
         self._check_dataset(dataset)
         predictions: list[ImagePredictions] = []
         truths: list[ImageGroundTruth] = []

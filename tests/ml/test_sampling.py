@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from training.ml.sampling import (
+from ml.sampling import (
     SIMPLE_FEATURE_SIZE,
     binary_entropy,
     classification_uncertainty,
@@ -165,7 +165,7 @@ def test_k_center_is_deterministic_for_a_seed():
 
 def test_k_center_matches_brute_force_with_many_selected_centers(monkeypatch):
     # A tiny distance block forces the chunked path over the already-selected centers.
-    monkeypatch.setattr("training.ml.sampling._DISTANCE_BLOCK_ELEMENTS", 50)
+    monkeypatch.setattr("ml.sampling._DISTANCE_BLOCK_ELEMENTS", 50)
     rng = np.random.default_rng(4)
     points = rng.normal(size=(60, 5))
     selected = list(range(0, 60, 3))
@@ -368,7 +368,7 @@ def test_batch_detection_scores_follow_the_formula_per_image(measure, aggregatio
 
 
 def test_an_instance_is_certain_only_when_its_class_and_its_mask_are():
-    from training.ml.sampling import detection_box_uncertainty, segmentation_instance_uncertainty
+    from ml.sampling import detection_box_uncertainty, segmentation_instance_uncertainty
 
     scores = np.array([[0.99, 0.01], [0.99, 0.01], [0.55, 0.5]])
     class_term = detection_box_uncertainty(scores, measure="margin")
@@ -380,7 +380,7 @@ def test_an_instance_is_certain_only_when_its_class_and_its_mask_are():
 
 
 def test_segmentation_image_uncertainty_aggregates_instances_as_detection_does():
-    from training.ml.sampling import (
+    from ml.sampling import (
         detection_batch_uncertainty,
         segmentation_image_uncertainty,
         segmentation_instance_uncertainty,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.ml.base import Backend, Task
+from ml.base import Backend, Task
 
 BACKEND_KINDS: dict[str, Task] = {"yolo": "detection", "yolo_seg": "segmentation", "classifier": "classification"}
 
@@ -15,15 +15,15 @@ BACKEND_KINDS: dict[str, Task] = {"yolo": "detection", "yolo_seg": "segmentation
 def backend_class(kind: str) -> type[Backend]:
     """The Backend subclass for ``kind`` ("yolo", "yolo_seg" or "classifier"), imported on demand."""
     if kind == "yolo":
-        from training.ml.yolo import YoloBackend
+        from ml.yolo import YoloBackend
 
         return YoloBackend
     if kind == "yolo_seg":
-        from training.ml.yolo_seg import YoloSegBackend
+        from ml.yolo_seg import YoloSegBackend
 
         return YoloSegBackend
     if kind == "classifier":
-        from training.ml.classifier import ClassifierBackend
+        from ml.classifier import ClassifierBackend
 
         return ClassifierBackend
     raise ValueError(f"unknown backend kind {kind!r}; expected one of {sorted(BACKEND_KINDS)}")

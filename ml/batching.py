@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from training.ml.base import resolve_device
+from ml.base import resolve_device
 
 Mode = Literal["letterbox", "resize"]
 PAD_VALUE = 114  # ultralytics' letterbox grey, so padding looks like what the detector trained on

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from training.ml import sampling
-from training.ml.queue_model import LinearHead, multilabel_uncertainty
+from ml import sampling
+from ml.queue_model import LinearHead, multilabel_uncertainty
 
 # The measure inside "hybrid" and for strategies that name none: margin beats entropy on
 # many-class data, where entropy favours confusion among many unlikely classes.

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from training.ml import sampling
-from training.ml.queue_model import (
+from ml import sampling
+from ml.queue_model import (
     LinearHead,
     NotEnoughLabels,
     fit_multiclass,
@@ -13,7 +13,7 @@ from training.ml.queue_model import (
     head_metrics,
     multilabel_uncertainty,
 )
-from training.ml.selection import cold_start_order, rank_pool
+from ml.selection import cold_start_order, rank_pool
 from training.simulation import SimulationConfig, labels_to_target, simulate
 
 

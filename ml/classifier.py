@@ -16,7 +16,7 @@ device give the same weights on CPU.
 Checkpoints are plain dicts (``arch``, ``class_names``, ``imgsz``, ``state_dict``, ``metrics``,
 ``epoch``) loaded with ``torch.load(weights_only=True)``: they hold no code.
 
-Metrics (``training.ml.metrics.classification_metrics`` plus our keys): ``accuracy``,
+Metrics (``ml.metrics.classification_metrics`` plus our keys): ``accuracy``,
 ``macro_f1``, ``per_class`` (list in class order of ``class_index``, ``name``, ``precision``,
 ``recall``, ``f1``, ``support``), ``confusion_matrix`` (rows true, columns predicted),
 ``num_images``, ``skipped`` (undecodable validation images), ``primary`` (= macro_f1) and
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.ml.base import (
+from ml.base import (
     Backend,
     DatasetSpec,
     EpochRecord,
@@ -54,8 +54,8 @@ from training.ml.base import (
     resolve_device,
     write_run_args,
 )
-from training.ml.batching import BatchLoader, StageTimings, decode_image, stage
-from training.ml.metrics import classification_metrics
+from ml.batching import BatchLoader, StageTimings, decode_image, stage
+from ml.metrics import classification_metrics
 
 ARCHS = ("efficientnet_lite0", "resnet18", "mobilenet_v3_small")
 DEFAULT_ARCH = "efficientnet_lite0"
