@@ -36,8 +36,8 @@ def load(images: int) -> tuple[int, int, int]:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from labeling.models import LabelClass, Membership, Project, Role, TaskType
-    from training.models import Backend, ModelVersion
+    from core.models import Backend, LabelClass, ModelVersion, Project, TaskType
+    from labeling.models import Membership, Role
 
     users = get_user_model()
     lead = users.objects.create(username="lead")
@@ -107,7 +107,7 @@ def main() -> None:
         client = Client()
         client.force_login(get_user_model().objects.get(pk=lead_id))
         url = f"/api/projects/{project_id}/images/browse/"
-        from labeling.models import Image
+        from core.models import Image
 
         deep = Image.objects.filter(project_id=project_id).order_by("pk").values_list("pk", flat=True)[
             args.images * 9 // 10]

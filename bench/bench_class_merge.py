@@ -40,9 +40,9 @@ def load(annotations: int, seed: int = 0):
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from labeling.models import Membership, Project, Role, TaskType
+    from core.models import Backend, ModelVersion, Project, TaskType
+    from labeling.models import Membership, Role
     from labeling.services import label_class_create
-    from training.models import Backend, ModelVersion
 
     rng = np.random.default_rng(seed)
     admin = get_user_model().objects.create(username="admin")
@@ -94,7 +94,8 @@ def main() -> None:
         from django.test import Client
         from django.test.utils import setup_test_environment
 
-        from labeling.models import Annotation, LabelClass
+        from core.models import LabelClass
+        from labeling.models import Annotation
         from labeling.taxonomy import label_class_merge
 
         settings.ALLOWED_HOSTS = ["*"]

@@ -50,8 +50,8 @@ def child(path: str, threads: int) -> None:
     import django
 
     django.setup()
+    from core.models import Project
     from labeling import ingest
-    from labeling.models import Project
 
     data = Path(path).read_bytes()
     project = Project(pk=1, name="bench", task_type="detection", validation_share=0.2)

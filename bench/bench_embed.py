@@ -133,7 +133,7 @@ def matrix_read(rows: int, repeats: int) -> tuple[list[str], list[str]]:
     from django.core.management import call_command
     from django.db import connection
 
-    from labeling.models import Image, Project
+    from core.models import Image, Project
     from training.models import ImageEmbedding
     from training.selectors import embedding_matrix
 

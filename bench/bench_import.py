@@ -59,7 +59,8 @@ def main() -> None:
         from django.conf import settings
         from django.contrib.auth import get_user_model
 
-        from labeling.models import Image, ImportJob
+        from core.models import Image
+        from labeling.models import ImportJob
         from labeling.services import project_create
 
         images = tmp / "images"

@@ -60,16 +60,8 @@ def _fill(args):
 
     import numpy as np
 
-    from labeling.models import (
-        Annotation,
-        AnnotationKind,
-        AnnotationSource,
-        Image,
-        LabelClass,
-        Project,
-        Split,
-        Task,
-    )
+    from core.models import Image, LabelClass, Project, Split
+    from labeling.models import Annotation, AnnotationKind, AnnotationSource, Task
     from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
     from training.models import ImageEmbedding
 

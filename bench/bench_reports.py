@@ -91,8 +91,8 @@ def load(images: int, annotations: int, seed: int = 0) -> int:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from labeling.models import LabelClass, Membership, Project, Role, TaskType
-    from training.models import Backend, ModelVersion
+    from core.models import Backend, LabelClass, ModelVersion, Project, TaskType
+    from labeling.models import Membership, Role
 
     rng = np.random.default_rng(seed)
     users = get_user_model()
@@ -220,7 +220,8 @@ def main() -> None:
         from django.test import Client
         from django.test.utils import setup_test_environment
 
-        from labeling.models import Annotation, Project
+        from core.models import Project
+        from labeling.models import Annotation
         from labeling.reports.aggregates import report_aggregates_rebuild, report_aggregates_record
 
         settings.ALLOWED_HOSTS = ["*"]

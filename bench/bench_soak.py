@@ -76,8 +76,9 @@ def _fill(images: int, labeled: int, annotators: int) -> tuple[int, list[str]]:
     from PIL import ImageDraw
     from rest_framework.authtoken.models import Token
 
+    from core.models import Image
     from labeling.ingest import IngestBatch
-    from labeling.models import Image, Role
+    from labeling.models import Role
     from labeling.services import annotation_import_create, label_class_create, membership_set, project_create
     from training import services
 
@@ -238,7 +239,7 @@ def main() -> None:
         started = time.monotonic()
         project_id, tokens = _fill(args.images, args.labeled, args.annotators)
         print(f"filled and trained the first model in {time.monotonic() - started:.0f} s", flush=True)
-        from labeling.models import Project
+        from core.models import Project
 
         long_run = services.training_run_start(project=Project.objects.get(pk=project_id), epochs=args.train_epochs,
                                                image_size=64)

@@ -4,7 +4,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from .models import Annotation, ExportJob, Image, ImportJob, LabelClass, Membership, Project, Task
+from core.models import Image, LabelClass, Project
+
+from .models import Annotation, ExportJob, ImportJob, Membership, Task
 from .services import SETTING_RANGES, project_settings_check
 
 
@@ -48,19 +50,6 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "task_type", "sampling_strategy", "created_at"]
     search_fields = ["name"]
     inlines = [LabelClassInline, MembershipInline]
-    actions = ["retrain_now"]
-
-    @admin.action(description="Retrain now")
-    def retrain_now(self, request, queryset):
-        from training.services import training_run_start
-        from vision_project.api_errors import Conflict
-
-        for project in queryset:
-            try:
-                run = training_run_start(project=project, requested_by=request.user)
-                self.message_user(request, f"{project}: training run {run.pk} queued.")
-            except Conflict as exc:
-                self.message_user(request, f"{project}: {exc.detail}", level="warning")
 
 
 @admin.register(Image)

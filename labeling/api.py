@@ -10,10 +10,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.models import Image, LabelClass, Project, TaskType
 from vision_project.pagination import PagedList
 
 from . import segment_assist, services, taxonomy
-from .models import Image, LabelClass, Membership, Project, Role, TaskType
+from .models import Membership, Role
 from .permissions import get_for_caller, projects_visible_to
 from .serializers import (
     LabelClassInputSerializer,

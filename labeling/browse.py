@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
-from training.models import ModelVersion, Prediction
+from core.models import Image, ModelVersion, Prediction, Project
 
-from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus
+from .models import Annotation, AnnotationKind, AnnotationState, ReviewStatus
 from .payloads import payload_class_ids
 from .queue.selectors import image_urls
 from .review import with_label

@@ -27,7 +27,10 @@ from pi_heif import register_heif_opener
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from .models import Image, Project, Split, Task
+from core.models import Image, Project, Split
+
+from .display import display_copy
+from .models import Task
 from .privacy.services import images_hold_for_blur
 
 logger = logging.getLogger(__name__)
@@ -183,7 +186,7 @@ def _prepare(*, project: Project, name: str, stream: BinaryIO, size: int | None)
         if turned or fmt in REENCODED_FORMATS:
             stored_bytes, suffix = _encode(upright, fmt)
         if max(width, height) > settings.VISION_DISPLAY_MAX_SIDE or fmt not in BROWSER_FORMATS:
-            display_bytes = _display_version(upright)
+            display_bytes = display_copy(upright)
         del upright, probe
     original_name = posixpath.basename(name.replace("\\", "/"))[:500]
     image = Image(
@@ -358,17 +361,6 @@ def _encode(image: PILImage.Image, fmt: str) -> tuple[bytes, str]:
         return out.getvalue(), ".jpg"
     image.save(out, "PNG")
     return out.getvalue(), ".png"
-
-
-def _display_version(image: PILImage.Image) -> bytes:
-    """A JPEG for the browser, made when the original is large or in a format browsers
-    do not show (TIFF, BMP); otherwise the original serves."""
-    max_side = settings.VISION_DISPLAY_MAX_SIDE
-    display = image.convert("RGB")
-    display.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
-    out = io.BytesIO()
-    display.save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 def split_for_new_image(*, project: Project, sha256: str) -> str:

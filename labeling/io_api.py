@@ -33,6 +33,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.storage import stage_folder
 from vision_project.api_errors import job_accepted
 from vision_project.json_input import BoundedJSONField
 from vision_project.pagination import PagedList
@@ -59,7 +60,6 @@ from .importers.service import (
 )
 from .models import ExportJob, ImportJob, Role
 from .permissions import get_for_caller
-from .storage import stage_folder
 
 
 class ImportInputSerializer(serializers.Serializer):

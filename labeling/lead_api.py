@@ -5,11 +5,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.models import Image, Split
 from vision_project.json_input import BoundedJSONField
 
 from .api import get_project_for
 from .browse import STATUSES, browser_page
-from .models import Annotation, Image, Role, Split
+from .models import Annotation, Role
 from .permissions import get_for_caller
 from .queue.api import ReviewAnnotationSerializer
 from .queue.selectors import image_item, prediction_item

@@ -1,7 +1,9 @@
 """A lead's pages beyond review: the image browser and one image opened in the editor."""
 from django.shortcuts import get_object_or_404
 
-from .models import Image, Membership, Split
+from core.models import Image, Split
+
+from .models import Membership
 from .pages import _label_classes, _page
 
 

@@ -5,22 +5,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from core.models import DetectionAggregation, LabelClass, Project, SamplingStrategy, TaskType
+
 from . import services
 from .exporters.service import EXPORT_FORMATS, export_check_format
 from .importers.service import LABEL_FORMATS, import_check_format
-from .models import (
-    ROLE_RANK,
-    BlurMethod,
-    DetectionAggregation,
-    FaceDetectorChoice,
-    ImageBlur,
-    LabelClass,
-    OriginalPolicy,
-    Project,
-    Role,
-    SamplingStrategy,
-    TaskType,
-)
+from .models import ROLE_RANK, BlurMethod, FaceDetectorChoice, ImageBlur, OriginalPolicy, Role
 from .permissions import caller_role, get_for_caller, projects_visible_to
 from .queue.selectors import projects_queue_stats
 

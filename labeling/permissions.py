@@ -5,9 +5,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import CharField, Model, OuterRef, QuerySet, Subquery, Value
 from django.http import Http404
 
+from core.models import Project
 from vision_project.queries import unique_or_none
 
-from .models import ROLE_RANK, Membership, Project, Role
+from .models import ROLE_RANK, Membership, Role
 
 
 def caller_role(user, project_ref: str = "pk"):

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from core.models import Image, Project, Split
 from vision_project.api_errors import Conflict
 
 from .models import (
@@ -25,10 +26,7 @@ from .models import (
     AnnotationKind,
     AnnotationSource,
     AnnotationState,
-    Image,
-    Project,
     ReviewStatus,
-    Split,
     Task,
     TaskStatus,
 )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from .models import Annotation, AnnotationKind, AnnotationState, Image, Project, ReviewStatus
+from core.models import Image, Project
+
+from .models import Annotation, AnnotationKind, AnnotationState, ReviewStatus
 
 # An annotation that counts as an image's label: a submitted accept or correction
 # (imports included) that a reviewer has not rejected.

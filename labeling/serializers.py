@@ -1,6 +1,8 @@
 from rest_framework import serializers
 
-from .models import LabelClass, Membership, Project, Role, TaskType
+from core.models import LabelClass, Project, TaskType
+
+from .models import Membership, Role
 from .services import COLOR_PATTERN, SETTING_RANGES
 
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.models import LabelClass, Project
 from vision_project.enqueue import enqueue_on_commit
 
 from .models import (
@@ -18,10 +19,8 @@ from .models import (
     AnnotationKind,
     AnnotationSource,
     AnnotationState,
-    LabelClass,
     LabelClassAction,
     Membership,
-    Project,
     Role,
     Task,
     TaskStatus,

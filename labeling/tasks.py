@@ -34,7 +34,7 @@ def import_staging_sweep() -> int:
 
 @shared_task(name="labeling.tasks.queued_jobs_redispatch")
 def queued_jobs_redispatch() -> int:
-    from .jobs import queued_jobs_redispatch as redispatch
+    from core.jobs import queued_jobs_redispatch as redispatch
 
     return redispatch()
 

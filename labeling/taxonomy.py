@@ -19,14 +19,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from .models import (
-    Annotation,
-    LabelClass,
-    LabelClassAction,
-    LabelClassEvent,
-    Project,
-    ReportAgreementPair,
-)
+from core.models import LabelClass, Project
+
+from .models import Annotation, LabelClassAction, LabelClassEvent, ReportAgreementPair
 from .payloads import payload_class_ids
 from .signals import label_class_merged
 

@@ -8,11 +8,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.models import LabelClass
 from vision_project.pagination import PagedList
 
 from . import taxonomy
 from .api import get_project_for
-from .models import LabelClass, LabelClassEvent, Role
+from .models import LabelClassEvent, Role
 
 
 class ClassTreeNodeSerializer(serializers.Serializer):

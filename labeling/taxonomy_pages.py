@@ -1,7 +1,8 @@
 """Pages of the taxonomy work: the class tree editor (admins), the cluster grid where a
 lead names clusters and accepts them in bulk, and the annotators' grid mode, which verifies
 many proposals of one class at once (classification)."""
-from .models import TaskType
+from core.models import TaskType
+
 from .pages import _label_classes, _page
 
 taxonomy = _page("taxonomy", "labeling/taxonomy.html")

@@ -52,7 +52,7 @@ def _clear_caches():
                 client.delete(*keys)
         else:
             cache.clear()
-    from training.queue_model import forget_process_caches
+    from training.queue_heads import forget_process_caches
     from training.similarity import forget_process_indexes
 
     forget_process_caches()

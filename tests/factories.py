@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
-from labeling.models import Image, LabelClass, Membership, Project, Role, Task, TaskType
+from core.models import Image, LabelClass, Project, TaskType
+from labeling.models import Membership, Role, Task
 
 
 class UserFactory(factory.django.DjangoModelFactory):

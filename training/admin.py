@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from .models import EmbeddingRun, ImageEmbedding, ModelVersion, Prediction, PrelabelRun, TrainingRun
-from .services import model_version_deploy
+from core.models import ModelVersion, Prediction, Project
+from labeling.admin import ProjectAdmin as LabelingProjectAdmin
+from vision_project.api_errors import Conflict
+
+from .models import EmbeddingRun, ImageEmbedding, PrelabelRun, TrainingRun
+from .services import model_version_deploy, training_run_start
 
 
 @admin.register(ModelVersion)
@@ -44,3 +48,22 @@ class ImageEmbeddingAdmin(admin.ModelAdmin):
     list_select_related = ["project", "image"]
     raw_id_fields = ["image"]
     exclude = ["vector"]  # bytes; read them through training.selectors.embedding_matrix
+
+
+# The project page gains training's action: registered here so that labeling's admin needs
+# nothing of training.
+admin.site.unregister(Project)
+
+
+@admin.register(Project)
+class ProjectAdmin(LabelingProjectAdmin):
+    actions = ["retrain_now"]
+
+    @admin.action(description="Retrain now")
+    def retrain_now(self, request, queryset):
+        for project in queryset:
+            try:
+                run = training_run_start(project=project, requested_by=request.user)
+                self.message_user(request, f"{project}: training run {run.pk} queued.")
+            except Conflict as exc:
+                self.message_user(request, f"{project}: {exc.detail}", level="warning")

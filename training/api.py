@@ -5,6 +5,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.models import ModelVersion
 from labeling.api import get_project_for
 from labeling.models import Role
 from labeling.permissions import get_for_caller
@@ -12,7 +13,7 @@ from vision_project.api_errors import job_accepted
 from vision_project.pagination import PagedList
 
 from . import services
-from .models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
+from .models import EmbeddingRun, PrelabelRun, TrainingRun
 from .serializers import (
     EmbeddingRunInputSerializer,
     EmbeddingRunOutputSerializer,
@@ -68,7 +69,7 @@ class ModelVersionListApi(PagedList, APIView):
     @extend_schema(responses=ModelVersionOutputSerializer(many=True))
     def get(self, request, project_id: int):
         project = get_project_for(request, project_id, Role.LEAD)
-        versions = ModelVersion.objects.filter(project=project).select_related("parent").order_by("-number")
+        versions = ModelVersion.objects.filter(project=project).select_related("parent", "training_run").order_by("-number")
         return self.page_response(request, versions, lambda page: ModelVersionOutputSerializer(page, many=True).data)
 
 
@@ -77,7 +78,7 @@ class ModelVersionDeployApi(APIView):
     def post(self, request, version_id: int):
         version = _get_checked(request, ModelVersion.objects.all(), version_id, Role.ADMIN)
         version = services.model_version_deploy(version=version, requested_by=request.user)
-        version = ModelVersion.objects.select_related("parent").get(pk=version.pk)
+        version = ModelVersion.objects.select_related("parent", "training_run").get(pk=version.pk)
         return Response(ModelVersionOutputSerializer(version).data)
 
 

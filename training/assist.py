@@ -28,7 +28,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from labeling.models import Image, Project
+from core.models import Image, Project
 
 from .models import AssistRequest, AssistStatus
 

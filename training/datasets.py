@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labeling.models import Image, Project, Split, TaskType
+from core.models import Image, Project, Split, TaskType
+from core.storage import local_path, prefetch
 from labeling.payloads import instance_rings
-from labeling.storage import local_path, prefetch
 from ml.base import DatasetSpec, Item
 
 from . import selectors

@@ -12,7 +12,8 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from labeling.models import Image, Project, Split, Task, TaskStatus
+from core.models import Image, Project, Split
+from labeling.models import Task, TaskStatus
 from labeling.queue.selectors import image_urls
 from ml.clustering import METHODS, cluster_pool
 

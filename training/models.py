@@ -1,4 +1,5 @@
-"""The model side of VISION: model versions, training runs, predictions.
+"""The model side of VISION: training, pre-label and embedding runs, image embeddings, one-shot examples,
+near-duplicates and assist requests (model versions and predictions are in core).
 
 Data and constraints only; writes go through services.py.
 """
@@ -6,77 +7,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from labeling.models import ACTIVE_JOB_STATUSES, Job, JobStatus
-
-
-class Backend(models.TextChoices):
-    YOLO = "yolo", "YOLOv8 detector"
-    YOLO_SEG = "yolo_seg", "YOLOv8 instance segmentation"
-    CLASSIFIER = "classifier", "PyTorch classifier"
-    LINEAR = "linear", "Queue model: linear head on image embeddings"
-    PROTOTYPE = "prototype", "One-shot proposals: nearest class prototype of the examples"
-    PROPAGATION = "propagation", "One-shot proposals: label spreading from the examples"
-
+from core.models import ACTIVE_JOB_STATUSES, Backend, Image, Job, JobStatus, LabelClass, ModelVersion, Project
 
 # Backends whose pre-labels come from the stored embeddings, not from reading images.
 EMBEDDING_BACKENDS = (Backend.PROTOTYPE, Backend.PROPAGATION)
-
-
-class VersionStatus(models.TextChoices):
-    CANDIDATE = "candidate", "Candidate (evaluated, not decided)"
-    DEPLOYED = "deployed", "Deployed"
-    REJECTED = "rejected", "Rejected by the promotion gate"
-    RETIRED = "retired", "Previously deployed"
-    QUEUE = "queue", "Ranks the queue only (an image-level head cannot draw boxes)"
-
-
-def weights_upload_to(instance: "ModelVersion", filename: str) -> str:
-    return f"projects/{instance.project_id}/models/v{instance.number}/{filename}"
-
-
-class ModelVersion(models.Model):
-    """A trained model. `is_deployed` is changed only by the deploy service, in one
-    transaction; the partial unique constraint guarantees one deployed version a project."""
-
-    project = models.ForeignKey(
-        "labeling.Project", on_delete=models.CASCADE, related_name="model_versions"
-    )
-    number = models.PositiveIntegerField()
-    backend = models.CharField(max_length=20, choices=Backend.choices)
-    architecture = models.CharField(max_length=100, blank=True)
-    weights = models.FileField(upload_to=weights_upload_to, max_length=500, blank=True)
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
-    )
-    training_run = models.OneToOneField(
-        "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version"
-    )
-    class_ids = models.JSONField(default=list, help_text="LabelClass ids in model output order.")
-    dataset_size = models.PositiveIntegerField(default=0)
-    validation_size = models.PositiveIntegerField(default=0)
-    metrics = models.JSONField(default=dict, blank=True)
-    primary_metric = models.FloatField(null=True, blank=True)
-    comparison = models.JSONField(
-        default=dict, blank=True, help_text="The promotion gate's decision and its numbers."
-    )
-    status = models.CharField(
-        max_length=10, choices=VersionStatus.choices, default=VersionStatus.CANDIDATE
-    )
-    is_deployed = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    deployed_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["project", "-number"]
-        constraints = [
-            models.UniqueConstraint(fields=["project", "number"], name="modelversion_unique_number"),
-            models.UniqueConstraint(
-                fields=["project"], condition=Q(is_deployed=True), name="modelversion_one_deployed"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.project} v{self.number}"
 
 
 class TrainingTrigger(models.TextChoices):
@@ -89,7 +23,7 @@ class TrainingRun(Job):
     task_name = "training.tasks.training_run_execute"
 
     project = models.ForeignKey(
-        "labeling.Project", on_delete=models.CASCADE, related_name="training_runs"
+        Project, on_delete=models.CASCADE, related_name="training_runs"
     )
     trigger = models.CharField(
         max_length=10, choices=TrainingTrigger.choices, default=TrainingTrigger.MANUAL
@@ -107,6 +41,10 @@ class TrainingRun(Job):
         default=0, help_text="Verified labels in the project when the run was requested."
     )
     celery_task_id = models.CharField(max_length=255, blank=True)
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run",
+        help_text="The version this run produced.",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -128,7 +66,7 @@ class PrelabelRun(Job):
     task_name = "training.tasks.prelabel_execute"
 
     project = models.ForeignKey(
-        "labeling.Project", on_delete=models.CASCADE, related_name="prelabel_runs"
+        Project, on_delete=models.CASCADE, related_name="prelabel_runs"
     )
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="prelabel_runs"
@@ -148,42 +86,6 @@ class PrelabelRun(Job):
         ]
 
 
-class Prediction(models.Model):
-    """One model version's prediction for one image; keyed by version, so re-running
-    prelabel skips images that already have one.
-
-    Payload schema:
-      detection:       {"boxes": [{"x1", "y1", "x2", "y2", "label", "score",
-                                   "probs": [per class, model order]}]}
-      classification:  {"labels": [top class id], "probs": [per class, model order]}
-      segmentation:    {"polygons": [{"label", "points" or "rings", "score",
-                                      "probs": [per class, model order]}]}
-    Class ids in model order are `model_version.class_ids`.
-    """
-
-    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="predictions")
-    model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, related_name="predictions"
-    )
-    payload = models.JSONField(default=dict)
-    uncertainty = models.FloatField(default=0.0)
-    embedding = models.BinaryField(
-        null=True, blank=True, help_text="float32 vector, for diversity sampling."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["image", "model_version"], name="prediction_unique_image_version"
-            )
-        ]
-        indexes = [models.Index(fields=["model_version", "-uncertainty"], name="prediction_version_unc")]
-
-    def __str__(self) -> str:
-        return f"prediction {self.pk}"
-
-
 class ImageEmbedding(models.Model):
     """One image's pretrained feature vector under one embedding model
     (``ml.embeddings.EMBEDDING_MODELS`` key): float32 bytes, L2-normalised.
@@ -192,8 +94,8 @@ class ImageEmbedding(models.Model):
     repeats ``image.project`` so a project's matrix is read from one index, without a join.
     """
 
-    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
-    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="embeddings")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="embeddings")
     model_key = models.CharField(max_length=100)
     vector = models.BinaryField(help_text="float32 values, little-endian (numpy dtype '<f4').")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -218,7 +120,7 @@ class EmbeddingRun(Job):
     task_name = "training.tasks.embed_images"
 
     project = models.ForeignKey(
-        "labeling.Project", on_delete=models.CASCADE, related_name="embedding_runs"
+        Project, on_delete=models.CASCADE, related_name="embedding_runs"
     )
     model_key = models.CharField(max_length=100)
     image_ids = models.JSONField(
@@ -246,9 +148,9 @@ class ClassExample(models.Model):
     """An image a lead picked as an example of a class, for one-shot proposals. An example is
     not a label: it never counts as verified work."""
 
-    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
-    label_class = models.ForeignKey("labeling.LabelClass", on_delete=models.CASCADE, related_name="examples")
-    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="examples")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -268,9 +170,9 @@ class NearDuplicate(models.Model):
     """A newly embedded image whose nearest older image is at least the project's
     near-duplicate threshold in cosine: likely the same photo, shown to leads."""
 
-    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
-    image = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="+")
-    duplicate_of = models.ForeignKey("labeling.Image", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    duplicate_of = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
     similarity = models.FloatField()
     dismissed = models.BooleanField(default=False, help_text="A lead decided these are different images.")
     dismissed_by = models.ForeignKey(
@@ -300,7 +202,7 @@ class AssistStatus(models.TextChoices):
 class AssistRequest(models.Model):
     """One call to the vision-language endpoint: when, who, where, how it went."""
 
-    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

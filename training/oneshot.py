@@ -20,14 +20,15 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max
 
-from labeling.models import Image, LabelClass, Project, Split, Task, TaskStatus, TaskType
+from core.models import Image, LabelClass, ModelVersion, Prediction, Project, Split, TaskType, VersionStatus
+from labeling.models import Task, TaskStatus
 from labeling.queue.selectors import image_urls
 from ml.oneshot import MAX_EXAMPLES_PER_CLASS, METHODS, NotEnoughExamples, proposal_model_fit
 from ml.queue_model import macro_f1, majority_class_f1
 
 from . import selectors
-from .models import EMBEDDING_BACKENDS, ClassExample, ModelVersion, Prediction, PrelabelRun, VersionStatus
-from .queue_model import MIN_VALIDATION_LABELS, labeled_examples
+from .models import EMBEDDING_BACKENDS, ClassExample, PrelabelRun
+from .queue_heads import MIN_VALIDATION_LABELS, labeled_examples
 
 # --- examples -----------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.models import Image, LabelClass
 from labeling.api import get_project_for
-from labeling.models import Image, LabelClass, Role
+from labeling.models import Role
 from labeling.permissions import get_for_caller
 from labeling.queue.bulk import MAX_BULK_IMAGES, annotations_bulk_submit, bulk_label_class
 

@@ -13,8 +13,8 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from labeling.models import JobStatus, Project, TaskType
-from labeling.storage import local_path, local_paths
+from core.models import Backend, JobStatus, ModelVersion, Prediction, Project, TaskType
+from core.storage import local_path, local_paths
 from ml.base import ImagePrediction
 from ml.batching import StageTimings
 from ml.registry import load_backend
@@ -26,7 +26,7 @@ from ml.sampling import (
 )
 
 from . import selectors
-from .models import EMBEDDING_BACKENDS, Backend, ModelVersion, Prediction, PrelabelRun
+from .models import EMBEDDING_BACKENDS, PrelabelRun
 
 MAX_ERRORS_KEPT = 50
 _DIGITS = 4  # probabilities are stored rounded: the payload stays small, the order stays
@@ -116,7 +116,6 @@ def prelabel_pool(*, run: PrelabelRun, should_stop: Callable[[], bool]) -> dict:
     Unreadable images are counted and named in the stats (the first few) and get no row, so
     a later run retries them; every other image of the batch still lands.
     """
-    from .services import version_class_names
 
     version, project = run.model_version, run.project
     todo = list(selectors.images_to_prelabel(version).values_list("id", "file"))
@@ -128,7 +127,7 @@ def prelabel_pool(*, run: PrelabelRun, should_stop: Callable[[], bool]) -> dict:
         return stats
     if version.backend in EMBEDDING_BACKENDS:
         return _prelabel_from_embeddings(run, [image_id for image_id, _ in todo], stats, should_stop)
-    backend = load_backend(version.backend, local_path(version.weights.name), version_class_names(version))
+    backend = load_backend(version.backend, local_path(version.weights.name), selectors.version_class_names(version))
     timings = StageTimings()
     image_ids = [image_id for image_id, _ in todo]
     paths = local_paths(name for _, name in todo)

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import transaction
 
-from labeling.models import Project, TaskType
+from core.models import Backend, ModelVersion, Prediction, Project, TaskType
+from core.storage import local_path
 from labeling.privacy.blur import Box
 from labeling.privacy.detectors import Detection
 
-from .models import Backend, ImageEmbedding, ModelVersion, Prediction
+from . import selectors
+from .models import ImageEmbedding
 
 
 def deployed_detector_for_blur(project: Project) -> Callable[[str], list[Detection]] | None:
@@ -19,15 +21,13 @@ def deployed_detector_for_blur(project: Project) -> Callable[[str], list[Detecti
     class names; None when the project deploys no detector."""
     from ml.registry import load_backend
 
-    from .services import version_class_names
-
     if project.task_type != TaskType.DETECTION:
         return None
     version = ModelVersion.objects.filter(project=project, is_deployed=True, backend=Backend.YOLO).first()
     if version is None or not version.weights:
         return None
-    names = version_class_names(version)
-    backend = load_backend(version.backend, version.weights.path, names)
+    names = selectors.version_class_names(version)
+    backend = load_backend(version.backend, local_path(version.weights.name), names)
 
     def detect(path: str) -> list[Detection]:
         pred = next(iter(backend.predict([path], 1, conf=settings.VISION_PRELABEL_MIN_SCORE)))

@@ -26,13 +26,22 @@ import numpy as np
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
-from labeling.models import DetectionAggregation, Image, Project, SamplingStrategy, Split, Task, TaskStatus
+from core.models import (
+    Backend,
+    DetectionAggregation,
+    Image,
+    ModelVersion,
+    Prediction,
+    Project,
+    SamplingStrategy,
+    Split,
+)
+from labeling.models import Task, TaskStatus
 from labeling.payloads import OBJECT_KEYS, SEGMENTATION
 from labeling.queue.services import task_priorities_write
 from ml import sampling, selection
 
-from .models import Backend, ModelVersion, Prediction
-from .queue_model import auto_strategy, project_vectors, queue_head_for_ranking
+from .queue_heads import auto_strategy, project_vectors, queue_head_for_ranking
 
 logger = logging.getLogger(__name__)
 

@@ -10,20 +10,13 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 
+from core.models import ACTIVE_JOB_STATUSES, Image, LabelClass, ModelVersion, Prediction, Project, Split
 from labeling import selectors as labeling_selectors
-from labeling.models import (
-    ACTIVE_JOB_STATUSES,
-    Annotation,
-    AnnotationKind,
-    Image,
-    Project,
-    ReviewStatus,
-    Split,
-)
+from labeling.models import Annotation, AnnotationKind, ReviewStatus
 from labeling.selectors import ACCEPTED_LABEL
 from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 
-from .models import EmbeddingRun, ImageEmbedding, ModelVersion, Prediction, PrelabelRun, TrainingRun
+from .models import EmbeddingRun, ImageEmbedding, PrelabelRun, TrainingRun
 
 
 def verified_annotations(project: Project) -> QuerySet[Annotation]:
@@ -200,3 +193,9 @@ def embeddings_missing(project: Project, model_key: str | None = None) -> QueryS
 def embedding_run_active(project: Project) -> EmbeddingRun | None:
     """The project's queued run if it has one, else its running one."""
     return EmbeddingRun.objects.filter(project=project, status__in=ACTIVE_JOB_STATUSES).order_by("-id").first()
+
+
+def version_class_names(version: ModelVersion) -> list[str]:
+    """Class names in the version's output order; a class deleted since keeps a placeholder."""
+    names = dict(LabelClass.objects.filter(pk__in=version.class_ids).values_list("id", "name"))
+    return [names.get(class_id, f"deleted class {class_id}") for class_id in version.class_ids]

@@ -1,8 +1,10 @@
+from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
+from core.models import ModelVersion
 from ml.embedding_specs import EMBEDDING_MODELS
 
-from .models import EmbeddingRun, ModelVersion, PrelabelRun, TrainingRun
+from .models import EmbeddingRun, PrelabelRun, TrainingRun
 
 JOB_FIELDS = ["id", "project", "status", "progress", "message", "error", "cancel_requested",
               "created_at", "started_at", "finished_at", "heartbeat_at"]
@@ -18,19 +20,11 @@ class TrainingRunOutputSerializer(serializers.ModelSerializer):
         fields = [*JOB_FIELDS, "trigger", "params", "epoch", "total_epochs", "loss", "live_metric",
                   "labels_at_start", "requested_by", "model_version", "model_version_number"]
 
-    def _version(self, run):
-        try:
-            return run.model_version
-        except ModelVersion.DoesNotExist:
-            return None
-
     def get_model_version(self, run) -> int | None:
-        version = self._version(run)
-        return version.pk if version else None
+        return run.model_version_id
 
     def get_model_version_number(self, run) -> int | None:
-        version = self._version(run)
-        return version.number if version else None
+        return run.model_version.number if run.model_version_id else None
 
 
 class TrainingRunInputSerializer(serializers.Serializer):
@@ -39,6 +33,7 @@ class TrainingRunInputSerializer(serializers.Serializer):
 
 
 class ModelVersionOutputSerializer(serializers.ModelSerializer):
+    training_run = serializers.SerializerMethodField(help_text="The training run that produced this version.")
     parent_number = serializers.IntegerField(source="parent.number", default=None, read_only=True, allow_null=True)
 
     class Meta:
@@ -46,6 +41,12 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "project", "number", "backend", "architecture", "status", "is_deployed", "metrics",
                   "primary_metric", "comparison", "dataset_size", "validation_size", "class_ids",
                   "parent", "parent_number", "training_run", "created_at", "deployed_at"]
+
+    def get_training_run(self, version) -> int | None:
+        try:
+            return version.training_run.pk
+        except ObjectDoesNotExist:  # queue-model and one-shot versions come from no run
+            return None
 
 
 class PrelabelRunOutputSerializer(serializers.ModelSerializer):

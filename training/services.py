@@ -27,13 +27,23 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.jobs import JobPulse, job_cancel, job_claim, job_dispatch_on_commit, job_fail, job_finish
-from labeling.models import Image, JobStatus, LabelClass, Project, TaskType
+from core.jobs import (
+    JobPulse,
+    JobStopped,
+    job_cancel,
+    job_claim,
+    job_dispatch_on_commit,
+    job_fail,
+    job_finish,
+    job_progress_writer,
+)
+from core.models import Backend, Image, JobStatus, ModelVersion, Project, TaskType, VersionStatus
+from core.storage import local_path
 from labeling.services import start_weights_resolve
-from labeling.storage import local_path
 from ml.base import TrainingCancelled, TrainParams
 from ml.embedding_specs import EMBEDDING_MODELS
 from ml.metrics import json_finite
+from ml.queue_model import head_metrics, majority_class_f1
 from ml.registry import backend_class, load_backend
 from vision_project.api_errors import Conflict
 from vision_project.enqueue import enqueue, enqueue_on_commit
@@ -42,15 +52,14 @@ from . import selectors
 from .datasets import Snapshot, SnapshotError, dataset_snapshot
 from .models import (
     EMBEDDING_BACKENDS,
-    Backend,
     EmbeddingRun,
     ImageEmbedding,
-    ModelVersion,
     PrelabelRun,
     TrainingRun,
     TrainingTrigger,
-    VersionStatus,
 )
+from .queue_heads import head_load, latest_queue_version
+from .ranking import queue_priorities_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -250,10 +259,6 @@ def _deployed_baseline(deployed: ModelVersion | None, snapshot: Snapshot) -> Bas
 def _queue_head_on_validation(version: ModelVersion, snapshot: Snapshot) -> float | None:
     """A queue-model version's primary metric on the snapshot's validation images (those
     with embeddings); None when it cannot be measured there."""
-    from ml.queue_model import head_metrics
-
-    from .queue_model import head_load
-
     if version.class_ids != snapshot.class_ids or not snapshot.val_image_ids:
         return None
     ids, vectors = selectors.embedding_matrix(project=version.project, image_ids=snapshot.val_image_ids)
@@ -284,10 +289,6 @@ def deployment_floor(*, project: Project, snapshot: Snapshot, metrics: dict) -> 
         return {"baseline": "min_map50", "value": project.min_map50, "candidate": value, "passed": passed,
                 "reason": f"{name} {value:.4f} {'reaches' if passed else 'is below'} the project's floor "
                           f"{project.min_map50:.4f}"}
-    from ml.queue_model import majority_class_f1
-
-    from .queue_model import latest_queue_version
-
     candidate = float(metrics["primary"])
     baselines = {"majority class": majority_class_f1([item.label for item in snapshot.spec.train],
                                                      [item.label for item in snapshot.spec.val])}
@@ -360,7 +361,7 @@ def model_version_register(
         comparison.update(decision="reject", reason="below the deployment floor: " + comparison["floor"]["reason"])
     version = ModelVersion(
         project=project, number=number, backend=backend_kind_for(project), architecture=architecture[:100],
-        parent=parent, training_run=locked, class_ids=snapshot.class_ids,
+        parent=parent, class_ids=snapshot.class_ids,
         dataset_size=len(snapshot.spec.train), validation_size=len(snapshot.spec.val),
         metrics=json_finite(metrics), primary_metric=primary, comparison=comparison,
         status=VersionStatus.CANDIDATE,
@@ -369,6 +370,7 @@ def model_version_register(
         version.weights.save(Path(weights_path).name, File(handle), save=False)
     try:
         version.save()
+        TrainingRun.objects.filter(pk=locked.pk).update(model_version=version)
         if comparison["decision"] == "deploy":
             model_version_deploy(version=version)
         elif comparison["decision"] == "reject":
@@ -469,7 +471,7 @@ def prelabel_run_execute(*, run_id: int) -> PrelabelRun | None:
     """Predict every pool image the run's version has not scored yet, writing Predictions in
     bulk as batches finish, then refresh queue priorities. Safe to re-run: finished images are
     skipped, and a Prediction is unique per image and version."""
-    from .prelabel import prelabel_pool
+    from .prelabel import prelabel_pool  # torch: imported where a worker predicts, not in web processes
 
     if not job_claim(PrelabelRun, run_id, message="Loading the model"):
         return None
@@ -492,8 +494,6 @@ def prelabel_run_execute(*, run_id: int) -> PrelabelRun | None:
 
 def _queue_refresh(project: Project) -> None:
     """Re-order the queue from the deployed version's predictions (the queue's own service)."""
-    from training.ranking import queue_priorities_refresh
-
     queue_priorities_refresh(project=project)
 
 
@@ -515,12 +515,6 @@ def auto_retrain_check() -> list[int]:
             continue  # one is queued or running already
         started.append(run.pk)
     return started
-
-
-def version_class_names(version: ModelVersion) -> list[str]:
-    """Class names in the version's output order; a class deleted since keeps a placeholder."""
-    names = dict(LabelClass.objects.filter(pk__in=version.class_ids).values_list("id", "name"))
-    return [names.get(class_id, f"deleted class {class_id}") for class_id in version.class_ids]
 
 
 # --- embeddings ---------------------------------------------------------------------------
@@ -577,7 +571,7 @@ def embedding_run_start(
 
 def _embedding_run_join(queued: EmbeddingRun, ids: list[int] | None) -> EmbeddingRun:
     """Fold a request into the queued run (row locked by the caller). One whose message never
-    reached the broker is sent again by the re-dispatch sweep (labeling.jobs)."""
+    reached the broker is sent again by the re-dispatch sweep (core.jobs)."""
     if queued.image_ids is not None:
         queued.image_ids = None if ids is None else sorted(set(queued.image_ids) | set(ids))
         queued.save(update_fields=["image_ids"])
@@ -656,7 +650,6 @@ def _near_duplicates_flag(project: Project, image_ids: list[int]) -> None:
 def _embed_missing(run: EmbeddingRun, should_stop, written: list[int]) -> dict[str, Any]:
     from django.core.files.storage import default_storage
 
-    from labeling.jobs import JobStopped, job_progress_writer
     from ml.embeddings import Embedder
 
     missing = selectors.embeddings_missing(run.project, run.model_key).values_list("id", "file")

@@ -26,7 +26,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db.models import Max
 
-from labeling.models import Image, Project, Task, TaskStatus
+from core.models import Image, Project
+from labeling.models import Task, TaskStatus
 from labeling.queue.selectors import image_urls
 from ml.embedding_specs import EMBEDDING_MODELS
 from ml.similarity import VectorIndex, index_build

@@ -8,7 +8,7 @@ under the broker's visibility timeout, so a long run is never handed out twice w
 from celery import shared_task
 from django.conf import settings
 
-from labeling import jobs
+from core import jobs
 
 from . import services
 
@@ -57,7 +57,7 @@ def auto_retrain_check() -> list[int]:
 def queue_model_fit(project_id: int) -> int | None:
     """Refit the queue model when enough new labels arrived (the "default" queue: seconds
     on a CPU); returns the new version's id."""
-    from labeling.models import Project
+    from core.models import Project
 
     from .queue_model import queue_model_fit as fit
 
@@ -69,7 +69,7 @@ def queue_model_fit(project_id: int) -> int | None:
 @shared_task(name="training.tasks.queue_priorities_refresh")
 def queue_priorities_refresh(project_id: int) -> None:
     """Re-rank a project's open tasks (after a settings change, new vectors or a deploy)."""
-    from labeling.models import Project
+    from core.models import Project
 
     from .ranking import queue_priorities_refresh as refresh
 
@@ -81,7 +81,7 @@ def queue_priorities_refresh(project_id: int) -> None:
 @shared_task(name="training.tasks.similarity_index_rebuild")
 def similarity_index_rebuild(project_id: int) -> None:
     """Rebuild a project's similarity index from every stored vector and publish it."""
-    from labeling.models import Project
+    from core.models import Project
 
     from .similarity import similarity_index_rebuild as rebuild
 

@@ -3,9 +3,10 @@ predictions count as uses of a class (labeling/taxonomy.py asks through its sign
 so labeling imports nothing of training for it)."""
 from __future__ import annotations
 
+from core.models import ModelVersion, Prediction
 from labeling.taxonomy import relabel_rows, with_any_label
 
-from .models import ClassExample, ModelVersion, Prediction
+from .models import ClassExample
 
 
 def class_merged_relabel(sender, *, project, source_id: int, target_id: int, **kwargs) -> dict:

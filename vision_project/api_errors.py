@@ -5,7 +5,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from labeling.jobs import job_dispatched
+from core.jobs import job_dispatched
 from labeling.payloads import PayloadError
 
 BROKER_RETRY_AFTER_S = 60

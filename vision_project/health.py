@@ -93,8 +93,9 @@ class VisionCollector:
             yield GaugeMetricFamily(name, name)
 
     def collect(self):
-        from labeling.jobs import job_models
-        from labeling.models import JobStatus, Task, TaskStatus
+        from core.jobs import job_models
+        from core.models import JobStatus
+        from labeling.models import Task, TaskStatus
         from training.models import PrelabelRun, TrainingRun
 
         now = timezone.now()

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "axes",
+    "core",
     "labeling",
     "training",
 ]
@@ -156,7 +157,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Workers read remote-storage files through a local cache of this size (labeling/storage.py).
+# Workers read remote-storage files through a local cache of this size (core/storage.py).
 VISION_STORAGE_CACHE_DIR = Path(env.str("VISION_STORAGE_CACHE_DIR", default=str(VAR_DIR / "storage-cache")))
 VISION_STORAGE_CACHE_MAX_BYTES = env.int("VISION_STORAGE_CACHE_MAX_BYTES", default=20 * 2**30)
 
@@ -233,9 +234,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several models have a `status` field with different choices; name each enum.
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "labeling.models.JobStatus",
+        "JobStatusEnum": "core.models.JobStatus",
         "TaskStatusEnum": "labeling.models.TaskStatus",
-        "ModelVersionStatusEnum": "training.models.VersionStatus",
+        "ModelVersionStatusEnum": "core.models.VersionStatus",
     },
 }
 
@@ -290,7 +291,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    # Sends again what a broker outage kept from the broker (labeling.jobs.queued_jobs_redispatch).
+    # Sends again what a broker outage kept from the broker (core.jobs.queued_jobs_redispatch).
     "redispatch-queued-jobs": {
         "task": "labeling.tasks.queued_jobs_redispatch",
         "schedule": timedelta(minutes=1),

@@ -7,7 +7,8 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, JsonResponse
 from django.views import defaults
 
-from labeling.models import Project, Role
+from core.models import Project
+from labeling.models import Role
 from labeling.permissions import caller_role
 from labeling.privacy.selectors import media_withheld
 

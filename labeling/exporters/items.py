@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from django.db.models import F
 
-from ..models import Image, LabelClass, Project, Split
+from core.models import Image, LabelClass, Project, Split
+
 from ..selectors import image_latest_labels
 
 # The split names other tools use.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from training.models import Prediction
+from core.models import Prediction
 
 from .items import ExportItem
 

@@ -21,10 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from vision_project.api_errors import Conflict
-
-from ..importers.service import staging_dir
-from ..jobs import (
+from core.jobs import (
     JobStopped,
     job_cancel,
     job_claim,
@@ -33,7 +30,11 @@ from ..jobs import (
     job_finish,
     job_progress_writer,
 )
-from ..models import ACTIVE_JOB_STATUSES, ExportJob, JobStatus, OriginalAccess, Project, TaskType
+from core.models import ACTIVE_JOB_STATUSES, JobStatus, Project, TaskType
+from vision_project.api_errors import Conflict
+
+from ..importers.service import staging_dir
+from ..models import ExportJob, OriginalAccess
 from ..selectors import image_latest_labels
 from .coco import coco_write
 from .csv import csv_write

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ..models import AnnotationState, Image, Project
+from core.models import Image, Project
+
+from ..models import AnnotationState
 from ..payloads import PayloadError
 from ..services import annotation_import_create, label_class_create
 

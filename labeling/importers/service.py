@@ -19,10 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from vision_project.json_input import json_loads
-
-from ..ingest import IngestBatch
-from ..jobs import (
+from core.jobs import (
     JobStopped,
     job_cancel,
     job_claim,
@@ -31,9 +28,13 @@ from ..jobs import (
     job_finish,
     job_progress_writer,
 )
-from ..models import ACTIVE_JOB_STATUSES, ImportJob, JobStatus, Project, TaskType
+from core.models import ACTIVE_JOB_STATUSES, JobStatus, Project, TaskType
+from core.storage import staged_delete, staged_folder, staged_in_storage_sweep
+from vision_project.json_input import json_loads
+
+from ..ingest import IngestBatch
+from ..models import ImportJob
 from ..signals import images_imported_send
-from ..storage import staged_delete, staged_folder, staged_in_storage_sweep
 from .classification import csv_records, folder_records
 from .coco import coco_records
 from .cvat import cvat_records

@@ -1,7 +1,7 @@
 """The PROJECT argument that management commands share."""
 from django.core.management.base import CommandError
 
-from labeling.models import Project
+from core.models import Project
 
 
 def project_from_argument(value: str) -> Project:

@@ -7,10 +7,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.jobs import job_cancel
+from core.models import Image, Project
 from vision_project.pagination import PagedList
 
-from ..jobs import job_cancel
-from ..models import BlurRegion, BlurRun, Image, OriginalAccess, PrivacySettings, Project, Role
+from ..models import BlurRegion, BlurRun, OriginalAccess, PrivacySettings, Role
 from ..permissions import get_for_caller
 from . import selectors, services
 

@@ -1,7 +1,8 @@
 """The admins' page of one image's blurred regions."""
 from django.shortcuts import get_object_or_404
 
-from ..models import Image
+from core.models import Image
+
 from ..pages import _page
 
 

@@ -6,7 +6,9 @@ import mimetypes
 from django.db.models import Q
 from django.urls import reverse
 
-from ..models import BlurRegion, BlurState, Image, ImageBlur
+from core.models import Image
+
+from ..models import BlurRegion, BlurState, ImageBlur
 from ..queue.selectors import image_urls
 
 

@@ -30,9 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from vision_project.api_errors import Conflict
-
-from ..jobs import (
+from core.jobs import (
     JobPulse,
     JobStopped,
     job_claim,
@@ -41,22 +39,21 @@ from ..jobs import (
     job_finish,
     job_progress_writer,
 )
+from core.models import ACTIVE_JOB_STATUSES, Image, JobStatus, Project, TaskType
+from vision_project.api_errors import Conflict
+
+from ..display import display_copy
 from ..models import (
-    ACTIVE_JOB_STATUSES,
     BlurRegion,
     BlurRun,
     BlurSource,
     BlurState,
-    Image,
     ImageBlur,
-    JobStatus,
     OriginalAccess,
     OriginalPolicy,
     PrivacySettings,
-    Project,
     Task,
     TaskStatus,
-    TaskType,
 )
 from ..signals import images_rendered_send
 from .blur import Box, blur_boxes
@@ -176,7 +173,7 @@ def blur_run_start(*, project: Project, requested_by=None, image_ids: list[int] 
             if queued.image_ids is not None:
                 queued.image_ids = None if ids is None else sorted(set(queued.image_ids) | set(ids))
                 queued.save(update_fields=["image_ids"])
-            return queued  # one whose message never reached the broker is re-sent by the sweep (labeling.jobs)
+            return queued  # one whose message never reached the broker is re-sent by the sweep (core.jobs)
         run = BlurRun.objects.create(project=project, requested_by=requested_by, image_ids=ids, redetect=redetect)
         job_dispatch_on_commit(run)
         return run
@@ -406,7 +403,7 @@ def _render_locked(image_id: int, written: list[str]) -> bool:
         blur.original_deleted = True
     image.file.name = _save(f"{folder}/images/{stem}.png", _encoded(out, "PNG"), written)
     if image.display_file:
-        image.display_file.name = _save(f"{folder}/display/{stem}.jpg", _display_bytes(out), written)
+        image.display_file.name = _save(f"{folder}/display/{stem}.jpg", display_copy(out), written)
     image.save(update_fields=["file", "display_file"])
     blur.state, blur.renders, blur.applied_region_ids = BlurState.BLURRED, number, applied
     blur.rendered_at, blur.error = timezone.now(), ""
@@ -426,13 +423,6 @@ def _encoded(image: PILImage.Image, fmt: str, **options) -> bytes:
     out = io.BytesIO()
     image.save(out, fmt, **options)
     return out.getvalue()
-
-
-def _display_bytes(image: PILImage.Image) -> bytes:
-    # the display copy exactly as ingest makes it; imported here since ingest imports this module
-    from ..ingest import _display_version
-
-    return _display_version(image)
 
 
 # --- the admin's edits and the original -----------------------------------------------

@@ -9,7 +9,9 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from ..models import Project, Task, TaskStatus, TaskType
+from core.models import Project, TaskType
+
+from ..models import Task, TaskStatus
 from .services import claim_statement
 
 GRID_BATCH_MAX = 60

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from training.models import Prediction
+from core.models import LabelClass, Prediction, Project
 
-from ..models import Annotation, AnnotationKind, LabelClass, Project, ReviewStatus, Task, TaskStatus
+from ..models import Annotation, AnnotationKind, ReviewStatus, Task, TaskStatus
 from ..payloads import PayloadError
 from ..services import label_class_create
 from .services import annotation_submit

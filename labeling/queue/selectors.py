@@ -7,10 +7,10 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from training.models import ModelVersion, Prediction
+from core.models import Image, ModelVersion, Prediction, Project
 from vision_project.queries import unique_or_none
 
-from ..models import Annotation, AnnotationKind, Image, Project, ReviewStatus, Task, TaskStatus
+from ..models import Annotation, AnnotationKind, ReviewStatus, Task, TaskStatus
 from ..selectors import ACCEPTED_LABEL
 
 # Exact counts over a project's tables are cached this long; live leases are always exact.

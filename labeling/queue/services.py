@@ -20,19 +20,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from training.models import Prediction
+from core.models import Image, Prediction, Project
 from vision_project.api_errors import Conflict
 from vision_project.queries import unique_or_none
 
-from ..models import (
-    Annotation,
-    AnnotationKind,
-    AnnotationState,
-    Image,
-    Project,
-    Task,
-    TaskStatus,
-)
+from ..models import Annotation, AnnotationKind, AnnotationState, Task, TaskStatus
 from ..payloads import (
     DETECTION,
     OBJECT_KEYS,

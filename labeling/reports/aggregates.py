@@ -30,6 +30,7 @@ import logging
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 
+from core.models import TaskType
 from labeling.models import (
     Annotation,
     AnnotationKind,
@@ -40,7 +41,6 @@ from labeling.models import (
     ReportFlagReason,
     ReportLabeledImage,
     ReviewStatus,
-    TaskType,
 )
 from ml.metrics import box_f1, iou_f1
 from vision_project.queries import unique_or_none

@@ -15,17 +15,9 @@ from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
 
-from labeling.models import (
-    Image,
-    LabelClass,
-    Project,
-    ReportAgreementPair,
-    ReportDailyCounts,
-    ReportFlagReason,
-    TaskType,
-)
+from core.models import Image, LabelClass, ModelVersion, Project, TaskType
+from labeling.models import ReportAgreementPair, ReportDailyCounts, ReportFlagReason
 from ml.metrics import cohen_kappa, confusion_collapsed, confusion_metrics
-from training.models import ModelVersion
 
 from ..taxonomy import class_ancestors, class_at_level
 from . import forecast

@@ -5,11 +5,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
+from core.models import ModelVersion, Prediction, Project, Split
 from labeling.ingest import _display_version
-from labeling.models import Membership, Project, Split
+from labeling.models import Membership
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
-from training.models import ModelVersion, Prediction
 
 IMAGE_W, IMAGE_H = 640, 480
 

@@ -6,9 +6,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
 
-from labeling.models import LabelClass, Membership, Project, Role
+from core.models import LabelClass, ModelVersion, Project
+from labeling.models import Membership, Role
 from tests.factories import png_bytes
-from training.models import ModelVersion, TrainingRun
+from training.models import TrainingRun
 
 from .conftest import ARTIFACTS, sign_in
 

@@ -7,12 +7,12 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
-from labeling.models import Annotation, AnnotationKind, Membership, Project, Role, Split, Task, TaskStatus
+from core.models import ModelVersion, Prediction, Project, Split
+from labeling.models import Annotation, AnnotationKind, Membership, Role, Task, TaskStatus
 from labeling.selectors import image_current_label
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
 from tests.labeling.test_segment_assist import PENTAGON, mask_iou, synthetic_scene
-from training.models import ModelVersion, Prediction
 
 from .conftest import sign_in, wait_for_js
 from .factories import IMAGE_H, IMAGE_W, Scene

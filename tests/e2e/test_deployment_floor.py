@@ -3,8 +3,8 @@ mAP50 0 is rejected with the reason in its row, and deploying it by hand is refu
 import pytest
 from django.test import Client
 
+from core.models import ModelVersion, VersionStatus
 from labeling.models import Role
-from training.models import ModelVersion, VersionStatus
 
 from .conftest import sign_in
 from .factories import detection_scene

@@ -5,17 +5,8 @@ bulk. In both, a request whose answer is lost is retried with its key and stored
 import numpy as np
 import pytest
 
-from labeling.models import (
-    Annotation,
-    AnnotationKind,
-    LabelClass,
-    Membership,
-    Project,
-    Role,
-    Split,
-    Task,
-    TaskStatus,
-)
+from core.models import LabelClass, Project, Split
+from labeling.models import Annotation, AnnotationKind, Membership, Role, Task, TaskStatus
 from labeling.services import label_class_create
 from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 from tests.factories import ImageFactory, TaskFactory

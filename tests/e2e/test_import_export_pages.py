@@ -8,7 +8,8 @@ import zipfile
 import pytest
 import yaml
 
-from labeling.models import Annotation, Image, Role
+from core.models import Image
+from labeling.models import Annotation, Role
 
 from .conftest import sign_in
 from .factories import detection_scene

@@ -4,9 +4,10 @@ then read the confusion matrix and per-class precision/recall of the deployed mo
 each run's per-epoch training curves."""
 import pytest
 
+from core.models import ModelVersion
 from labeling.models import Annotation, AnnotationKind, ReviewStatus, Role, Task, TaskStatus
 from labeling.selectors import image_current_label
-from training.models import JobStatus, ModelVersion, TrainingRun
+from training.models import JobStatus, TrainingRun
 
 from .conftest import ARTIFACTS, sign_in, wait_for_js
 from .factories import classification_scene, detection_scene

@@ -4,8 +4,8 @@ classification project, and the project list naming the metric it shows."""
 import pytest
 from django.test import Client
 
+from core.models import ModelVersion
 from labeling.models import Role
-from training.models import ModelVersion
 
 from .conftest import sign_in
 from .factories import classification_scene, detection_scene

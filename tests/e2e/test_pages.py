@@ -5,7 +5,8 @@ import json
 import pytest
 from django.template import Context, Template
 
-from labeling.models import Annotation, Project, Role, Task, TaskStatus
+from core.models import Project
+from labeling.models import Annotation, Role, Task, TaskStatus
 from labeling.templatetags.vite import entry_files
 
 from .conftest import sign_in

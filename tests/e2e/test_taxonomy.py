@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from labeling.models import Annotation, AnnotationKind, LabelClass, LabelClassEvent, Role
-from training.models import ModelVersion
+from core.models import LabelClass, ModelVersion
+from labeling.models import Annotation, AnnotationKind, LabelClassEvent, Role
 
 from .conftest import sign_in, wait_for_js
 from .factories import classification_scene

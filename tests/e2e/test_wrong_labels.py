@@ -2,7 +2,8 @@
 one test per way a label used to slip in unseen or unmeant."""
 import pytest
 
-from labeling.models import Annotation, LabelClass, Project, Role, Split, Task, TaskStatus
+from core.models import LabelClass, Project, Split
+from labeling.models import Annotation, Role, Task, TaskStatus
 from labeling.review import REJECT, annotation_review
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory

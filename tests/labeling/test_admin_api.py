@@ -2,7 +2,8 @@
 their roles changed and removed, and a project that always keeps an admin."""
 import pytest
 
-from labeling.models import Membership, Project, Role
+from core.models import Project
+from labeling.models import Membership, Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

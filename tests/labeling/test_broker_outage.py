@@ -11,8 +11,9 @@ from celery.beat import EmbeddedService
 from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
-from labeling import jobs
-from labeling.models import ExportJob, JobStatus, Role
+from core import jobs
+from core.models import JobStatus
+from labeling.models import ExportJob, Role
 from tests.factories import MembershipFactory, UserFactory
 from tests.processes import OwnRedis, wait_for
 from tests.training.test_classification_and_simulation import classification_project
@@ -144,8 +145,9 @@ def test_every_job_kind_can_be_cancelled_over_the_api(api_client):
     admin = UserFactory()
     MembershipFactory(project=project, user=admin, role=Role.ADMIN)
     api_client.force_authenticate(admin)
+    from core.models import ModelVersion
     from labeling.models import ImportJob
-    from training.models import EmbeddingRun, ModelVersion, PrelabelRun
+    from training.models import EmbeddingRun, PrelabelRun
 
     version = ModelVersion.objects.create(project=project, number=1, backend="classifier")
     rows = {

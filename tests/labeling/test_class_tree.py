@@ -3,12 +3,13 @@ every annotation and prediction in one audited transaction, deleting only unused
 labels counting for their ancestors, and the accuracy report per level."""
 import pytest
 
+from core.models import LabelClass, ModelVersion, Prediction
 from labeling import signals, taxonomy
-from labeling.models import Annotation, AnnotationKind, LabelClass, LabelClassEvent, ReportAgreementPair, Role
+from labeling.models import Annotation, AnnotationKind, LabelClassEvent, ReportAgreementPair, Role
 from labeling.reports.selectors import report_accuracy
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
-from training.models import ClassExample, ModelVersion, Prediction
+from training.models import ClassExample
 
 pytestmark = pytest.mark.django_db
 

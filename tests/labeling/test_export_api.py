@@ -7,10 +7,11 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.models import JobStatus
 from labeling.exporters.service import export_job_create
 from labeling.importers.service import import_run
 from labeling.importers.sources import folder_files
-from labeling.models import ExportJob, JobStatus, Role
+from labeling.models import ExportJob, Role
 from labeling.services import membership_set
 from tests.labeling.test_export_formats import write_coco_dataset
 from tests.labeling.test_import_api import wait_for
@@ -92,7 +93,7 @@ def test_large_export_runs_as_a_job_and_members_download_the_zip(
 def test_export_job_failed_as_stale_meanwhile_stops_and_keeps_no_file(db, tmp_path, monkeypatch):
     from django.utils import timezone
 
-    from labeling import jobs
+    from core import jobs
     from labeling.exporters import service
 
     project, _ = labeled_project(tmp_path, count=3)

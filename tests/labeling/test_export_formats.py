@@ -9,19 +9,12 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
+from core.models import Image, LabelClass, Split
 from labeling.exporters.service import ExportRefused, export_write
 from labeling.exporters.sinks import DirSink
 from labeling.importers.service import import_run
 from labeling.importers.sources import folder_files
-from labeling.models import (
-    Annotation,
-    AnnotationKind,
-    AnnotationState,
-    Image,
-    LabelClass,
-    ReviewStatus,
-    Split,
-)
+from labeling.models import Annotation, AnnotationKind, AnnotationState, ReviewStatus
 from labeling.selectors import image_latest_labels
 from tests.labeling.test_ingest import image_bytes, make_project
 

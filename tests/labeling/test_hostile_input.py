@@ -93,7 +93,7 @@ def test_deeply_nested_coco_labels_are_a_label_error_and_the_report_says_the_ima
     from django.core.files.uploadedfile import SimpleUploadedFile
     from rest_framework.test import APIClient
 
-    from labeling.models import Image
+    from core.models import Image
     from tests.factories import png_bytes
 
     project = ProjectFactory()
@@ -201,7 +201,8 @@ def test_every_error_text_in_an_import_report_is_capped(tmp_path):
 
 
 def test_the_import_job_list_leaves_the_reports_to_the_detail(api_client):
-    from labeling.models import ImportJob, JobStatus
+    from core.models import JobStatus
+    from labeling.models import ImportJob
 
     project = ProjectFactory()
     api_client.force_authenticate(MembershipFactory(project=project, role=Role.LEAD).user)

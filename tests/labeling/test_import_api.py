@@ -11,7 +11,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from labeling.models import Annotation, Image, ImportJob, JobStatus, Role
+from core.models import Image, JobStatus
+from labeling.models import Annotation, ImportJob, Role
 from labeling.services import membership_set
 from tests.labeling.test_import_labels import DEEPFOREST
 from tests.labeling.test_ingest import image_bytes, make_project, make_user
@@ -216,7 +217,7 @@ def test_cancelled_queued_job_never_runs_and_its_staged_files_go(
 
 
 def test_running_job_stops_at_its_next_progress_write_when_cancelled(project, tmp_path, monkeypatch):
-    from labeling import jobs
+    from core import jobs
     from labeling.importers import service
 
     for n in range(4):

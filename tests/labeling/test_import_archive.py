@@ -5,9 +5,9 @@ import zipfile
 
 import pytest
 
+from core.models import Image
 from labeling.importers.archive import safe_entry_name
 from labeling.importers.service import import_run
-from labeling.models import Image
 from tests.labeling.test_ingest import image_bytes, make_project
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.models import LabelClass
 from labeling.importers.service import import_run
 from labeling.importers.sources import folder_files
-from labeling.models import Annotation, AnnotationSource, LabelClass, Task, TaskStatus
+from labeling.models import Annotation, AnnotationSource, Task, TaskStatus
 from tests.labeling.test_ingest import image_bytes, make_project
 
 DEEPFOREST = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/deepforest/data"

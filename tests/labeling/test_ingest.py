@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
+from core.models import Image
 from labeling.ingest import image_ingest
-from labeling.models import Image, Task
+from labeling.models import Task
 from labeling.services import project_create
 
 

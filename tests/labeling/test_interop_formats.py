@@ -8,11 +8,12 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image as PILImage
 
+from core.models import Image, LabelClass, Split
 from labeling.exporters.service import export_write
 from labeling.exporters.sinks import DirSink
 from labeling.importers.service import import_run
 from labeling.importers.sources import folder_files
-from labeling.models import Annotation, AnnotationSource, AnnotationState, Image, LabelClass, Split
+from labeling.models import Annotation, AnnotationSource, AnnotationState
 from labeling.selectors import image_current_label
 from tests.labeling.test_import_labels import (  # noqa: F401 (a fixture)
     _media_outside_the_import_folders,
@@ -394,7 +395,7 @@ def test_box_flags_must_be_booleans_and_are_kept_only_when_set():
 
 
 def test_label_studio_export_carries_the_deployed_models_prediction(project, tmp_path):
-    from training.models import ModelVersion, Prediction
+    from core.models import ModelVersion, Prediction
 
     write_images(tmp_path, [("a.jpg", (200, 100))])
     (tmp_path / "a.xml").write_text(

@@ -4,8 +4,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labeling import jobs
-from labeling.models import ExportJob, ImportJob, JobStatus
+from core import jobs
+from core.models import JobStatus
+from labeling.models import ExportJob, ImportJob
 from tests.factories import ProjectFactory
 from training.models import EmbeddingRun
 

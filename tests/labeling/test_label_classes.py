@@ -5,7 +5,8 @@ import importlib
 import pytest
 from django.apps import apps
 
-from labeling.models import LabelClass, Role
+from core.models import LabelClass
+from labeling.models import Role
 from labeling.services import label_class_create
 from tests.factories import MembershipFactory, ProjectFactory
 
@@ -71,8 +72,8 @@ def test_a_key_is_changed_or_cleared_per_class(api_client):
 def test_the_digits_demo_has_each_digit_as_its_own_key(settings, tmp_path, monkeypatch):
     from django.core.management import call_command
 
+    from core.models import Project
     from labeling import demo
-    from labeling.models import Project
 
     settings.VAR_DIR = tmp_path
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

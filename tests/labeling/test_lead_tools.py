@@ -5,22 +5,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from labeling.models import (
-    Annotation,
-    AnnotationKind,
-    Image,
-    Membership,
-    Project,
-    ReviewStatus,
-    Role,
-    Split,
-    Task,
-    TaskStatus,
-    TaskType,
-)
+from core.models import Image, ModelVersion, Prediction, Project, Split, TaskType
+from labeling.models import Annotation, AnnotationKind, Membership, ReviewStatus, Role, Task, TaskStatus
 from labeling.selectors import image_current_label
 from labeling.services import label_class_create
-from training.models import JobStatus, ModelVersion, Prediction, TrainingRun
+from training.models import JobStatus, TrainingRun
 from training.services import _training_progress
 
 pytestmark = pytest.mark.django_db

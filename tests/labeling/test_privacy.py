@@ -12,14 +12,13 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 from scipy import ndimage
 
+from core.models import Image, JobStatus
 from labeling.models import (
     BlurRegion,
     BlurRun,
     BlurSource,
     BlurState,
-    Image,
     ImageBlur,
-    JobStatus,
     OriginalAccess,
     Role,
     Task,

@@ -1,6 +1,7 @@
 import pytest
 
-from labeling.models import Membership, Project, Role
+from core.models import Project
+from labeling.models import Membership, Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labeling.models import Image, Role, Split, Task, TaskStatus, TaskType
+from core.models import Backend, Image, ModelVersion, Prediction, Split, TaskType
+from labeling.models import Role, Task, TaskStatus
 from labeling.queue.services import task_claim_next
 from tests.factories import LabelClassFactory, MembershipFactory, ProjectFactory
-from training.models import Backend, ModelVersion, Prediction
 
 pytestmark = pytest.mark.django_db
 

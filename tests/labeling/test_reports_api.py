@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from core.models import Backend, Image, LabelClass, ModelVersion, Prediction, Project, TaskType
 from labeling.models import (
     Annotation,
     AnnotationKind,
     AnnotationSource,
-    Image,
-    LabelClass,
     Membership,
-    Project,
     ReportAgreementPair,
     ReportAnnotationMark,
     ReportDailyCounts,
@@ -22,11 +20,9 @@ from labeling.models import (
     ReportLabeledImage,
     Role,
     Task,
-    TaskType,
 )
 from labeling.reports.aggregates import report_aggregates_rebuild, report_aggregates_record
 from ml.metrics import detection_metrics
-from training.models import Backend, ModelVersion, Prediction
 
 pytestmark = pytest.mark.django_db
 

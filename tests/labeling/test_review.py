@@ -1,10 +1,10 @@
 """Lead review: filters, decisions, and what counts as a label afterwards."""
 import pytest
 
-from labeling.models import Annotation, Role, Split, Task, TaskStatus
+from core.models import Prediction, Split
+from labeling.models import Annotation, Role, Task, TaskStatus
 from tests.labeling.test_queue import add_images, as_user, deploy_model, make_project, member, next_task
 from tests.labeling.test_submit import submit
-from training.models import Prediction
 from training.selectors import training_labels
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
-from labeling.models import Role, TaskType
+from core.models import TaskType
+from labeling.models import Role
 from labeling.segment_assist import MAX_POINTS, AssistError, Box, box_from_request, polygon_from_box
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
 

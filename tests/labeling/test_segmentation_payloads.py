@@ -2,11 +2,11 @@
 import pytest
 from shapely.geometry import Polygon
 
-from labeling.models import Annotation, Task, TaskStatus, TaskType
+from core.models import Prediction, TaskType
+from labeling.models import Annotation, Task, TaskStatus
 from labeling.payloads import PayloadError, instance_shape, validate_payload
 from tests.labeling.test_queue import add_images, as_user, deploy_model, make_project, member, next_task
 from tests.labeling.test_submit import submit
-from training.models import Prediction
 
 SQUARE = [[10, 10], [30, 10], [30, 30], [10, 30]]
 

@@ -2,10 +2,10 @@
 (added, deleted, moved, class flips, IoU shift, vertex shift), and two annotators' mask F1."""
 import pytest
 
-from labeling.models import AnnotationKind, LabelClass, TaskType
+from core.models import Backend, LabelClass, ModelVersion, Prediction, TaskType
+from labeling.models import AnnotationKind
 from labeling.reports.prelabel_quality import segmentation_diff
 from tests.labeling.test_reports_api import annotate, get_report, make_images, team  # noqa: F401 (fixture)
-from training.models import Backend, ModelVersion, Prediction
 
 
 def square(x, y, side, label, **extra):

@@ -1,4 +1,4 @@
-"""Local copies of stored files for processes that read paths (labeling/storage.py), with a
+"""Local copies of stored files for processes that read paths (core/storage.py), with a
 storage that has no local paths (Django's in-memory storage stands in for a bucket)."""
 import os
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, InMemoryStorage
 
-from labeling import storage as cache
+from core import storage as cache
 
 
 @pytest.fixture

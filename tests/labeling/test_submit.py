@@ -4,9 +4,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labeling.models import Annotation, Task, TaskStatus, TaskType
+from core.models import Prediction, TaskType
+from labeling.models import Annotation, Task, TaskStatus
 from tests.labeling.test_queue import add_images, as_user, deploy_model, make_project, member, next_task
-from training.models import Prediction
 
 pytestmark = pytest.mark.django_db
 

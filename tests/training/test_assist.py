@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from labeling.models import Annotation, LabelClass, Role, TaskType
+from core.models import LabelClass, TaskType
+from labeling.models import Annotation, Role
 from tests.factories import ImageFactory
 from tests.labeling.test_queue import as_user, make_project, member
 from training.models import AssistRequest, AssistStatus

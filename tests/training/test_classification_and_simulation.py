@@ -7,12 +7,12 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 from PIL import Image as PILImage
 
-from labeling.models import Split, TaskType
+from core.models import ModelVersion, Prediction, Split, TaskType
 from labeling.services import annotation_import_create, label_class_create
 from tests.factories import ImageFactory, ProjectFactory, TaskFactory
 from tests.training.test_training_loop import _no_side_thread_beats, no_network  # noqa: F401 (fixtures)
 from training import services
-from training.models import ModelVersion, Prediction, PrelabelRun
+from training.models import PrelabelRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 COLORS = {"red": (220, 40, 40), "blue": (40, 40, 220)}

@@ -3,11 +3,11 @@ request through the ordinary submit, idempotent on retry."""
 import numpy as np
 import pytest
 
-from labeling.models import Annotation, AnnotationKind, LabelClass, Role, Split, TaskStatus, TaskType
+from core.models import Backend, LabelClass, ModelVersion, Split, TaskType
+from labeling.models import Annotation, AnnotationKind, Role, TaskStatus
 from tests.labeling.test_queue import add_images, as_user, make_project, member
 from tests.training.test_oneshot import proposed
 from tests.training.test_queue_model_live import DIM, eager_tasks, embed  # noqa: F401 (fixture)
-from training.models import Backend, ModelVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,10 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
 
-from labeling import jobs
+from core import jobs
+from core.models import JobStatus
 from labeling.importers.service import import_run
-from labeling.models import ImportJob, JobStatus
+from labeling.models import ImportJob
 from tests.factories import ImageFactory, ProjectFactory, UserFactory
 from tests.labeling.test_ingest import image_bytes
 from training import selectors, services
@@ -166,7 +167,7 @@ def test_a_second_start_conflicts_but_the_import_trigger_joins():
 
 
 def test_a_run_whose_message_never_left_is_sent_again_by_the_sweep(django_capture_on_commit_callbacks, sent):
-    from labeling.jobs import queued_jobs_redispatch
+    from core.jobs import queued_jobs_redispatch
 
     project, _ = project_with_images(1)
     run = services.embedding_run_start(project=project)  # its on-commit send never ran: lost

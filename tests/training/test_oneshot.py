@@ -3,10 +3,11 @@ pre-labels people verify; the queue ranks by them; they never become labels by t
 import numpy as np
 import pytest
 
-from labeling.models import Annotation, Role, Split, TaskType
+from core.models import Backend, ModelVersion, Prediction, Split, TaskType, VersionStatus
+from labeling.models import Annotation, Role
 from tests.labeling.test_queue import add_images, as_user, make_project, member, next_task
 from tests.training.test_queue_model_live import DIM, eager_tasks, embed  # noqa: F401 (fixture)
-from training.models import Backend, ClassExample, ModelVersion, Prediction, PrelabelRun, VersionStatus
+from training.models import ClassExample, PrelabelRun
 
 pytestmark = pytest.mark.django_db
 
@@ -125,7 +126,7 @@ def test_proposals_below_the_floor_on_the_validation_labels_are_not_deployed(
     lead = as_user(api_client, member(project, Role.LEAD))
     val = {i: c for i, c in truth.items() if project.images.get(pk=i).split == Split.VALIDATION}
     for image_id, c in val.items():  # validation labels, by import
-        from labeling.models import Image
+        from core.models import Image
         from labeling.services import annotation_import_create
         annotation_import_create(image=Image.objects.get(pk=image_id), payload={"labels": [c]})
     # examples that contradict the labels: each class's examples are another class's images

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from labeling.models import Split, TaskType
+from core.models import Backend, ModelVersion, Split, TaskType, VersionStatus
 from ml import selection
 from ml.embedding_specs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_MODELS
 from tests.labeling.test_queue import add_images, as_user, make_project, member, next_task
+from training import queue_heads, simulation
 from training import queue_model as live
-from training import simulation
-from training.models import Backend, ImageEmbedding, ModelVersion, VersionStatus
+from training.models import ImageEmbedding
 from training.ranking import queue_priorities_refresh
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +82,7 @@ def test_ten_submits_refit_the_queue_model_and_the_next_task_is_its_most_uncerta
         assert fitted.count() == (1 if n == 9 else 0), f"after {n + 1} labels"
     version = fitted.get()
     assert (version.dataset_size, version.metrics["head"]) == (10, "multiclass")
-    head = live.head_load(version)
+    head = queue_heads.head_load(version)
     served = next_task(client, project).json()
     open_ids = [i for i in truth if i not in set(version.project.tasks.filter(status="done")
                                                       .values_list("image_id", flat=True))]
@@ -97,7 +97,7 @@ def test_ten_submits_refit_the_queue_model_and_the_next_task_is_its_most_uncerta
 def test_a_head_with_enough_validation_labels_is_deployed_and_pre_labels_served_images(api_client):
     project, truth, _ = two_cluster_project(n_per_class=15, val_per_class=6)
     for image_id, class_id in list(truth.items())[:-6]:  # everything labeled but the ambiguous pool
-        from labeling.models import Image
+        from core.models import Image
         from labeling.services import annotation_import_create
 
         annotation_import_create(image=Image.objects.get(pk=image_id), payload={"labels": [class_id]})
@@ -121,7 +121,7 @@ def test_a_head_with_enough_validation_labels_is_deployed_and_pre_labels_served_
 
 def test_a_head_that_cannot_beat_the_majority_class_only_ranks(api_client):
     project, truth, _ = two_cluster_project(n_per_class=15, val_per_class=6)
-    from labeling.models import Image
+    from core.models import Image
     from labeling.services import annotation_import_create
 
     a = min(project.label_classes.values_list("id", flat=True))
@@ -159,7 +159,7 @@ def test_the_live_queue_and_the_simulation_rank_with_the_same_function(monkeypat
 
 
 def test_a_fine_tuned_classifier_must_beat_the_queue_model_on_the_same_validation_images(tmp_path):
-    from labeling.models import Image
+    from core.models import Image
     from labeling.services import annotation_import_create
     from tests.training.test_training_loop import register_trained
 
@@ -195,25 +195,25 @@ def test_auto_moves_to_the_random_arm_only_when_its_labels_train_the_better_head
             targets.append(n % 2)
             splits.append(Split.VALIDATION)
             arm.append(False)
-        return live.LabeledExamples([0, 1], np.asarray(splits, dtype=object), np.asarray(vectors, np.float32),
+        return queue_heads.LabeledExamples([0, 1], np.asarray(splits, dtype=object), np.asarray(vectors, np.float32),
                                     np.asarray(targets), np.asarray(arm))
 
-    paying = live.arm_comparison(examples(True), seed=0)
+    paying = queue_heads.arm_comparison(examples(True), seed=0)
     assert paying["labels"] == 20 and paying["leader"] == "strategy"
-    hurting = live.arm_comparison(examples(False), seed=0)
+    hurting = queue_heads.arm_comparison(examples(False), seed=0)
     assert hurting["leader"] == "random" and hurting["random"] > hurting["strategy"]
     project = make_project(TaskType.CLASSIFICATION, classes=("a", "b"), sampling_strategy="auto")
-    assert live.auto_strategy(project) == "margin"  # nothing measured yet
+    assert queue_heads.auto_strategy(project) == "margin"  # nothing measured yet
 
 
 def test_the_pool_vectors_are_read_once_and_topped_up_with_new_rows():
     project, truth, _ = two_cluster_project(n_per_class=3, ambiguous=2)
-    ids, vectors = live.project_vectors(project)
+    ids, vectors = queue_heads.project_vectors(project)
     assert ids.tolist() == sorted(truth) and vectors.shape == (8, DIM)
     (extra,) = add_images(project, [0.5])
     embed(project, [extra], [np.eye(1, DIM, 2)[0]])
-    ids, vectors = live.project_vectors(project)
+    ids, vectors = queue_heads.project_vectors(project)
     assert ids[-1] == extra.pk and np.allclose(vectors[-1][:3], [0, 0, 1])
     ImageEmbedding.objects.filter(image_id=ids[0]).delete()
-    ids, _ = live.project_vectors(project)
+    ids, _ = queue_heads.project_vectors(project)
     assert ids.tolist() == sorted(truth)[1:] + [extra.pk]

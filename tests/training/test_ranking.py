@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from labeling.models import Split, Task, TaskStatus, TaskType
+from core.models import Prediction, Split, TaskType
+from labeling.models import Task, TaskStatus
 from tests.labeling.test_queue import add_images, deploy_model, make_project
-from training.models import Prediction
 from training.ranking import queue_priorities_refresh
 
 pytestmark = pytest.mark.django_db

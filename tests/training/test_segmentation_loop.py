@@ -11,7 +11,8 @@ from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from labeling.models import Split, Task, TaskStatus, TaskType
+from core.models import Backend, ModelVersion, Prediction, Split, TaskType, VersionStatus
+from labeling.models import Task, TaskStatus
 from labeling.payloads import validate_payload
 from labeling.services import annotation_import_create, label_class_create
 from tests.factories import ImageFactory, ProjectFactory, TaskFactory, UserFactory
@@ -22,8 +23,8 @@ from tests.training.test_training_loop import (  # noqa: F401 (the loop's autous
     register_trained,
 )
 from training import services
-from training.models import Backend, ModelVersion, Prediction, PrelabelRun, VersionStatus
-from training.queue_model import labeled_examples
+from training.models import PrelabelRun
+from training.queue_heads import labeled_examples
 
 pytestmark = pytest.mark.django_db
 SIZE = 64

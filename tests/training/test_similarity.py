@@ -5,7 +5,8 @@ import pytest
 from django.core.cache import caches
 from django.core.files.storage import default_storage
 
-from labeling.models import Role, TaskStatus, TaskType
+from core.models import TaskType
+from labeling.models import Role, TaskStatus
 from tests.labeling.test_queue import add_images, as_user, make_project, member
 from tests.training.test_queue_model_live import DIM, embed
 from training import selectors, similarity

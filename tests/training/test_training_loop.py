@@ -10,11 +10,12 @@ from django.core.management import call_command
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from labeling.models import Annotation, AnnotationKind, AnnotationState, ReviewStatus, Split, Task, TaskStatus
+from core.models import ModelVersion, Prediction, Split, VersionStatus
+from labeling.models import Annotation, AnnotationKind, AnnotationState, ReviewStatus, Task, TaskStatus
 from labeling.services import annotation_import_create, label_class_create
 from tests.factories import ImageFactory, ProjectFactory, TaskFactory, UserFactory
 from training import selectors, services
-from training.models import ModelVersion, Prediction, PrelabelRun, TrainingRun, VersionStatus
+from training.models import PrelabelRun, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

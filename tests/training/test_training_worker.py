@@ -13,11 +13,12 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
-from labeling import jobs
+from core import jobs
+from core.models import ModelVersion, VersionStatus
 from tests.training.test_training_loop import detection_project, no_network  # noqa: F401 (fixture)
 from tests.training.test_worker_over_redis import _wait_for as wait_for
 from training import services
-from training.models import ModelVersion, TrainingRun, VersionStatus
+from training.models import TrainingRun
 
 pytestmark = pytest.mark.slow
 

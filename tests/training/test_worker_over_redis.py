@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labeling.models import JobStatus
+from core.models import JobStatus
 from tests.factories import ProjectFactory
 from training.models import TrainingRun
 from training.tasks import stale_jobs_fail

@@ -15,10 +15,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from PIL import Image as PILImage
 
-from labeling.models import ImportJob, JobStatus, LabelClass, Role, Split, TaskType
+from core.models import JobStatus, LabelClass, ModelVersion, Prediction, Split, TaskType
+from labeling.models import ImportJob, Role
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from tests.processes import free_port, wait_for
-from training.models import ModelVersion, Prediction, PrelabelRun, TrainingRun
+from training.models import PrelabelRun, TrainingRun
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"  # installed into this interpreter's environment
 pytestmark = [

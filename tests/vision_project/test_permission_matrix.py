@@ -15,10 +15,11 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from labeling.models import Annotation, BlurRegion, BlurRun, ExportJob, ImportJob, JobStatus, LabelClass, Role
+from core.models import JobStatus, LabelClass, ModelVersion
+from labeling.models import Annotation, BlurRegion, BlurRun, ExportJob, ImportJob, Role
 from labeling.reports.selectors import REPORTS
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory, TaskFactory, UserFactory
-from training.models import EmbeddingRun, ModelVersion, NearDuplicate, PrelabelRun, TrainingRun
+from training.models import EmbeddingRun, NearDuplicate, PrelabelRun, TrainingRun
 
 pytestmark = pytest.mark.django_db
 

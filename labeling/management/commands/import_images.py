@@ -5,6 +5,7 @@ import os
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from core.models import JobStatus
 from labeling.importers.service import (
     LABEL_FORMATS,
     ImportRefused,
@@ -13,7 +14,7 @@ from labeling.importers.service import (
     import_job_execute,
 )
 from labeling.management.project_arg import project_from_argument
-from labeling.models import ImportJob, JobStatus
+from labeling.models import ImportJob
 
 
 class Command(BaseCommand):

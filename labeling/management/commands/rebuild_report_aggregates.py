@@ -1,7 +1,7 @@
 """Recompute the report aggregates from the annotations (after bulk loads or a failure)."""
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.models import Project
+from core.models import Project
 from labeling.reports.aggregates import report_aggregates_rebuild
 
 

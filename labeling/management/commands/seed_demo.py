@@ -9,9 +9,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from core.models import Image, Project, TaskType
 from labeling import demo
 from labeling.ingest import image_ingest
-from labeling.models import Image, Project, Role, TaskType
+from labeling.models import Role
 from labeling.services import annotation_import_create, label_class_create, membership_set, project_create
 from labeling.signals import images_imported_send
 

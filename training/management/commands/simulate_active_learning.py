@@ -6,10 +6,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.models import Split, TaskType
 from labeling.management.project_arg import project_from_argument
-from labeling.models import Split, TaskType
 from ml.sampling import STRATEGIES
-from training.queue_model import labeled_examples
+from training.queue_heads import labeled_examples
 from training.simulation import SimulationConfig, plot_curves, simulate, write_csv
 
 

@@ -1,5 +1,5 @@
 """The lifecycle of every long job row (ImportJob, ExportJob, TrainingRun, PrelabelRun,
-EmbeddingRun: any concrete subclass of labeling.models.Job), in one place.
+EmbeddingRun: any concrete subclass of core.models.Job), in one place.
 
 - claim: QUEUED -> RUNNING with a conditional update, once, so a redelivered message finds
   nothing to claim;
