@@ -6,7 +6,7 @@ from django.core.files.base import ContentFile
 from PIL import Image as PILImage
 
 from core.models import ModelVersion, Prediction, Project, Split
-from labeling.ingest import _display_version
+from labeling.display import display_copy
 from labeling.models import Membership
 from labeling.services import label_class_create
 from tests.factories import ImageFactory, TaskFactory
@@ -59,7 +59,7 @@ def detection_scene(*, members: dict, images: int = 3, width: int = IMAGE_W, hei
 def _attach_display_version(image) -> None:
     """What ingest stores for a large image: a JPEG no larger than VISION_DISPLAY_MAX_SIDE."""
     with image.file.open("rb") as stored:
-        display = _display_version(PILImage.open(stored))
+        display = display_copy(PILImage.open(stored))
     image.display_file.save(f"{image.sha256}.jpg", ContentFile(display))
 
 
