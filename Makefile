@@ -49,7 +49,7 @@ run: install frontend migrate demo
 lint: install-test frontend
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 	cd frontend && npm run lint
 
 # 2) Run the whole test suite: DATABASE_URL / REDIS_URL when set, else local PostgreSQL and

@@ -222,7 +222,7 @@ def main() -> None:
 
         from core.models import Project
         from labeling.models import Annotation
-        from labeling.reports.aggregates import report_aggregates_rebuild, report_aggregates_record
+        from reports.aggregates import report_aggregates_rebuild, report_aggregates_record
 
         settings.ALLOWED_HOSTS = ["*"]
         setup_test_environment()

@@ -32,8 +32,8 @@ from .models import (
 )
 from .payloads import OBJECT_KEYS
 from .queue.services import _checked_label, _validate, task_reopen_for_image
-from .reports.aggregates import report_aggregates_record_rejection
 from .selectors import ACCEPTED_LABEL
+from .signals import annotation_rejected
 from .taxonomy import class_subtree, with_any_label
 
 ACCEPT, REJECT = "accept", "reject"
@@ -99,7 +99,7 @@ def annotation_review(*, annotation_id: int, reviewer, decision: str, comment: s
         # A skip already put a fresh task in the queue when it was submitted.
         task_reopen_for_image(image=annotation.image, like=annotation.task or _latest_task(annotation.image))
     if decision == REJECT:
-        report_aggregates_record_rejection(annotation=annotation)
+        annotation_rejected.send(sender=Annotation, annotation=annotation)
     return annotation
 
 
@@ -173,7 +173,7 @@ def label_fix(
         replaces.reviewed_at = now
         replaces.review_comment = comment or f"Fixed by {lead.get_username()} (annotation {fixed.pk})."
         replaces.save(update_fields=["review_status", "reviewed_by", "review_comment", "reviewed_at"])
-        report_aggregates_record_rejection(annotation=replaces)
+        annotation_rejected.send(sender=Annotation, annotation=replaces)
     if replaces is None:
         Task.objects.filter(image=image, status=TaskStatus.OPEN).filter(
             Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)

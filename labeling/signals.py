@@ -41,3 +41,7 @@ def _send_robust(name: str, signal: Signal, *, project, image_ids: list[int]) ->
 # answer {"predictions": n, "model_versions": [ids]} for the record, so they commit or roll back
 # with the merge. A failing receiver fails the merge.
 label_class_merged = Signal()
+
+# Sent inside the transaction in which a lead rejects a person's label (a review, or a fix that
+# replaces it), with ``annotation``: reports counts the rejection in its tallies.
+annotation_rejected = Signal()

@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 
 from core.models import LabelClass, Project
 
-from .models import Annotation, LabelClassAction, LabelClassEvent, ReportAgreementPair
+from .models import Annotation, LabelClassAction, LabelClassEvent
 from .payloads import payload_class_ids
 from .signals import label_class_merged
 
@@ -221,23 +221,6 @@ def relabel_rows(rows: QuerySet, mapping: dict[int, int]) -> list[int]:
     return changed
 
 
-def _merge_agreement(project: Project, source_id: int, target_id: int) -> None:
-    """Fold the agreement cells that name the source into the target's: a pair's cell
-    (oak, tree) becomes (tree, tree), an agreement."""
-    rows = list(ReportAgreementPair.objects.select_for_update().filter(project=project).filter(
-        Q(label_a=source_id) | Q(label_b=source_id)))
-    for row in rows:
-        key = {"project": project, "annotator_a": row.annotator_a, "annotator_b": row.annotator_b,
-               "label_a": target_id if row.label_a == source_id else row.label_a,
-               "label_b": target_id if row.label_b == source_id else row.label_b}
-        cell, _ = ReportAgreementPair.objects.select_for_update().get_or_create(**key)
-        cell.comparisons += row.comparisons
-        # Classification cells count agreements: all of a cell's comparisons, or none.
-        cell.score_sum = float(cell.comparisons) if key["label_a"] == key["label_b"] else 0.0
-        cell.save(update_fields=["comparisons", "score_sum"])
-        row.delete()
-
-
 @transaction.atomic
 def label_class_merge(*, source: LabelClass, target: LabelClass, actor=None) -> dict:
     """Merge `source` into `target`: every annotation and prediction of the project that
@@ -260,9 +243,9 @@ def label_class_merge(*, source: LabelClass, target: LabelClass, actor=None) -> 
                                          f'into "{source.name}" instead, or move it out first.'})
     mapping = {source.pk: target.pk}
     annotation_ids = relabel_rows(Annotation.objects.filter(project=project), mapping)
-    _merge_agreement(project, source.pk, target.pk)
     # Apps that keep class ids of their own (training: predictions, model versions, one-shot
-    # examples) relabel them in this transaction and say what they changed.
+    # examples; reports: the agreement cells) relabel them in this transaction and say what
+    # they changed.
     moved: dict = {"predictions": 0, "model_versions": []}
     for _receiver, answer in label_class_merged.send(sender=LabelClass, project=project, source_id=source.pk,
                                                      target_id=target.pk):

@@ -3,7 +3,6 @@ from django.urls import path
 from . import api, io_api, lead_api, taxonomy_api
 from .privacy import api as privacy_api
 from .queue import api as queue_api
-from .reports import api as reports_api
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateApi.as_view(), name="project-list"),
@@ -48,7 +47,6 @@ urlpatterns = [
     path("export-jobs/<int:job_id>/", io_api.ExportJobDetailApi.as_view(), name="export-job-detail"),
     path("export-jobs/<int:job_id>/cancel/", io_api.ExportJobCancelApi.as_view(), name="export-job-cancel"),
     path("export-jobs/<int:job_id>/download/", io_api.ExportJobDownloadApi.as_view(), name="export-job-download"),
-    path("projects/<int:project_id>/reports/<slug:name>/", reports_api.ReportApi.as_view(), name="report"),
     # Privacy blurring.
     path("projects/<int:project_id>/privacy/", privacy_api.PrivacySettingsApi.as_view(), name="privacy-settings"),
     path("projects/<int:project_id>/privacy/blur-runs/", privacy_api.BlurRunListCreateApi.as_view(),

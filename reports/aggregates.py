@@ -28,21 +28,18 @@ from __future__ import annotations
 import logging
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from core.models import TaskType
-from labeling.models import (
-    Annotation,
-    AnnotationKind,
-    AnnotationSource,
+from labeling.models import Annotation, AnnotationKind, AnnotationSource, ReviewStatus
+from ml.metrics import box_f1, iou_f1
+from reports.models import (
     ReportAgreementPair,
     ReportAnnotationMark,
     ReportDailyCounts,
     ReportFlagReason,
     ReportLabeledImage,
-    ReviewStatus,
 )
-from ml.metrics import box_f1, iou_f1
 from vision_project.queries import unique_or_none
 
 from .prelabel_quality import (
@@ -353,6 +350,29 @@ def report_aggregates_record_rejection(*, annotation: Annotation) -> None:
     if not ReportAnnotationMark.objects.filter(annotation_id=annotation.pk).exists():
         return
     _upsert_add(ReportDailyCounts, _daily_key(annotation), {"rejected": 1})
+
+
+def rejection_recorded(sender, *, annotation: Annotation, **kwargs) -> None:
+    """Receiver of labeling.signals.annotation_rejected (in the review's transaction)."""
+    report_aggregates_record_rejection(annotation=annotation)
+
+
+def agreement_cells_merge(sender, *, project, source_id: int, target_id: int, **kwargs) -> None:
+    """Receiver of labeling.signals.label_class_merged, inside the merge's transaction: fold
+    the agreement cells that name the source into the target's (a pair's cell (oak, tree)
+    becomes (tree, tree), an agreement)."""
+    rows = list(ReportAgreementPair.objects.select_for_update().filter(project=project).filter(
+        Q(label_a=source_id) | Q(label_b=source_id)))
+    for row in rows:
+        key = {"project": project, "annotator_a": row.annotator_a, "annotator_b": row.annotator_b,
+               "label_a": target_id if row.label_a == source_id else row.label_a,
+               "label_b": target_id if row.label_b == source_id else row.label_b}
+        cell, _ = ReportAgreementPair.objects.select_for_update().get_or_create(**key)
+        cell.comparisons += row.comparisons
+        # Classification cells count agreements: all of a cell's comparisons, or none.
+        cell.score_sum = float(cell.comparisons) if key["label_a"] == key["label_b"] else 0.0
+        cell.save(update_fields=["comparisons", "score_sum"])
+        row.delete()
 
 
 def report_aggregates_record_safely(annotation_id: int) -> None:

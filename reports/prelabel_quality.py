@@ -32,9 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from labeling.payloads import instance_rings, instance_shape
 from ml.metrics import BoxMatch, match_boxes, match_ious
-
-from ..payloads import instance_rings, instance_shape
 
 PRELABEL_SCORE_THRESHOLD = 0.25
 MATCH_IOU = 0.5

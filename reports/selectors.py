@@ -16,10 +16,10 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from core.models import Image, LabelClass, ModelVersion, Project, TaskType
-from labeling.models import ReportAgreementPair, ReportDailyCounts, ReportFlagReason
+from labeling.taxonomy import class_ancestors, class_at_level
 from ml.metrics import cohen_kappa, confusion_collapsed, confusion_metrics
+from reports.models import ReportAgreementPair, ReportDailyCounts, ReportFlagReason
 
-from ..taxonomy import class_ancestors, class_at_level
 from . import forecast
 from .prelabel_quality import PRELABEL_SCORE_THRESHOLD
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "core",
     "labeling",
     "training",
+    "reports",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("labeling.urls")),
     path("api/", include("training.urls")),
+    path("api/", include("reports.urls")),
     path("media/<path:path>", views.protected_media, name="media"),
     path("healthz/", health.healthz, name="healthz"),
     path("readyz/", health.readyz, name="readyz"),

@@ -3,7 +3,7 @@ CSV of the table behind each chart."""
 import pytest
 
 from labeling.models import Annotation, AnnotationKind, Role
-from labeling.reports.aggregates import report_aggregates_rebuild
+from reports.aggregates import report_aggregates_rebuild
 
 from .conftest import sign_in
 from .factories import detection_scene

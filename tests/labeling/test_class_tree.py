@@ -5,9 +5,10 @@ import pytest
 
 from core.models import LabelClass, ModelVersion, Prediction
 from labeling import signals, taxonomy
-from labeling.models import Annotation, AnnotationKind, LabelClassEvent, ReportAgreementPair, Role
-from labeling.reports.selectors import report_accuracy
+from labeling.models import Annotation, AnnotationKind, LabelClassEvent, Role
 from labeling.services import label_class_create
+from reports.models import ReportAgreementPair
+from reports.selectors import report_accuracy
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory
 from training.models import ClassExample
 

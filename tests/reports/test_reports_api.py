@@ -8,21 +8,16 @@ import pytest
 from django.utils import timezone
 
 from core.models import Backend, Image, LabelClass, ModelVersion, Prediction, Project, TaskType
-from labeling.models import (
-    Annotation,
-    AnnotationKind,
-    AnnotationSource,
-    Membership,
+from labeling.models import Annotation, AnnotationKind, AnnotationSource, Membership, Role, Task
+from ml.metrics import detection_metrics
+from reports.aggregates import report_aggregates_rebuild, report_aggregates_record
+from reports.models import (
     ReportAgreementPair,
     ReportAnnotationMark,
     ReportDailyCounts,
     ReportFlagReason,
     ReportLabeledImage,
-    Role,
-    Task,
 )
-from labeling.reports.aggregates import report_aggregates_rebuild, report_aggregates_record
-from ml.metrics import detection_metrics
 
 pytestmark = pytest.mark.django_db
 
@@ -230,12 +225,15 @@ def test_a_rejection_before_the_label_was_counted_is_counted_by_its_recording(te
 def test_past_rejections_are_counted_when_the_counter_arrives(detection_work):
     from importlib import import_module
 
-    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
 
     project, users, _ = detection_work
     bobs_accept = Annotation.objects.get(author=users["bob"], kind=AnnotationKind.ACCEPT)
     Annotation.objects.filter(pk=bobs_accept.pk).update(review_status="rejected")  # rejected before the counter
     migration = import_module("labeling.migrations.0007_report_rejected")
+    # the models as that migration saw them (the tables have not moved since)
+    apps = MigrationLoader(connection).project_state(("labeling", "0007_report_rejected")).apps
     migration.count_past_rejections(apps, None)
     assert ReportDailyCounts.objects.get(annotator_id=users["bob"].pk, rejected=1).arm == "random"
     live = snapshot(project)
@@ -250,7 +248,7 @@ def test_a_failing_report_update_never_fails_the_submit(team, monkeypatch, caplo
     def broken(**kwargs):
         raise RuntimeError("aggregates unavailable")
 
-    monkeypatch.setattr("labeling.reports.aggregates.report_aggregates_record", broken)
+    monkeypatch.setattr("reports.aggregates.report_aggregates_record", broken)
     with django_capture_on_commit_callbacks(execute=True):
         annotation = annotate(project, image, users["alice"], AnnotationKind.SKIP)
     assert Annotation.objects.filter(pk=annotation.pk).exists()
@@ -385,13 +383,9 @@ def test_recording_during_a_rebuild_stands_aside_and_the_rebuild_counts_it(team,
 
     from django.db import connection, transaction
 
-    from labeling.reports.aggregates import (
-        AGGREGATES_LOCK,
-        RebuildInProgress,
-        report_aggregates_record_safely,
-    )
+    from reports.aggregates import AGGREGATES_LOCK, RebuildInProgress, report_aggregates_record_safely
 
-    caplog.set_level(logging.INFO, logger="labeling.reports.aggregates")
+    caplog.set_level(logging.INFO, logger="reports.aggregates")
     project, users = team
     [image] = make_images(project, 1)
     annotation = annotate(project, image, users["alice"], AnnotationKind.CORRECT, {"boxes": []})

@@ -4,8 +4,8 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from labeling.reports.forecast import completion_forecast, learning_curve_fit
-from labeling.reports.prelabel_quality import classification_diff, detection_diff
+from reports.forecast import completion_forecast, learning_curve_fit
+from reports.prelabel_quality import classification_diff, detection_diff
 
 
 def box(x1, y1, x2, y2, label, score=None):

@@ -4,8 +4,8 @@ import pytest
 
 from core.models import Backend, LabelClass, ModelVersion, Prediction, TaskType
 from labeling.models import AnnotationKind
-from labeling.reports.prelabel_quality import segmentation_diff
-from tests.labeling.test_reports_api import annotate, get_report, make_images, team  # noqa: F401 (fixture)
+from reports.prelabel_quality import segmentation_diff
+from tests.reports.test_reports_api import annotate, get_report, make_images, team  # noqa: F401 (fixture)
 
 
 def square(x, y, side, label, **extra):

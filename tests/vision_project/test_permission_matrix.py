@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from core.models import JobStatus, LabelClass, ModelVersion
 from labeling.models import Annotation, BlurRegion, BlurRun, ExportJob, ImportJob, Role
-from labeling.reports.selectors import REPORTS
+from reports.selectors import REPORTS
 from tests.factories import ImageFactory, MembershipFactory, ProjectFactory, TaskFactory, UserFactory
 from training.models import EmbeddingRun, NearDuplicate, PrelabelRun, TrainingRun
 

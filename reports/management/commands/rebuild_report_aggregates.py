@@ -2,7 +2,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from core.models import Project
-from labeling.reports.aggregates import report_aggregates_rebuild
+from reports.aggregates import report_aggregates_rebuild
 
 
 class Command(BaseCommand):
