@@ -1,6 +1,8 @@
 from django.urls import path
 
-from . import api, io_api, lead_api, taxonomy_api
+from . import api, lead_api, taxonomy_api
+from .exporters import api as export_api
+from .importers import api as import_api
 from .privacy import api as privacy_api
 from .queue import api as queue_api
 
@@ -39,14 +41,14 @@ urlpatterns = [
     path("images/<int:image_id>/label/", lead_api.ImageLabelApi.as_view(), name="image-label"),
     path("images/<int:image_id>/segment-assist/", api.SegmentAssistApi.as_view(), name="segment-assist"),
     # Import and export.
-    path("projects/<int:project_id>/images/", io_api.ImageImportApi.as_view(), name="image-import"),
-    path("projects/<int:project_id>/import-jobs/", io_api.ImportJobListApi.as_view(), name="import-job-list"),
-    path("import-jobs/<int:job_id>/", io_api.ImportJobDetailApi.as_view(), name="import-job-detail"),
-    path("import-jobs/<int:job_id>/cancel/", io_api.ImportJobCancelApi.as_view(), name="import-job-cancel"),
-    path("projects/<int:project_id>/export/", io_api.ExportApi.as_view(), name="export"),
-    path("export-jobs/<int:job_id>/", io_api.ExportJobDetailApi.as_view(), name="export-job-detail"),
-    path("export-jobs/<int:job_id>/cancel/", io_api.ExportJobCancelApi.as_view(), name="export-job-cancel"),
-    path("export-jobs/<int:job_id>/download/", io_api.ExportJobDownloadApi.as_view(), name="export-job-download"),
+    path("projects/<int:project_id>/images/", import_api.ImageImportApi.as_view(), name="image-import"),
+    path("projects/<int:project_id>/import-jobs/", import_api.ImportJobListApi.as_view(), name="import-job-list"),
+    path("import-jobs/<int:job_id>/", import_api.ImportJobDetailApi.as_view(), name="import-job-detail"),
+    path("import-jobs/<int:job_id>/cancel/", import_api.ImportJobCancelApi.as_view(), name="import-job-cancel"),
+    path("projects/<int:project_id>/export/", export_api.ExportApi.as_view(), name="export"),
+    path("export-jobs/<int:job_id>/", export_api.ExportJobDetailApi.as_view(), name="export-job-detail"),
+    path("export-jobs/<int:job_id>/cancel/", export_api.ExportJobCancelApi.as_view(), name="export-job-cancel"),
+    path("export-jobs/<int:job_id>/download/", export_api.ExportJobDownloadApi.as_view(), name="export-job-download"),
     # Privacy blurring.
     path("projects/<int:project_id>/privacy/", privacy_api.PrivacySettingsApi.as_view(), name="privacy-settings"),
     path("projects/<int:project_id>/privacy/blur-runs/", privacy_api.BlurRunListCreateApi.as_view(),

@@ -1,7 +1,7 @@
 """Every API error is JSON with a human-readable `detail`."""
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -18,6 +18,13 @@ class Conflict(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+
+class JobAcceptedSerializer(serializers.Serializer):
+    """The body job_accepted answers with (202, or 503 with a detail)."""
+
+    job_id = serializers.IntegerField()
+    status_url = serializers.CharField()
 
 
 def job_accepted(job, data: dict) -> Response:
