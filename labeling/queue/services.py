@@ -13,6 +13,7 @@ Guarantees (tested against PostgreSQL with concurrent clients):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,9 +21,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from training.models import Prediction
+from training.models import ModelVersion, Prediction
 from vision_project.api_errors import Conflict
-from vision_project.queries import unique_or_none
+from vision_project.queries import Columns
 
 from ..models import (
     Annotation,
@@ -41,6 +42,7 @@ from ..payloads import (
     segmentation_clipped,
     validate_payload,
 )
+from ..reports.aggregates import RECORDED_BY_CALLER, report_aggregates_record_in_transaction
 from ..services import project_class_ids
 
 # The current task and the one the editor prefetches while the person works.
@@ -247,14 +249,14 @@ def annotation_submit(
                                        flag_reason=flag_reason, empty=empty)
     try:
         with transaction.atomic():
-            locked = Task.objects.select_for_update().get(pk=task_id)
+            locked = _locked_task(task_id)
             # Checked under the task's row lock: a concurrent retry of the same submit waits
             # there and then finds the first one's annotation.
             replay = _replay(user=user, key=idempotency_key, task_id=task_id)
             if replay is not None:
                 return replay
             now = timezone.now()
-            annotation = Annotation.objects.create(
+            annotation = Annotation(
                 project_id=locked.project_id,
                 image_id=locked.image_id,
                 task=locked,
@@ -267,13 +269,19 @@ def annotation_submit(
                 time_spent_ms=time_spent_ms,
                 idempotency_key=idempotency_key,
             )
+            # Counted into the reports below, in this transaction, from this instance.
+            annotation.__dict__[RECORDED_BY_CALLER] = True
+            annotation.save(force_insert=True)
             if annotation.state == AnnotationState.SUBMITTED:
-                Task.objects.filter(pk=locked.pk).update(
-                    status=_STATUS_AFTER[kind], completed_by=user, completed_at=now,
-                    lease_holder=None, lease_expires_at=None,
-                )
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f'UPDATE "{Task._meta.db_table}" SET status = %s, completed_by_id = %s, completed_at = %s, '
+                        "lease_holder_id = NULL, lease_expires_at = NULL WHERE id = %s",
+                        [_STATUS_AFTER[kind], user.pk, connection.ops.adapt_datetimefield_value(now), locked.pk],
+                    )
                 if kind == AnnotationKind.SKIP:
                     task_reopen_for_image(image=task.image, like=locked)
+            report_aggregates_record_in_transaction(annotation=annotation, task_type=task.project.task_type)
     except IntegrityError:
         # The same key raced in through another task's row lock.
         replay = _replay(user=user, key=idempotency_key, task_id=task_id)
@@ -295,10 +303,32 @@ def _lost(task: Task, user, now) -> bool:
     )
 
 
+@functools.cache
+def _task_columns() -> Columns:
+    return Columns(Task, "t")
+
+
+def _locked_task(task_id: int) -> Task:
+    """The task's row under FOR UPDATE (SQLite: one writer at a time), in hand-written SQL."""
+    columns = _task_columns()
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.id = %s{lock}', [task_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Task.DoesNotExist(f"task {task_id} does not exist")
+    return columns.build(row)
+
+
 def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
-    first = unique_or_none(Annotation.objects.filter(author=user, idempotency_key=key))
-    if first is None:
+    # A probe on the unique (author, key) index; the annotation is loaded only for a replay.
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT id FROM "{Annotation._meta.db_table}" WHERE author_id = %s AND idempotency_key = %s',
+                       [user.pk, key])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    first = Annotation.objects.get(pk=row[0])
     if first.task_id != task_id:
         raise Conflict(
             f"Idempotency-Key {key!r} was already used for task {first.task_id}; use a new key "
@@ -310,11 +340,9 @@ def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
 
 def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason: str, empty: bool):
     project, image = task.project, task.image
-    # The embedding (kilobytes per row) is for sampling; a submit never reads it.
-    predictions = Prediction.objects.filter(image_id=image.pk).defer("embedding")
     prediction = None
     if prediction_id is not None:
-        prediction = unique_or_none(predictions.filter(pk=prediction_id))
+        prediction = _prediction_of(image.pk, "p.id = %s", [prediction_id])
         if prediction is None:
             raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
     if empty and kind not in LABEL_KINDS:
@@ -330,9 +358,9 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
             # One deployed version per project, one prediction per image and version.
-            prediction = unique_or_none(predictions.filter(
-                model_version__is_deployed=True, model_version__project_id=project.pk
-            ))
+            prediction = _prediction_of(
+                image.pk, f'p.model_version_id IN (SELECT v.id FROM "{ModelVersion._meta.db_table}" v '
+                "WHERE v.project_id = %s AND v.is_deployed)", [project.pk])
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
         labels = _labels_of_prediction(prediction.payload, project.task_type, image)
@@ -343,6 +371,24 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
 
 
 LABEL_KINDS = (AnnotationKind.ACCEPT, AnnotationKind.CORRECT)
+
+
+@functools.cache
+def _prediction_columns() -> Columns:
+    # The embedding (kilobytes per row) is for sampling; a submit never reads it.
+    return Columns(Prediction, "p", tuple(f.attname for f in Prediction._meta.concrete_fields
+                                          if f.name != "embedding"))
+
+
+def _prediction_of(image_id: int, condition: str, params: list) -> Prediction | None:
+    """The image's prediction that meets `condition` (a unique one: by id, or the deployed
+    version's), in hand-written SQL."""
+    columns = _prediction_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT {columns.sql} FROM "{Prediction._meta.db_table}" p WHERE p.image_id = %s AND {condition}',
+                       [image_id, *params])
+        row = cursor.fetchone()
+    return None if row is None else columns.build(row)
 
 
 def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict:
