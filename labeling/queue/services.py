@@ -80,7 +80,7 @@ WHERE id = (
     LIMIT 1
     {lock}
 )
-RETURNING *
+RETURNING {returning}
 """
 # With overlap an image has several open slots: not two of them to one person at once.
 _OTHER_SLOT_HELD = """AND NOT EXISTS (
@@ -109,6 +109,7 @@ def claim_statement(
         skips_too="AND a.kind <> 'skip'" if skipped_too else "",
         other_slot=_OTHER_SLOT_HELD if overlap else "",
         lock="FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "",
+        returning=_claimed_columns().sql,
     )
     params = [user.pk, at(expires), project.pk, at(now), *exclude, user.pk]
     if overlap:
@@ -130,11 +131,16 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
     """
     exclude = list(exclude)
     now = timezone.now()
-    own = list(
-        Task.objects.filter(
-            project=project, lease_holder=user, status=TaskStatus.OPEN, lease_expires_at__gt=now
-        ).order_by("lease_expires_at", "id")
-    )
+    at = connection.ops.adapt_datetimefield_value
+    columns = _task_columns()
+    # Hand-written statements (asked on every next): no QuerySet compiled per request.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.project_id = %s AND t.lease_holder_id = %s '
+            "AND t.status = %s AND t.lease_expires_at > %s ORDER BY t.lease_expires_at, t.id",
+            [project.pk, user.pk, str(TaskStatus.OPEN), at(now)],
+        )
+        own = [columns.build(row) for row in cursor.fetchall()]
     for task in own:
         if task.pk not in exclude:
             return task
@@ -155,9 +161,11 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
         sql, params = claim_statement(project=project, user=user, exclude=exclude, now=now, expires=expires,
                                       skipped_too=skipped_too)
         # One statement, its own short transaction; RETURNING gives the leased row itself.
-        task = next(iter(Task.objects.raw(sql, params)), None)
-        if task is not None:
-            return task
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            return _claimed_columns().build(row)
     return None
 
 
@@ -277,7 +285,7 @@ def annotation_submit(
                     cursor.execute(
                         f'UPDATE "{Task._meta.db_table}" SET status = %s, completed_by_id = %s, completed_at = %s, '
                         "lease_holder_id = NULL, lease_expires_at = NULL WHERE id = %s",
-                        [_STATUS_AFTER[kind], user.pk, connection.ops.adapt_datetimefield_value(now), locked.pk],
+                        [str(_STATUS_AFTER[kind]), user.pk, connection.ops.adapt_datetimefield_value(now), locked.pk],
                     )
                 if kind == AnnotationKind.SKIP:
                     task_reopen_for_image(image=task.image, like=locked)
@@ -306,6 +314,12 @@ def _lost(task: Task, user, now) -> bool:
 @functools.cache
 def _task_columns() -> Columns:
     return Columns(Task, "t")
+
+
+@functools.cache
+def _claimed_columns() -> Columns:
+    # What the claim's UPDATE returns, named by its table.
+    return Columns(Task, f'"{Task._meta.db_table}"')
 
 
 def _locked_task(task_id: int) -> Task:
