@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import CharField, Model, OuterRef, QuerySet, Subquery, Value
 from django.http import Http404
 
-from vision_project.queries import Columns, unique_or_none
+from vision_project.queries import Columns, execute_prepared, unique_or_none
 
 from .models import ROLE_RANK, Membership, Project, Role
 
@@ -74,7 +74,7 @@ def get_project_for_caller(project_id: int, user, minimum: str) -> Project:
     project_columns, _, _ = _hot_columns()
     role_sql, role_params = _role_sql(user, "p.id")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {project_columns.sql}, {role_sql} FROM \"{Project._meta.db_table}\" p WHERE p.id = %s",
+        execute_prepared(cursor, f"SELECT {project_columns.sql}, {role_sql} FROM \"{Project._meta.db_table}\" p WHERE p.id = %s",
                        [*role_params, project_id])
         row = cursor.fetchone()
     project = None if row is None else project_columns.build(row)
@@ -90,7 +90,8 @@ def get_task_for_caller(task_id: int, user, minimum: str):
     project_columns, task_columns, image_columns = _hot_columns()
     role_sql, role_params = _role_sql(user, "t.project_id")
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"SELECT {task_columns.sql}, {project_columns.sql}, {image_columns.sql}, {role_sql} "
             f"FROM \"{Task._meta.db_table}\" t JOIN \"{Project._meta.db_table}\" p ON p.id = t.project_id "
             f"JOIN \"{Image._meta.db_table}\" i ON i.id = t.image_id WHERE t.id = %s",

@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from vision_project.enqueue import enqueue_on_commit
+from vision_project.queries import execute_prepared
 
 from .models import (
     Annotation,
@@ -389,7 +390,7 @@ def membership_remove(*, membership: Membership) -> None:
 def project_class_ids(project: Project) -> list[int]:
     # Asked on every submit: one statement written by hand (no QuerySet compiled per call).
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT id FROM "{LabelClass._meta.db_table}" WHERE project_id = %s ORDER BY "order", id',
+        execute_prepared(cursor, f'SELECT id FROM "{LabelClass._meta.db_table}" WHERE project_id = %s ORDER BY "order", id',
                        [project.pk])
         return [row[0] for row in cursor.fetchall()]
 

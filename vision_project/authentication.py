@@ -15,7 +15,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
-from .queries import Columns
+from .queries import Columns, execute_prepared
 
 
 class SignInAttemptBackend(AxesStandaloneBackend):
@@ -46,7 +46,8 @@ class ExpiringTokenAuthentication(TokenAuthentication):
         # SQL written once instead of a QuerySet compiled on every API request.
         token_columns, user_columns = _token_columns()
         with connection.cursor() as cursor:
-            cursor.execute(
+            execute_prepared(
+                cursor,
                 f"SELECT {token_columns.sql}, {user_columns.sql} FROM {Token._meta.db_table} k "
                 f"JOIN {user_columns.model._meta.db_table} u ON u.{user_columns.model._meta.pk.column} = k.user_id "
                 "WHERE k.key = %s",

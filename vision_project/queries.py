@@ -1,6 +1,9 @@
 """Small query helpers shared by the apps."""
 from __future__ import annotations
 
+import threading
+import weakref
+
 from django.db.models import Model, QuerySet
 
 
@@ -54,3 +57,60 @@ class Columns:
                 value = converter(value, column, connection)
             values[position] = value
         return self.model.from_db(connection.alias, self.attnames, values)
+
+
+# PostgreSQL: the statements each connection has prepared, by SQL text, and the next name's
+# number. Keyed weakly by the driver's connection, so a reconnect (a new session, nothing
+# prepared) starts empty.
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_prepared_lock = threading.Lock()
+MAX_PREPARED = 200
+
+
+def execute_prepared(cursor, sql: str, params: list | tuple = ()) -> None:
+    """cursor.execute(sql, params) for a statement run on every request: on PostgreSQL
+    prepared once per connection, so the server parses and plans it once instead of on
+    every call. The first call sends `PREPARE name AS ...; EXECUTE name (...)` (one round
+    trip, as before), later ones `EXECUTE name (...)`; `prepared_sql` gives the text back.
+    Placeholders are %s; a parameter whose type the statement does not imply needs a cast
+    (`CAST(%s AS BIGINT)`). Elsewhere a plain execute. (Prepared statements belong to the
+    session: not for a pooler in transaction mode, nor with DISCARD ALL between requests.)"""
+    db = cursor.db
+    if db.vendor != "postgresql":
+        cursor.execute(sql, params)
+        return
+    with _prepared_lock:
+        state = _prepared.setdefault(db.connection, {"names": {}, "next": 0})
+        name = state["names"].get(sql)
+        fresh = name is None
+        if fresh and len(state["names"]) < MAX_PREPARED:
+            name = f"vision_{state['next']}"
+            state["next"] += 1
+            state["names"][sql] = name
+    if name is None:  # this connection has many shapes prepared (long exclude lists): no more
+        cursor.execute(sql, params)
+        return
+    arguments = f" ({', '.join(['%s'] * len(params))})" if params else ""
+    if not fresh:
+        cursor.execute(f"EXECUTE {name}{arguments}", params or None)
+        return
+    parts = sql.split("%s")
+    numbered = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
+    try:
+        cursor.execute(f"PREPARE {name} AS {numbered}; EXECUTE {name}{arguments}", params or None)
+    except Exception:
+        # Prepared or not, the next call prepares it again under a new name.
+        with _prepared_lock:
+            state["names"].pop(sql, None)
+        raise
+
+
+def prepared_sql(connection, executed: str) -> str:
+    """The statement text behind an `EXECUTE name (...)` that execute_prepared sent on this
+    connection (as captured by the debug cursor); other SQL unchanged."""
+    if not executed.startswith("EXECUTE vision_") or connection.connection is None:
+        return executed
+    name = executed.split()[1]
+    with _prepared_lock:
+        names = _prepared.get(connection.connection, {}).get("names", {})
+        return next((sql for sql, prepared in names.items() if prepared == name), executed)

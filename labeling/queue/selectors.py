@@ -10,7 +10,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from training.models import ModelVersion, Prediction
-from vision_project.queries import Columns
+from vision_project.queries import Columns, execute_prepared
 
 from ..models import Annotation, AnnotationKind, Image, LabelClass, Project, ReviewStatus, Task, TaskStatus
 from ..selectors import ACCEPTED_LABEL
@@ -88,7 +88,8 @@ def _deployed_prediction_with_image(image_id: int, project_id: int) -> Predictio
     ids) and its image (what image_item reads): one hand-written statement per next."""
     prediction_columns, version_columns, image_columns = _work_item_columns()
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"SELECT {prediction_columns.sql}, {version_columns.sql}, {image_columns.sql} "
             f'FROM "{Prediction._meta.db_table}" p JOIN "{ModelVersion._meta.db_table}" v ON v.id = p.model_version_id '
             f'JOIN "{Image._meta.db_table}" i ON i.id = p.image_id '
@@ -107,7 +108,7 @@ def _deployed_prediction_with_image(image_id: int, project_id: int) -> Predictio
 def _label_classes(project_id: int) -> list[dict]:
     """The taxonomy as the editor gets it, in its order (one hand-written statement)."""
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT id, name, color, hotkey, parent_id FROM "{LabelClass._meta.db_table}" '
+        execute_prepared(cursor, f'SELECT id, name, color, hotkey, parent_id FROM "{LabelClass._meta.db_table}" '
                        'WHERE project_id = %s ORDER BY "order", id', [project_id])
         return [{"id": pk, "name": name, "color": color, "hotkey": hotkey, "parent": parent}
                 for pk, name, color, hotkey, parent in cursor.fetchall()]

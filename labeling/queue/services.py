@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from training.models import ModelVersion, Prediction
 from vision_project.api_errors import Conflict
-from vision_project.queries import Columns
+from vision_project.queries import Columns, execute_prepared
 
 from ..models import (
     Annotation,
@@ -135,7 +135,8 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
     columns = _task_columns()
     # Hand-written statements (asked on every next): no QuerySet compiled per request.
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.project_id = %s AND t.lease_holder_id = %s '
             "AND t.status = %s AND t.lease_expires_at > %s ORDER BY t.lease_expires_at, t.id",
             [project.pk, user.pk, str(TaskStatus.OPEN), at(now)],
@@ -162,7 +163,7 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
                                       skipped_too=skipped_too)
         # One statement, its own short transaction; RETURNING gives the leased row itself.
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            execute_prepared(cursor, sql, params)
             row = cursor.fetchone()
         if row is not None:
             return _claimed_columns().build(row)
@@ -282,7 +283,8 @@ def annotation_submit(
             annotation.save(force_insert=True)
             if annotation.state == AnnotationState.SUBMITTED:
                 with connection.cursor() as cursor:
-                    cursor.execute(
+                    execute_prepared(
+                        cursor,
                         f'UPDATE "{Task._meta.db_table}" SET status = %s, completed_by_id = %s, completed_at = %s, '
                         "lease_holder_id = NULL, lease_expires_at = NULL WHERE id = %s",
                         [str(_STATUS_AFTER[kind]), user.pk, connection.ops.adapt_datetimefield_value(now), locked.pk],
@@ -327,7 +329,7 @@ def _locked_task(task_id: int) -> Task:
     columns = _task_columns()
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.id = %s{lock}', [task_id])
+        execute_prepared(cursor, f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.id = %s{lock}', [task_id])
         row = cursor.fetchone()
     if row is None:
         raise Task.DoesNotExist(f"task {task_id} does not exist")
@@ -337,7 +339,7 @@ def _locked_task(task_id: int) -> Task:
 def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
     # A probe on the unique (author, key) index; the annotation is loaded only for a replay.
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT id FROM "{Annotation._meta.db_table}" WHERE author_id = %s AND idempotency_key = %s',
+        execute_prepared(cursor, f'SELECT id FROM "{Annotation._meta.db_table}" WHERE author_id = %s AND idempotency_key = %s',
                        [user.pk, key])
         row = cursor.fetchone()
     if row is None:
@@ -399,7 +401,7 @@ def _prediction_of(image_id: int, condition: str, params: list) -> Prediction | 
     version's), in hand-written SQL."""
     columns = _prediction_columns()
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT {columns.sql} FROM "{Prediction._meta.db_table}" p WHERE p.image_id = %s AND {condition}',
+        execute_prepared(cursor, f'SELECT {columns.sql} FROM "{Prediction._meta.db_table}" p WHERE p.image_id = %s AND {condition}',
                        [image_id, *params])
         row = cursor.fetchone()
     return None if row is None else columns.build(row)

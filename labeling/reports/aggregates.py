@@ -45,7 +45,7 @@ from labeling.models import (
     TaskType,
 )
 from training.ml.metrics import box_f1, iou_f1
-from vision_project.queries import unique_or_none
+from vision_project.queries import execute_prepared, unique_or_none
 
 from .prelabel_quality import (
     PrelabelDiff,
@@ -66,7 +66,8 @@ def _insert_new(model, values: dict) -> bool:
     table, pk = model._meta.db_table, model._meta.pk.column
     columns = ", ".join(values)
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(values))}) "
             f"ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}",
             list(values.values()),
@@ -82,7 +83,8 @@ def _upsert_add(model, key: dict, deltas: dict) -> None:
     values = {**key, **{c: deltas.get(c, 0) for c in counters}}
     updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) "
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
             list(values.values()),
@@ -98,12 +100,16 @@ class _DatabaseStore:
         label of the image (`may_be_first` and no first-label mark of theirs there yet).
         The probe and the insert are one statement."""
         author_id = annotation.author_id or 0
+        table = ReportAnnotationMark._meta.db_table
         with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO labeling_reportannotationmark "
+            execute_prepared(
+                cursor,
+                f"INSERT INTO {table} "
                 "(annotation_id, project_id, image_id, author_id, first_label_by_author) "
-                "SELECT %s, %s, %s, %s, (%s AND NOT EXISTS ("
-                " SELECT 1 FROM labeling_reportannotationmark"
+                # The types, for PostgreSQL's PREPARE: a SELECT list implies none.
+                "SELECT CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), "
+                "(%s AND NOT EXISTS ("
+                f" SELECT 1 FROM {table}"
                 " WHERE image_id = %s AND author_id = %s AND first_label_by_author)) "
                 # WHERE true: SQLite needs it to parse the ON CONFLICT after a SELECT.
                 "WHERE true "
@@ -327,7 +333,7 @@ def _lock_project(project_id: int, *, exclusive: bool) -> None:
         if exclusive:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [AGGREGATES_LOCK, project_id])
             return
-        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s, %s)", [AGGREGATES_LOCK, project_id])
+        execute_prepared(cursor, "SELECT pg_try_advisory_xact_lock_shared(%s, %s)", [AGGREGATES_LOCK, project_id])
         if not cursor.fetchone()[0]:
             raise RebuildInProgress(f"the report aggregates of project {project_id} are being rebuilt")
 
