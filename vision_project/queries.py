@@ -65,6 +65,7 @@ class Columns:
 _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _prepared_lock = threading.Lock()
 MAX_PREPARED = 200
+INVALID_STATEMENT_NAME = "26000"  # SQLSTATE of EXECUTE with a name the session has not prepared
 
 
 def execute_prepared(cursor, sql: str, params: list | tuple = ()) -> None:
@@ -92,7 +93,15 @@ def execute_prepared(cursor, sql: str, params: list | tuple = ()) -> None:
         return
     arguments = f" ({', '.join(['%s'] * len(params))})" if params else ""
     if not fresh:
-        cursor.execute(f"EXECUTE {name}{arguments}", params or None)
+        try:
+            cursor.execute(f"EXECUTE {name}{arguments}", params or None)
+        except Exception as error:
+            if getattr(error.__cause__, "pgcode", None) == INVALID_STATEMENT_NAME:
+                # The session lost its prepared statements (DISCARD ALL, a pooler): this
+                # call fails, the next ones prepare again.
+                with _prepared_lock:
+                    _prepared.pop(db.connection, None)
+            raise
         return
     parts = sql.split("%s")
     numbered = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
@@ -114,3 +123,35 @@ def prepared_sql(connection, executed: str) -> str:
     with _prepared_lock:
         names = _prepared.get(connection.connection, {}).get("names", {})
         return next((sql for sql, prepared in names.items() if prepared == name), executed)
+
+
+def insert_prepared(instance: Model) -> None:
+    """instance.save(force_insert=True) for a new row on a hot path (a model without its own
+    save()): the same pre_save and post_save signals and field preparation (auto_now_add,
+    JSON adaptation), the INSERT written once and prepared (execute_prepared) instead of
+    compiled on every call. A model whose rows the database fills in beyond the primary key
+    (db_default) takes the ORM's way."""
+    from django.db import connection
+    from django.db.models.signals import post_save, pre_save
+
+    model, meta = type(instance), instance._meta
+    if [f for f in meta.db_returning_fields if not f.primary_key] or instance.pk is not None:
+        instance.save(force_insert=True)
+        return
+    instance._prepare_related_fields_for_save(operation_name="save")
+    pre_save.send(sender=model, instance=instance, raw=False, using=connection.alias, update_fields=None)
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+    values = [f.get_db_prep_save(f.pre_save(instance, True), connection=connection) for f in fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        execute_prepared(
+            cursor,
+            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {connection.ops.quote_name(meta.pk.column)}",
+            values,
+        )
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    post_save.send(sender=model, instance=instance, created=True, update_fields=None, raw=False,
+                   using=connection.alias)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from training.models import ModelVersion, Prediction
 from vision_project.api_errors import Conflict
-from vision_project.queries import Columns, execute_prepared
+from vision_project.queries import Columns, execute_prepared, insert_prepared
 
 from ..models import (
     Annotation,
@@ -280,7 +280,7 @@ def annotation_submit(
             )
             # Counted into the reports below, in this transaction, from this instance.
             annotation.__dict__[RECORDED_BY_CALLER] = True
-            annotation.save(force_insert=True)
+            insert_prepared(annotation)
             if annotation.state == AnnotationState.SUBMITTED:
                 with connection.cursor() as cursor:
                     execute_prepared(

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.db import DataError, connection, transaction
+from django.db import DataError, OperationalError, connection, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
@@ -160,3 +160,18 @@ def test_prepared_statements_answer_as_plain_ones_and_recover_from_errors():
         run(divide, [0])
     assert run(divide, [5]) == [(2,)]
     assert run(divide, [2]) == [(5,)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_a_session_that_lost_its_prepared_statements_prepares_them_again():
+    def run():
+        with connection.cursor() as cursor:
+            execute_prepared(cursor, "SELECT %s::int + 1", [1])
+            return cursor.fetchone()[0]
+
+    assert run() == 2
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    with pytest.raises(OperationalError), transaction.atomic():
+        run()
+    assert run() == 2
