@@ -166,8 +166,12 @@ def _profile(args, project_id: int, tokens: list[str]) -> None:
         _annotation_pair(client, project_id, rng)
     queries = list(captured.captured_queries)
     print(f"\nQueries of one next + submit: {len(queries)}\n")
+    from vision_project.queries import prepared_sql
+
     for query in queries:
-        print(f"- {query['sql'][:200]}")
+        # A prepared statement's EXECUTE, shown as the statement it runs.
+        text = prepared_sql(connection, query["sql"])
+        print(f"- {text[:200]}" if text == query["sql"] else f"- (prepared) {text[:200]}")
     if args.explain:
         _explain(queries)
 
@@ -188,7 +192,7 @@ def _explain(queries: list[dict]) -> None:
 
     for query in queries:
         sql = query["sql"]
-        if not sql.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT", "WITH", "DELETE")):
+        if not sql.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT", "WITH", "DELETE", "EXECUTE")):
             continue
         with transaction.atomic(), connection.cursor() as cursor:
             try:

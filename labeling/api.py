@@ -15,7 +15,7 @@ from vision_project.pagination import PagedList
 
 from . import segment_assist, services, taxonomy
 from .models import Membership, Role
-from .permissions import get_for_caller, projects_visible_to
+from .permissions import get_for_caller, get_project_for_caller, projects_visible_to
 from .serializers import (
     LabelClassInputSerializer,
     LabelClassSerializer,
@@ -45,7 +45,7 @@ def _roles_of(user, projects) -> dict[int, str]:
 
 def get_project_for(request, project_id: int, minimum: str) -> Project:
     """The project, after checking the caller holds at least `minimum` in it."""
-    return get_for_caller(Project.objects.all(), project_id, request.user, minimum)
+    return get_project_for_caller(project_id, request.user, minimum)
 
 
 class ProjectListCreateApi(PagedList, APIView):

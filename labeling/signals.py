@@ -45,3 +45,10 @@ label_class_merged = Signal()
 # Sent inside the transaction in which a lead rejects a person's label (a review, or a fix that
 # replaces it), with ``annotation``: reports counts the rejection in its tallies.
 annotation_rejected = Signal()
+
+# Sent inside a queue submit's transaction, after its annotation and task are written, with
+# ``annotation`` (its task and prediction loaded) and ``task_type``: reports counts the label
+# there. An annotation saved with ANNOUNCED_IN_TRANSACTION set in its __dict__ is announced this
+# way, so a post_save receiver that would count it after the commit may leave it to this signal.
+annotation_submitted = Signal()
+ANNOUNCED_IN_TRANSACTION = "_announced_by_annotation_submitted"

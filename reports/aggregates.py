@@ -7,10 +7,12 @@ transaction, so an annotation is counted completely or not at all.
 annotations (backfills, bulk imports that bypass signals, repairs).
 
 Hook: labeling.apps connects `record_new_annotation_on_commit` (post_save on Annotation), which calls
-`report_aggregates_record` on commit of the submitting transaction. It runs synchronously
-(a handful of upserts) so reports are current the moment a submit returns, but outside the
-submit's transaction: a failure is logged and never undoes or fails the submit; the rebuild
-command repairs. While a rebuild runs, recording stands aside instead of waiting, and the
+`report_aggregates_record` on commit of the creating transaction, outside it: a failure is
+logged and never undoes the annotation; the rebuild command repairs. The queue's submit
+counts its annotation itself, inside its own transaction under a savepoint
+(`report_aggregates_record_in_transaction`: a failure rolls back the savepoint only and
+falls back to the on-commit recording), so reports are current the moment a submit returns
+and a submit is one transaction. While a rebuild runs, recording stands aside instead of waiting, and the
 rebuild counts those annotations when it ends.
 
 What is counted (see prelabel_quality for the pre-label definitions):
@@ -32,16 +34,17 @@ from django.db.models import Exists, OuterRef, Q
 
 from core.models import TaskType
 from labeling.models import Annotation, AnnotationKind, AnnotationSource, ReviewStatus
+from labeling.signals import ANNOUNCED_IN_TRANSACTION
 from ml.metrics import box_f1, iou_f1
-from reports.models import (
+from vision_project.queries import execute_prepared, unique_or_none
+
+from .models import (
     ReportAgreementPair,
     ReportAnnotationMark,
     ReportDailyCounts,
     ReportFlagReason,
     ReportLabeledImage,
 )
-from vision_project.queries import unique_or_none
-
 from .prelabel_quality import (
     PrelabelDiff,
     classification_diff,
@@ -61,7 +64,8 @@ def _insert_new(model, values: dict) -> bool:
     table, pk = model._meta.db_table, model._meta.pk.column
     columns = ", ".join(values)
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(values))}) "
             f"ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}",
             list(values.values()),
@@ -77,7 +81,8 @@ def _upsert_add(model, key: dict, deltas: dict) -> None:
     values = {**key, **{c: deltas.get(c, 0) for c in counters}}
     updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute_prepared(
+            cursor,
             f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) "
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
             list(values.values()),
@@ -88,15 +93,30 @@ class _DatabaseStore:
     """Applies one annotation's counts straight to the tables (the live path), with single
     statement upserts that are safe against concurrent recorders."""
 
-    def is_first_label_by_author(self, image_id: int, author_id: int) -> bool:
-        return not ReportAnnotationMark.objects.filter(
-            image_id=image_id, author_id=author_id, first_label_by_author=True
-        ).exists()
-
-    def mark(self, annotation: Annotation, first_label_by_author: bool) -> bool:
-        return _insert_new(ReportAnnotationMark, {
-            "annotation_id": annotation.pk, "project_id": annotation.project_id, "image_id": annotation.image_id,
-            "author_id": annotation.author_id or 0, "first_label_by_author": first_label_by_author})
+    def mark(self, annotation: Annotation, may_be_first: bool) -> bool | None:
+        """None when the annotation was counted before; else whether it is its author's first
+        label of the image (`may_be_first` and no first-label mark of theirs there yet).
+        The probe and the insert are one statement."""
+        author_id = annotation.author_id or 0
+        table = ReportAnnotationMark._meta.db_table
+        with connection.cursor() as cursor:
+            execute_prepared(
+                cursor,
+                f"INSERT INTO {table} "
+                "(annotation_id, project_id, image_id, author_id, first_label_by_author) "
+                # The types, for PostgreSQL's PREPARE: a SELECT list implies none.
+                "SELECT CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), "
+                "(%s AND NOT EXISTS ("
+                f" SELECT 1 FROM {table}"
+                " WHERE image_id = %s AND author_id = %s AND first_label_by_author)) "
+                # WHERE true: SQLite needs it to parse the ON CONFLICT after a SELECT.
+                "WHERE true "
+                "ON CONFLICT (annotation_id) DO NOTHING RETURNING first_label_by_author",
+                [annotation.pk, annotation.project_id, annotation.image_id, author_id, may_be_first,
+                 annotation.image_id, author_id],
+            )
+            row = cursor.fetchone()
+        return None if row is None else bool(row[0])
 
     def label_image(self, annotation: Annotation, day) -> bool:
         return _insert_new(ReportLabeledImage, {
@@ -105,7 +125,13 @@ class _DatabaseStore:
     def bump(self, model, key: dict, deltas: dict) -> None:
         _upsert_add(model, key, deltas)
 
-    def agreement_partners(self, annotation: Annotation) -> list[tuple[int, dict]]:
+    def agreement_partners(self, annotation: Annotation, image_is_new: bool) -> list[tuple[int, dict]]:
+        if image_is_new:
+            # This transaction inserted the image's ReportLabeledImage row, so no label of
+            # it was counted before (every first-label mark comes with that row, in the same
+            # transaction), and one counted concurrently waits on this insert: no partner,
+            # and nothing to lock or read.
+            return []
         # Lock the image's row so two authors' labels landing together still meet.
         unique_or_none(ReportLabeledImage.objects.select_for_update().filter(image_id=annotation.image_id))
         other_ids = ReportAnnotationMark.objects.filter(
@@ -123,17 +149,16 @@ class _MemoryStore:
         self.labeled_images: dict[int, ReportLabeledImage] = {}
         self.rows: dict[tuple, dict] = {}
 
-    def is_first_label_by_author(self, image_id: int, author_id: int) -> bool:
-        return all(author != author_id for author, _ in self.first_labels.get(image_id, []))
-
-    def mark(self, annotation: Annotation, first_label_by_author: bool) -> bool:
+    def mark(self, annotation: Annotation, may_be_first: bool) -> bool | None:
+        first_label_by_author = may_be_first and all(
+            author != annotation.author_id for author, _ in self.first_labels.get(annotation.image_id, []))
         self.marks.append(ReportAnnotationMark(
             annotation_id=annotation.pk, project_id=annotation.project_id, image_id=annotation.image_id,
             author_id=annotation.author_id or 0, first_label_by_author=first_label_by_author))
         if first_label_by_author:
             self.first_labels.setdefault(annotation.image_id, []).append(
                 (annotation.author_id, annotation.payload))
-        return True
+        return first_label_by_author
 
     def label_image(self, annotation: Annotation, day) -> bool:
         if annotation.image_id in self.labeled_images:
@@ -147,7 +172,7 @@ class _MemoryStore:
         for field, value in deltas.items():
             row[field] = row.get(field, 0) + value
 
-    def agreement_partners(self, annotation: Annotation) -> list[tuple[int, dict]]:
+    def agreement_partners(self, annotation: Annotation, image_is_new: bool) -> list[tuple[int, dict]]:
         return [(author, payload) for author, payload in self.first_labels.get(annotation.image_id, [])
                 if author != annotation.author_id]
 
@@ -190,17 +215,14 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
     author_id = annotation.author_id or 0
     is_label = annotation.kind in LABEL_KINDS
     day = annotation.created_at.date()
-    first_by_author = (
-        is_label
-        and annotation.source == AnnotationSource.HUMAN
-        and author_id != 0
-        and store.is_first_label_by_author(annotation.image_id, author_id)
+    first_by_author = store.mark(
+        annotation, is_label and annotation.source == AnnotationSource.HUMAN and author_id != 0
     )
-    if not store.mark(annotation, first_by_author):
+    if first_by_author is None:
         return False
     # After label_image: its row exists then, and the partners query locks it.
     first_label_of_image = is_label and store.label_image(annotation, day)
-    partners = store.agreement_partners(annotation) if first_by_author else []
+    partners = store.agreement_partners(annotation, first_label_of_image) if first_by_author else []
 
     if annotation.source == AnnotationSource.IMPORT:
         if first_label_of_image:
@@ -309,7 +331,7 @@ def _lock_project(project_id: int, *, exclusive: bool) -> None:
         if exclusive:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [AGGREGATES_LOCK, project_id])
             return
-        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s, %s)", [AGGREGATES_LOCK, project_id])
+        execute_prepared(cursor, "SELECT pg_try_advisory_xact_lock_shared(%s, %s)", [AGGREGATES_LOCK, project_id])
         if not cursor.fetchone()[0]:
             raise RebuildInProgress(f"the report aggregates of project {project_id} are being rebuilt")
 
@@ -335,6 +357,32 @@ def report_aggregates_record(*, annotation_id: int) -> bool:
             raise ValueError(f"annotation {annotation_id} does not exist")
         _lock_project(annotation.project_id, exclusive=False)
         return _record(annotation, annotation.project.task_type, _DatabaseStore())
+
+
+# Set on an Annotation before its first save by a caller that counts it itself, in the
+# creating transaction (report_aggregates_record_in_transaction): the post_save hook leaves it.
+def report_aggregates_record_in_transaction(*, annotation: Annotation, task_type: str) -> None:
+    """Count an annotation the current transaction has just created (the submit's), in that
+    transaction, from the instance in hand (its task and prediction loaded): no second
+    transaction, no re-reading of the row. Under a savepoint, so a failure never undoes or
+    fails the caller's work; then, and while a rebuild runs, the annotation is left to the
+    on-commit recording, as the post_save hook would have done (after the commit a rebuild
+    that stood in the way counts it in its catch-up)."""
+    annotation_id = annotation.pk
+    try:
+        with transaction.atomic():
+            _lock_project(annotation.project_id, exclusive=False)
+            _record(annotation, task_type, _DatabaseStore())
+    except Exception as error:
+        if not isinstance(error, RebuildInProgress):
+            logger.exception("report aggregates: recording annotation %s in its transaction failed; "
+                             "trying again after the commit", annotation_id)
+        transaction.on_commit(lambda: report_aggregates_record_safely(annotation_id))
+
+
+def submitted_recorded(sender, *, annotation: Annotation, task_type: str, **kwargs) -> None:
+    """Receiver of labeling.signals.annotation_submitted (in the submit's transaction)."""
+    report_aggregates_record_in_transaction(annotation=annotation, task_type=task_type)
 
 
 def report_aggregates_record_rejection(*, annotation: Annotation) -> None:
@@ -389,7 +437,7 @@ def report_aggregates_record_safely(annotation_id: int) -> None:
 def record_new_annotation_on_commit(sender, instance, created, raw=False, **kwargs) -> None:
     """post_save receiver: count a new annotation once its transaction commits, outside
     it, so reports never slow down or fail a submit."""
-    if created and not raw:
+    if created and not raw and not instance.__dict__.get(ANNOUNCED_IN_TRANSACTION):
         annotation_id = instance.pk
         transaction.on_commit(lambda: report_aggregates_record_safely(annotation_id))
 

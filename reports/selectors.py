@@ -18,9 +18,9 @@ from django.utils import timezone
 from core.models import Image, LabelClass, ModelVersion, Project, TaskType
 from labeling.taxonomy import class_ancestors, class_at_level
 from ml.metrics import cohen_kappa, confusion_collapsed, confusion_metrics
-from reports.models import ReportAgreementPair, ReportDailyCounts, ReportFlagReason
 
 from . import forecast
+from .models import ReportAgreementPair, ReportDailyCounts, ReportFlagReason
 from .prelabel_quality import PRELABEL_SCORE_THRESHOLD
 
 QUALITY_FIELDS = ("prelabeled", "accepted_unchanged", "boxes_predicted", "boxes_final", "boxes_added",

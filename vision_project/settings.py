@@ -98,6 +98,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# The queue's hot-path statements are prepared once per PostgreSQL session
+# (vision_project.queries.execute_prepared). Turn off behind a pooler in transaction mode
+# (PgBouncer's default), where consecutive statements may reach different sessions.
+VISION_PREPARED_STATEMENTS = env.bool("VISION_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

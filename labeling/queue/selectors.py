@@ -1,14 +1,16 @@
 """Queue reads: what the editor needs for a task, and the project's queue counts."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from core.models import Image, ModelVersion, Prediction, Project
-from vision_project.queries import unique_or_none
+from core.models import Image, LabelClass, ModelVersion, Prediction, Project
+from vision_project.queries import Columns, execute_prepared
 
 from ..models import Annotation, AnnotationKind, ReviewStatus, Task, TaskStatus
 from ..selectors import ACCEPTED_LABEL
@@ -52,14 +54,7 @@ def task_work_item(*, task: Task, project: Project, user=None) -> dict:
     `rejected`: the caller's latest label of this image that a lead rejected, with the
     lead's comment, so they see why on their next look; asked only for a task queued again
     (a slot past the first round), so a first look costs no query."""
-    prediction = unique_or_none(
-        Prediction.objects.filter(
-            image_id=task.image_id, model_version__project_id=project.pk, model_version__is_deployed=True
-        )
-        .select_related("model_version", "image")
-        .only("id", "payload", "model_version__number", "model_version__class_ids",
-              *(f"image__{name}" for name in IMAGE_ITEM_FIELDS))
-    )
+    prediction = _deployed_prediction_with_image(task.image_id, project.pk)
     for source in PRELABEL_SOURCES:
         if prediction is not None:
             break
@@ -74,13 +69,49 @@ def task_work_item(*, task: Task, project: Project, user=None) -> dict:
         },
         "image": image_item(image),
         "prediction": prediction_item(prediction),
-        # The model's ordering starts with the project, a join that orders nothing here.
-        "label_classes": list(project.label_classes.order_by("order", "id")
-                              .values("id", "name", "color", "hotkey", "parent")),
+        "label_classes": _label_classes(project.pk),
         "task_type": project.task_type,
         "project_id": project.pk,
         "rejected": _rejection_of(task=task, project=project, user=user),
     }
+
+
+@functools.cache
+def _work_item_columns() -> tuple[Columns, Columns, Columns]:
+    return (Columns(Prediction, "p", ("id", "image_id", "model_version_id", "payload")),
+            Columns(ModelVersion, "v", ("id", "number", "class_ids")),
+            Columns(Image, "i", tuple(Image._meta.get_field(name).attname for name in IMAGE_ITEM_FIELDS)))
+
+
+def _deployed_prediction_with_image(image_id: int, project_id: int) -> Prediction | None:
+    """The deployed version's pre-label of the image, with its model version (number, class
+    ids) and its image (what image_item reads): one hand-written statement per next."""
+    prediction_columns, version_columns, image_columns = _work_item_columns()
+    with connection.cursor() as cursor:
+        execute_prepared(
+            cursor,
+            f"SELECT {prediction_columns.sql}, {version_columns.sql}, {image_columns.sql} "
+            f'FROM "{Prediction._meta.db_table}" p JOIN "{ModelVersion._meta.db_table}" v ON v.id = p.model_version_id '
+            f'JOIN "{Image._meta.db_table}" i ON i.id = p.image_id '
+            "WHERE p.image_id = %s AND v.project_id = %s AND v.is_deployed",
+            [image_id, project_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    prediction = prediction_columns.build(row)
+    prediction.model_version = version_columns.build(row, prediction_columns.width)
+    prediction.image = image_columns.build(row, prediction_columns.width + version_columns.width)
+    return prediction
+
+
+def _label_classes(project_id: int) -> list[dict]:
+    """The taxonomy as the editor gets it, in its order (one hand-written statement)."""
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, f'SELECT id, name, color, hotkey, parent_id FROM "{LabelClass._meta.db_table}" '
+                       'WHERE project_id = %s ORDER BY "order", id', [project_id])
+        return [{"id": pk, "name": name, "color": color, "hotkey": hotkey, "parent": parent}
+                for pk, name, color, hotkey, parent in cursor.fetchall()]
 
 
 def _rejection_of(*, task: Task, project: Project, user) -> dict | None:

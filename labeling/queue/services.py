@@ -13,6 +13,7 @@ Guarantees (tested against PostgreSQL with concurrent clients):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,9 +21,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.models import Image, Prediction, Project
+from core.models import Image, ModelVersion, Prediction, Project
 from vision_project.api_errors import Conflict
-from vision_project.queries import unique_or_none
+from vision_project.queries import Columns, execute_prepared, insert_prepared
 
 from ..models import Annotation, AnnotationKind, AnnotationState, Task, TaskStatus
 from ..payloads import (
@@ -34,6 +35,7 @@ from ..payloads import (
     validate_payload,
 )
 from ..services import project_class_ids
+from ..signals import ANNOUNCED_IN_TRANSACTION, annotation_submitted
 
 # The current task and the one the editor prefetches while the person works.
 MAX_LEASES_PER_USER = 2
@@ -70,7 +72,7 @@ WHERE id = (
     LIMIT 1
     {lock}
 )
-RETURNING *
+RETURNING {returning}
 """
 # With overlap an image has several open slots: not two of them to one person at once.
 _OTHER_SLOT_HELD = """AND NOT EXISTS (
@@ -99,6 +101,7 @@ def claim_statement(
         skips_too="AND a.kind <> 'skip'" if skipped_too else "",
         other_slot=_OTHER_SLOT_HELD if overlap else "",
         lock="FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "",
+        returning=_claimed_columns().sql,
     )
     params = [user.pk, at(expires), project.pk, at(now), *exclude, user.pk]
     if overlap:
@@ -120,11 +123,17 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
     """
     exclude = list(exclude)
     now = timezone.now()
-    own = list(
-        Task.objects.filter(
-            project=project, lease_holder=user, status=TaskStatus.OPEN, lease_expires_at__gt=now
-        ).order_by("lease_expires_at", "id")
-    )
+    at = connection.ops.adapt_datetimefield_value
+    columns = _task_columns()
+    # Hand-written statements (asked on every next): no QuerySet compiled per request.
+    with connection.cursor() as cursor:
+        execute_prepared(
+            cursor,
+            f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.project_id = %s AND t.lease_holder_id = %s '
+            "AND t.status = %s AND t.lease_expires_at > %s ORDER BY t.lease_expires_at, t.id",
+            [project.pk, user.pk, str(TaskStatus.OPEN), at(now)],
+        )
+        own = [columns.build(row) for row in cursor.fetchall()]
     for task in own:
         if task.pk not in exclude:
             return task
@@ -145,9 +154,11 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
         sql, params = claim_statement(project=project, user=user, exclude=exclude, now=now, expires=expires,
                                       skipped_too=skipped_too)
         # One statement, its own short transaction; RETURNING gives the leased row itself.
-        task = next(iter(Task.objects.raw(sql, params)), None)
-        if task is not None:
-            return task
+        with connection.cursor() as cursor:
+            execute_prepared(cursor, sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            return _claimed_columns().build(row)
     return None
 
 
@@ -239,14 +250,14 @@ def annotation_submit(
                                        flag_reason=flag_reason, empty=empty)
     try:
         with transaction.atomic():
-            locked = Task.objects.select_for_update().get(pk=task_id)
+            locked = _locked_task(task_id)
             # Checked under the task's row lock: a concurrent retry of the same submit waits
             # there and then finds the first one's annotation.
             replay = _replay(user=user, key=idempotency_key, task_id=task_id)
             if replay is not None:
                 return replay
             now = timezone.now()
-            annotation = Annotation.objects.create(
+            annotation = Annotation(
                 project_id=locked.project_id,
                 image_id=locked.image_id,
                 task=locked,
@@ -259,13 +270,20 @@ def annotation_submit(
                 time_spent_ms=time_spent_ms,
                 idempotency_key=idempotency_key,
             )
+            # Announced below, in this transaction, with this instance (the reports count it there).
+            annotation.__dict__[ANNOUNCED_IN_TRANSACTION] = True
+            insert_prepared(annotation)
             if annotation.state == AnnotationState.SUBMITTED:
-                Task.objects.filter(pk=locked.pk).update(
-                    status=_STATUS_AFTER[kind], completed_by=user, completed_at=now,
-                    lease_holder=None, lease_expires_at=None,
-                )
+                with connection.cursor() as cursor:
+                    execute_prepared(
+                        cursor,
+                        f'UPDATE "{Task._meta.db_table}" SET status = %s, completed_by_id = %s, completed_at = %s, '
+                        "lease_holder_id = NULL, lease_expires_at = NULL WHERE id = %s",
+                        [str(_STATUS_AFTER[kind]), user.pk, connection.ops.adapt_datetimefield_value(now), locked.pk],
+                    )
                 if kind == AnnotationKind.SKIP:
                     task_reopen_for_image(image=task.image, like=locked)
+            annotation_submitted.send(sender=Annotation, annotation=annotation, task_type=task.project.task_type)
     except IntegrityError:
         # The same key raced in through another task's row lock.
         replay = _replay(user=user, key=idempotency_key, task_id=task_id)
@@ -287,10 +305,38 @@ def _lost(task: Task, user, now) -> bool:
     )
 
 
+@functools.cache
+def _task_columns() -> Columns:
+    return Columns(Task, "t")
+
+
+@functools.cache
+def _claimed_columns() -> Columns:
+    # What the claim's UPDATE returns, named by its table.
+    return Columns(Task, f'"{Task._meta.db_table}"')
+
+
+def _locked_task(task_id: int) -> Task:
+    """The task's row under FOR UPDATE (SQLite: one writer at a time), in hand-written SQL."""
+    columns = _task_columns()
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.id = %s{lock}', [task_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Task.DoesNotExist(f"task {task_id} does not exist")
+    return columns.build(row)
+
+
 def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
-    first = unique_or_none(Annotation.objects.filter(author=user, idempotency_key=key))
-    if first is None:
+    # A probe on the unique (author, key) index; the annotation is loaded only for a replay.
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, f'SELECT id FROM "{Annotation._meta.db_table}" WHERE author_id = %s AND idempotency_key = %s',
+                       [user.pk, key])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    first = Annotation.objects.get(pk=row[0])
     if first.task_id != task_id:
         raise Conflict(
             f"Idempotency-Key {key!r} was already used for task {first.task_id}; use a new key "
@@ -302,11 +348,9 @@ def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
 
 def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason: str, empty: bool):
     project, image = task.project, task.image
-    # The embedding (kilobytes per row) is for sampling; a submit never reads it.
-    predictions = Prediction.objects.filter(image_id=image.pk).defer("embedding")
     prediction = None
     if prediction_id is not None:
-        prediction = unique_or_none(predictions.filter(pk=prediction_id))
+        prediction = _prediction_of(image.pk, "p.id = %s", [prediction_id])
         if prediction is None:
             raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
     if empty and kind not in LABEL_KINDS:
@@ -322,9 +366,9 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
             # One deployed version per project, one prediction per image and version.
-            prediction = unique_or_none(predictions.filter(
-                model_version__is_deployed=True, model_version__project_id=project.pk
-            ))
+            prediction = _prediction_of(
+                image.pk, f'p.model_version_id IN (SELECT v.id FROM "{ModelVersion._meta.db_table}" v '
+                "WHERE v.project_id = %s AND v.is_deployed)", [project.pk])
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
         labels = _labels_of_prediction(prediction.payload, project.task_type, image)
@@ -335,6 +379,24 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
 
 
 LABEL_KINDS = (AnnotationKind.ACCEPT, AnnotationKind.CORRECT)
+
+
+@functools.cache
+def _prediction_columns() -> Columns:
+    # The embedding (kilobytes per row) is for sampling; a submit never reads it.
+    return Columns(Prediction, "p", tuple(f.attname for f in Prediction._meta.concrete_fields
+                                          if f.name != "embedding"))
+
+
+def _prediction_of(image_id: int, condition: str, params: list) -> Prediction | None:
+    """The image's prediction that meets `condition` (a unique one: by id, or the deployed
+    version's), in hand-written SQL."""
+    columns = _prediction_columns()
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, f'SELECT {columns.sql} FROM "{Prediction._meta.db_table}" p WHERE p.image_id = %s AND {condition}',
+                       [image_id, *params])
+        row = cursor.fetchone()
+    return None if row is None else columns.build(row)
 
 
 def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict:

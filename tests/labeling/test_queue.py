@@ -13,6 +13,7 @@ from core.models import Backend, Image, ModelVersion, Prediction, Split, TaskTyp
 from labeling.models import Role, Task, TaskStatus
 from labeling.queue.services import task_claim_next
 from tests.factories import LabelClassFactory, MembershipFactory, ProjectFactory
+from vision_project.queries import prepared_sql
 
 pytestmark = pytest.mark.django_db
 
@@ -295,7 +296,9 @@ def test_next_and_submit_load_the_callers_role_with_the_object(api_client, djang
                                    format="json", HTTP_IDEMPOTENCY_KEY="budget")
     assert response.status_code == 201
     for captured, table in ((next_queries, "labeling_project"), (submit_queries, "labeling_task")):
-        role_lookups = [q["sql"] for q in captured.captured_queries if "labeling_membership" in q["sql"]]
+        # The hot paths' statements are prepared per connection: read the text behind EXECUTE.
+        statements = [prepared_sql(connection, q["sql"]) for q in captured.captured_queries]
+        role_lookups = [sql for sql in statements if "labeling_membership" in sql]
         assert len(role_lookups) == 1
         assert f'FROM "{table}"' in role_lookups[0]
 

@@ -82,3 +82,17 @@ def test_the_account_page_lists_the_token_and_revokes_it(client):
 
 def test_the_account_page_needs_a_sign_in(client):
     assert client.get("/account/").status_code == 302
+
+
+def test_an_unknown_token_and_a_deactivated_users_token_are_refused(api_client):
+    user = UserFactory(username="leaver")
+    token = Token.objects.create(user=user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert api_client.get("/api/projects/").status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    response = api_client.get("/api/projects/")
+    assert response.status_code == 401 and "inactive" in response.json()["detail"]
+    api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    response = api_client.get("/api/projects/")
+    assert response.status_code == 401 and "Invalid token" in response.json()["detail"]
