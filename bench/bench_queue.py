@@ -3,7 +3,7 @@
 Fills a dedicated PostgreSQL database with one project of N open tasks (random
 priorities; image rows with fake file names, the queue never reads the files), a deployed
 model with a pre-label per image, and a history of done work per annotator; starts the
-real server (gunicorn, gthread, DEBUG off) on 127.0.0.1, and drives simulated annotators
+real server (granian or gunicorn, DEBUG off) on 127.0.0.1, and drives simulated annotators
 from separate processes over HTTP keep-alive connections for a bounded time. Each
 annotator loops: GET next -> think -> POST annotation (Idempotency-Key: the pre-label
 accepted or corrected) -> think.
@@ -83,7 +83,7 @@ def main() -> None:
         access_log = Path(env["VISION_VAR_DIR"]) / "bench-queue-access.log"
         access_log.parent.mkdir(parents=True, exist_ok=True)
         access_log.unlink(missing_ok=True)
-        server = _start_server(env, args.workers, args.threads, access_log)
+        server = _start_server(env, args.server, args.workers, args.threads, access_log)
         tables, summaries = [], []
         for annotators in args.annotators:
             log_from = access_log.stat().st_size
@@ -92,7 +92,7 @@ def main() -> None:
             run = _drive(project_id, tokens[:annotators], args)
             load_after = os.getloadavg()[0]
             cpu = [after - before for after, before in zip(_cpu_seconds(server.pid), cpu_before)]
-            server_log = _server_times(access_log, log_from)
+            server_log = _server_times(access_log, log_from, ACCESS_LOG_FORMATS[args.server][1])
             completed_twice = _completed_twice(f"{server_dsn}/{DB_NAME}")
             table, summary = _report(args, annotators, run, completed_twice, server_log, cpu,
                                      (load_before, load_after))
@@ -128,8 +128,10 @@ def _parse_args():
                         help="mean pause after each request (uniform 0..2x); 0 = closed loop at full speed")
     parser.add_argument("--client-processes", type=int, default=4)
     # The defaults of docker/entrypoint.sh.
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--server", choices=sorted(ACCESS_LOG_FORMATS), default="granian",
+                        help="granian's WSGI server (HTTP in Rust; the entrypoint's) or gunicorn gthread")
+    parser.add_argument("--workers", type=int, default=4, help="server worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker running the application")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
@@ -301,16 +303,33 @@ def _explain_claim(env: dict, project_id: int) -> str:
 # --- server ---------------------------------------------------------------------------
 
 
-def _start_server(env: dict, workers: int, threads: int, access_log: Path) -> subprocess.Popen:
-    # The access log records each request's time inside the server (%(L)s seconds), to
-    # tell server work from waiting for a CPU or a connection.
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "vision_project.wsgi:application",
-         "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--threads", str(threads),
-         "--worker-class", "gthread", "--keep-alive", "75", "--log-level", "warning",
-         "--access-logfile", str(access_log), "--access-logformat", "%(m)s %(U)s %(s)s %(L)s"],
-        cwd=ROOT, env=env,
-    )
+# The access log records each request's time inside the server (gunicorn %(L)s in seconds,
+# granian %(dt_ms)s in milliseconds), to tell server work from waiting for a CPU or a connection.
+ACCESS_LOG_FORMATS = {"gunicorn": ("%(m)s %(U)s %(s)s %(L)s", 1000.0),
+                      "granian": ("%(method)s %(path)s %(status)d %(dt_ms).3f", 1.0)}
+SERVER_NAMES = {"gunicorn": "gunicorn gthread", "granian": "granian WSGI"}
+
+
+def _start_server(env: dict, kind: str, workers: int, threads: int, access_log: Path) -> subprocess.Popen:
+    log_format = ACCESS_LOG_FORMATS[kind][0]
+    if kind == "gunicorn":
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "vision_project.wsgi:application",
+             "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--threads", str(threads),
+             "--worker-class", "gthread", "--keep-alive", "75", "--log-level", "warning",
+             "--access-logfile", str(access_log), "--access-logformat", log_format],
+            cwd=ROOT, env=env,
+        )
+    else:
+        # granian writes its access log to stdout: into the log file, other lines skipped on reading
+        with access_log.open("a") as log:
+            server = subprocess.Popen(
+                [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi",
+                 "vision_project.wsgi:application", "--host", "127.0.0.1", "--port", str(PORT),
+                 "--workers", str(workers), "--blocking-threads", str(threads), "--log-level", "warning",
+                 "--access-log", "--access-log-fmt", log_format],
+                cwd=ROOT, env=env, stdout=log,
+            )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -321,7 +340,7 @@ def _start_server(env: dict, workers: int, threads: int, access_log: Path) -> su
         except OSError:
             time.sleep(0.3)
     server.terminate()
-    raise RuntimeError("gunicorn did not answer /healthz/ within 60 s")
+    raise RuntimeError(f"{kind} did not answer /healthz/ within 60 s")
 
 
 # --- load -----------------------------------------------------------------------------
@@ -436,7 +455,7 @@ def _process_cpu(pid: int) -> float:
 
 
 def _cpu_seconds(server_pid: int) -> tuple[float, float]:
-    """(gunicorn master and workers, PostgreSQL backends connected to the bench database)
+    """(the server's main process and workers, PostgreSQL backends connected to the bench database)
     CPU seconds so far. Workers and backends live through the run (CONN_MAX_AGE), so a
     difference of two readings is the CPU spent between them."""
     server = database = 0.0
@@ -466,7 +485,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def _server_times(access_log: Path, offset: int) -> tuple[dict[str, list[float]], int]:
+def _server_times(access_log: Path, offset: int, to_ms: float) -> tuple[dict[str, list[float]], int]:
     """Milliseconds spent inside the server per operation, and the tasks completed (201),
     from the access log written since `offset`. The warm-up is included: the log has no
     client clock to cut it at."""
@@ -475,10 +494,13 @@ def _server_times(access_log: Path, offset: int) -> tuple[dict[str, list[float]]
     with access_log.open() as log:
         log.seek(offset)
         for line in log.read().splitlines():
-            method, path, status, seconds = line.split()
+            fields = line.split()
+            if len(fields) != 4 or fields[0] not in ("GET", "POST"):
+                continue  # a server's own message
+            method, path, status, duration = fields
             op = "next" if path.endswith("/tasks/next/") else "submit" if path.endswith("/annotations/") else None
             if op:
-                times[op].append(float(seconds) * 1000)
+                times[op].append(float(duration) * to_ms)
             completed += op == "submit" and status == "201"
     return times, completed
 
@@ -510,7 +532,7 @@ def _report(args, annotators: int, run: dict, completed_twice: int, server_log: 
         )
     submitted = sum(1 for s in samples if s[0] == "submit" and s[2] == 201)
     errors = sum(1 for s in samples if s[2] == ERROR or s[2] >= 500)
-    lines += ["", "Time inside the server (gunicorn access log, warm-up included):", "",
+    lines += ["", f"Time inside the server ({args.server} access log, warm-up included):", "",
               "| op | p50 ms | p95 ms | p99 ms |", "|---|---:|---:|---:|"]
     for op, times in server_ms.items():
         lines.append(f"| {op} | {_percentile(times, 50):.1f} | {_percentile(times, 95):.1f} | "
@@ -526,7 +548,7 @@ def _report(args, annotators: int, run: dict, completed_twice: int, server_log: 
         f"annotators: {annotators}; measured {window:.1f} s (requests begun in the {args.seconds:g} s after "
         f"{args.warmup:g} s warm-up, to the last answer); think time {args.think_ms:g} ms mean (uniform 0..2x) "
         "after each request",
-        f"- server: gunicorn gthread, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "
+        f"- server: {SERVER_NAMES[args.server]}, {args.workers} workers x {args.threads} threads, DEBUG off, PostgreSQL, "
         f"loopback HTTP keep-alive; clients: {args.client_processes} processes",
         f"- throughput: {throughput:.1f} completed tasks/s; errors (no answer or 5xx): {errors}",
         f"- CPU per completed task (next + submit, warm-up included): server {server_cpu_ms:.1f} ms, "
