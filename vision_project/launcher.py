@@ -19,9 +19,9 @@ def commands(host: str, port: int, web_workers: int) -> dict[str, list[str]]:
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "vision_project"]
     return {
-        "web": [python, "-m", "gunicorn", "vision_project.wsgi:application",
-                "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", "4",
-                "--access-logfile", "-", "--graceful-timeout", "5"],
+        "web": [python, "-m", "granian", "--interface", "wsgi", "vision_project.wsgi:application",
+                "--host", host, "--port", str(port), "--workers", str(web_workers), "--blocking-threads", "4",
+                "--respawn-failed-workers", "--access-log", "--workers-kill-timeout", "5"],
         # Gossip and mingle need broadcast messaging, which the file-system broker lacks.
         "worker": [*celery, "worker", "-Q", "default,gpu", "--concurrency", "2",
                    "--without-gossip", "--without-mingle", "--loglevel", "INFO"],

@@ -1,5 +1,5 @@
 """The production stack as docker/compose.yaml describes it: the compose file parses with the
-example environment, and the processes it names (migrate, web under gunicorn with production
+example environment, and the processes it names (migrate, web under granian with production
 settings, the default and gpu workers, beat) run against PostgreSQL and Redis and serve one
 image from upload to annotation over HTTP. /readyz/ follows the database going away and back
 (the processes reach PostgreSQL through a relay the test cuts, not by stopping the server)."""
