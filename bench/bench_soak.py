@@ -3,11 +3,11 @@ web worker killed and the broker restarted in the middle.
 
 Creates a dedicated PostgreSQL database and a private Redis (its own port and folder, so no
 other Redis is touched), imports synthetic 96x96 photos of boxes, labels a share of them,
-trains a first tiny YOLOv8 in-process so a model is deployed, then starts gunicorn (DEBUG
+trains a first tiny YOLOv8 in-process so a model is deployed, then starts granian (DEBUG
 off), one Celery worker and the load: simulated annotators loop next -> think -> submit with
 an Idempotency-Key and, like the editor, retry a failed submit with the same key. While they
 work a long training run and the deploy's prelabel run are active on the worker. At a third
-of the run one gunicorn worker is killed (SIGKILL); at 60% the broker is stopped for a few
+of the run one web worker is killed (SIGKILL); at 60% the broker is stopped for a few
 seconds and started again. Afterwards the database is checked: every acknowledged submit
 (200/201) must exist exactly once. Prints a table and appends it to bench/RESULTS.md; the
 database and the private Redis are removed afterwards.
@@ -250,9 +250,11 @@ def main() -> None:
         worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "vision_project", "worker", "-Q", "default,gpu",
                                    "--concurrency", "2", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
                                   cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
-        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "vision_project.wsgi:application", "--bind",
-                                f"127.0.0.1:{web_port}", "--workers", str(args.web_workers), "--threads", "4",
-                                "--log-level", "warning"], cwd=ROOT, env=env)
+        # The web server as docker/entrypoint.sh runs it (granian, failed workers respawned).
+        web = subprocess.Popen([sys.executable, "-m", "granian", "--interface", "wsgi", "vision_project.wsgi:application",
+                                "--host", "127.0.0.1", "--port", str(web_port), "--workers", str(args.web_workers),
+                                "--blocking-threads", "4", "--respawn-failed-workers", "--log-level", "warning"],
+                               cwd=ROOT, env=env)
         children += [worker, web]
         for _ in range(600):
             try:
@@ -274,7 +276,7 @@ def main() -> None:
             time.sleep(max(0.0, start_at + args.seconds / 3 - time.monotonic()))
             killed = int(subprocess.run(["pgrep", "-P", str(web.pid)], capture_output=True, text=True).stdout.split()[0])
             os.kill(killed, signal.SIGKILL)
-            events.append(f"{time.monotonic() - start_at:.0f} s: gunicorn worker {killed} killed (SIGKILL)")
+            events.append(f"{time.monotonic() - start_at:.0f} s: web worker {killed} killed (SIGKILL)")
             time.sleep(max(0.0, start_at + 0.6 * args.seconds - time.monotonic()))
             redis.terminate()
             redis.wait(timeout=30)
@@ -356,7 +358,7 @@ def _report(args, samples, acknowledged, unacknowledged, missing, doubled, lande
         f"- submits never acknowledged after {RETRIES} tries: {len(unacknowledged)} "
         f"(of which stored once anyway: {landed_unacknowledged})",
         f"- load: {args.annotators} annotators, think {args.think_ms:g} ms mean, {args.seconds:g} s; "
-        f"{args.images} images, {args.labeled} labeled; gunicorn {args.web_workers} workers x 4 threads",
+        f"{args.images} images, {args.labeled} labeled; granian {args.web_workers} workers x 4 threads",
         f"- long training run ({args.train_epochs} epochs, imgsz 64): {span(runs['training'])}",
         f"- prelabel runs (the first model's deploy, then the long run's if it deployed): {span(runs['prelabel'])}",
         f"- next answered 204 (nothing left to label): {sum(1 for s in samples if s[0] == 'next' and s[2] == '204')}",
