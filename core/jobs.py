@@ -117,6 +117,35 @@ def job_fail(model, pk: int, exc: BaseException, *, error: str | None = None) ->
     )
 
 
+def job_run(model, run_id: int, *, claim_message: str, work: Callable, summary: Callable[[dict], str],
+            cancelled: str = "Cancelled: {summary}", related: tuple[str, ...] = ("project",),
+            after: Callable | None = None):
+    """The whole life of a run whose work reports how far it got: claim the row (None when
+    there was nothing to claim), run ``work(run, should_stop) -> stats`` under a JobPulse, and
+    finish it CANCELLED or SUCCEEDED with ``stats``, their ``processed`` count and the message
+    ``summary(stats)`` (``stats["stopped"]`` says a stop was asked). ``after(run, stats)`` runs once
+    the run is finished; an exception anywhere is the run's failure. Returns the row as it ended."""
+    if not job_claim(model, run_id, message=claim_message):
+        return None
+    run = model.objects.select_related(*related).get(pk=run_id)
+    try:
+        with JobPulse(model, run_id) as pulse:
+            stats = work(run, pulse.should_stop)
+        done = summary(stats)
+        if stats["stopped"]:
+            job_finish(model, run_id, JobStatus.CANCELLED, stats=stats, processed=stats["processed"],
+                       message=cancelled.format(summary=done))
+        else:
+            job_finish(model, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats,
+                       processed=stats["processed"], message=done)
+        if after is not None:
+            after(run, stats)
+    except Exception as exc:
+        job_fail(model, run_id, exc)
+    run.refresh_from_db()
+    return run
+
+
 class JobPulse:
     """Beats a running job's heartbeat from a side thread and watches for a cancel request or
     an outside failure, so a slow training step neither looks dead nor misses a cancel.

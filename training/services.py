@@ -36,6 +36,7 @@ from core.jobs import (
     job_fail,
     job_finish,
     job_progress_writer,
+    job_run,
 )
 from core.models import Backend, Image, JobStatus, ModelVersion, Project, TaskType, VersionStatus
 from core.storage import local_path
@@ -603,28 +604,19 @@ def embedding_run_execute(*, run_id: int) -> EmbeddingRun | None:
     Safe to re-run: embedded images are skipped and a vector is unique per image and key. An
     unreadable image is counted in ``stats`` and the run goes on; it has no vector, so the
     next run tries it again."""
-    if not job_claim(EmbeddingRun, run_id, message="Loading the embedding model"):
-        return None
-    run = EmbeddingRun.objects.select_related("project").get(pk=run_id)
-    try:
-        written: list[int] = []
-        with JobPulse(EmbeddingRun, run_id) as pulse:
-            stats = _embed_missing(run, pulse.should_stop, written)
-        done = f"{stats['embedded']} images embedded, {stats['errors']} unreadable"
-        if stats["stopped"]:
-            job_finish(EmbeddingRun, run_id, JobStatus.CANCELLED, stats=stats, processed=stats["processed"],
-                       message=f"Cancelled on request after {done}")
-        else:
-            job_finish(EmbeddingRun, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats,
-                       processed=stats["processed"], message=done)
+    written: list[int] = []
+
+    def after(run: EmbeddingRun, stats: dict) -> None:
         if stats["embedded"]:
             _rank_with_new_vectors(run.project_id)
             _near_duplicates_flag(run.project, written)
             _proposals_for_new_vectors(run.project)
-    except Exception as exc:  # includes the soft time limit: the vectors written so far stay
-        job_fail(EmbeddingRun, run_id, exc)
-    run.refresh_from_db()
-    return run
+
+    # a failure, the soft time limit included, leaves the vectors written so far
+    return job_run(EmbeddingRun, run_id, claim_message="Loading the embedding model",
+                   work=lambda run, should_stop: _embed_missing(run, should_stop, written),
+                   summary=lambda stats: f"{stats['embedded']} images embedded, {stats['errors']} unreadable",
+                   cancelled="Cancelled on request after {summary}", after=after)
 
 
 def _proposals_for_new_vectors(project: Project) -> None:

@@ -31,13 +31,10 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from core.jobs import (
-    JobPulse,
     JobStopped,
-    job_claim,
     job_dispatch_on_commit,
-    job_fail,
-    job_finish,
     job_progress_writer,
+    job_run,
 )
 from core.models import ACTIVE_JOB_STATUSES, Image, JobStatus, Project, TaskType
 from vision_project.api_errors import Conflict
@@ -185,23 +182,8 @@ def blur_run_execute(*, run_id: int) -> BlurRun | None:
     Safe to run again: an image is detected once (again only with ``redetect`` and a kept
     original) and always rendered from its original, so nothing is blurred twice. An image that
     fails stays waiting (never served) with its error, and the run goes on."""
-    if not job_claim(BlurRun, run_id, message="Loading the detectors"):
-        return None
-    run = BlurRun.objects.select_related("project").get(pk=run_id)
-    try:
-        with JobPulse(BlurRun, run_id) as pulse:
-            stats = _blur_scope(run, pulse.should_stop)
-        done = f"{stats['rendered']} images blurred, {stats['errors']} failed"
-        if stats["stopped"]:
-            job_finish(BlurRun, run_id, JobStatus.CANCELLED, stats=stats, processed=stats["processed"],
-                       message=f"Cancelled: {done}")
-        else:
-            job_finish(BlurRun, run_id, JobStatus.SUCCEEDED, progress=1.0, stats=stats,
-                       processed=stats["processed"], message=done)
-    except Exception as exc:
-        job_fail(BlurRun, run_id, exc)
-    run.refresh_from_db()
-    return run
+    return job_run(BlurRun, run_id, claim_message="Loading the detectors", work=_blur_scope,
+                   summary=lambda stats: f"{stats['rendered']} images blurred, {stats['errors']} failed")
 
 
 def _blur_scope(run: BlurRun, should_stop: Callable[[], bool]) -> dict:
