@@ -8,10 +8,10 @@ from django.db import connection
 from django.db.models import CharField, Model, OuterRef, QuerySet, Subquery, Value
 from django.http import Http404
 
-from core.models import Project
+from core.models import Image, Project
 from vision_project.queries import Columns, execute_prepared, unique_or_none
 
-from .models import ROLE_RANK, Membership, Role
+from .models import ROLE_RANK, Membership, Role, Task
 
 
 def caller_role(user, project_ref: str = "pk"):
@@ -64,10 +64,6 @@ def _checked(row: Model | None, role: str | None, model, project_id, minimum: st
 
 @functools.cache
 def _hot_columns() -> tuple[Columns, Columns, Columns]:
-    from core.models import Image
-
-    from .models import Task
-
     return Columns(Project, "p"), Columns(Task, "t"), Columns(Image, "i")
 
 
@@ -88,10 +84,6 @@ def get_task_for_caller(task_id: int, user, minimum: str):
     """get_for_caller(Task.objects.select_related("project", "image"), ...) in one
     hand-written statement: the task with its project and image, the same role check and
     errors."""
-    from core.models import Image
-
-    from .models import Task
-
     project_columns, task_columns, image_columns = _hot_columns()
     role_sql, role_params = _role_sql(user, "t.project_id")
     with connection.cursor() as cursor:

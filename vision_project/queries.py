@@ -5,7 +5,9 @@ import threading
 import weakref
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Model, QuerySet
+from django.db.models.signals import post_save, pre_save
 
 
 def unique_or_none(queryset: QuerySet) -> Model | None:
@@ -46,11 +48,8 @@ class Columns:
             self._converters[connection.alias] = converters
         return converters
 
-    def build(self, row, start: int = 0, connection=None) -> Model:
-        """The instance from `row[start:start + width]`."""
-        from django.db import connection as default_connection
-
-        connection = connection or default_connection
+    def build(self, row, start: int = 0) -> Model:
+        """The instance from `row[start:start + width]` (read on the default connection)."""
         values = list(row[start:start + self.width])
         for position, column, converters in self._converters_for(connection):
             value = values[position]
@@ -133,9 +132,6 @@ def insert_prepared(instance: Model) -> None:
     JSON adaptation), the INSERT written once and prepared (execute_prepared) instead of
     compiled on every call. A model whose rows the database fills in beyond the primary key
     (db_default) takes the ORM's way."""
-    from django.db import connection
-    from django.db.models.signals import post_save, pre_save
-
     model, meta = type(instance), instance._meta
     if [f for f in meta.db_returning_fields if not f.primary_key] or instance.pk is not None:
         instance.save(force_insert=True)
