@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -24,11 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "vision_bench_browser"
 REQUESTS = 10
 
-from bench_reports import admin_sql, copy_rows  # noqa: E402
+from bench_reports import copy_rows, django_bench_database  # noqa: E402
 
 
 def load(images: int) -> tuple[int, int, int]:
@@ -83,24 +81,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vision_project.settings")
-    admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
-    admin_sql(f"CREATE DATABASE {DB_NAME}")
-    try:
-        import django
-
-        django.setup()
-        from django.conf import settings
+    with django_bench_database(DB_NAME, keep=args.keep):
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection
         from django.test import Client
-        from django.test.utils import CaptureQueriesContext, setup_test_environment
+        from django.test.utils import CaptureQueriesContext
 
-        settings.ALLOWED_HOSTS = ["*"]
-        setup_test_environment()
-        call_command("migrate", verbosity=0)
         t0 = time.perf_counter()
         project_id, lead_id, class_id = load(args.images)
         print(f"loaded {args.images} images in {time.perf_counter() - t0:.0f} s")
@@ -133,12 +119,6 @@ def main() -> None:
             times.sort()
             p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
             print(f"| {name} | {statistics.median(times):.0f} | {p95:.0f} | {len(queries)} |", flush=True)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.bench_reports import SERVER, admin_sql, copy_rows, percentile  # noqa: E402
+from bench.bench_reports import copy_rows, django_bench_database, percentile  # noqa: E402
 
 DB_NAME = "vision_bench_class_merge"
 REQUESTS = 10
@@ -81,26 +81,13 @@ def main() -> None:
     parser.add_argument("--annotations", type=int, default=100_000)
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vision_project.settings")
-    admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
-    admin_sql(f"CREATE DATABASE {DB_NAME}")
-    try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
+    with django_bench_database(DB_NAME):
         from django.test import Client
-        from django.test.utils import setup_test_environment
 
         from core.models import LabelClass
         from labeling.models import Annotation
         from labeling.taxonomy import label_class_merge
 
-        settings.ALLOWED_HOSTS = ["*"]
-        setup_test_environment()
-        call_command("migrate", verbosity=0)
         t0 = time.perf_counter()
         project, leaves, admin = load(args.annotations)
         load_s = time.perf_counter() - t0
@@ -113,7 +100,7 @@ def main() -> None:
             t0 = time.perf_counter()
             response = client.get(url)
             tree_ms.append((time.perf_counter() - t0) * 1000)
-        assert sum(n["labels"] for n in response.json()) == args.annotations
+        assert sum(n["labels"] for n in response.json()["classes"]) == args.annotations
 
         source, target = LabelClass.objects.get(pk=leaves[0]), LabelClass.objects.get(pk=leaves[1])
         moved_expected = Annotation.objects.filter(project=project, payload__contains={"labels": [source.pk]}).count()
@@ -121,11 +108,6 @@ def main() -> None:
         summary = label_class_merge(source=source, target=target, actor=admin)
         merge_s = time.perf_counter() - t0
         assert summary["annotations"] == summary["predictions"] == moved_expected
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
 
     table = "\n".join([
         "| operation | rows | p50 ms | p95 ms |", "|---|---:|---:|---:|",

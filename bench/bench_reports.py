@@ -14,6 +14,7 @@ is vision_bench_reports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -49,6 +50,34 @@ def admin_sql(statement: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(statement)
     connection.close()
+
+
+@contextlib.contextmanager
+def django_bench_database(db_name: str, *, keep: bool = False):
+    """A fresh PostgreSQL database for a bench, migrated, with Django set up on it and the
+    test client allowed (any host, the test environment); dropped afterwards unless `keep`."""
+    os.environ["DATABASE_URL"] = f"{SERVER}/{db_name}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vision_project.settings")
+    admin_sql(f"DROP DATABASE IF EXISTS {db_name}")
+    admin_sql(f"CREATE DATABASE {db_name}")
+    try:
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.core.management import call_command
+        from django.test.utils import setup_test_environment
+
+        settings.ALLOWED_HOSTS = ["*"]
+        setup_test_environment()
+        call_command("migrate", verbosity=0)
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not keep:
+            admin_sql(f"DROP DATABASE IF EXISTS {db_name}")
 
 
 def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
@@ -206,27 +235,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vision_project.settings")
-    admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
-    admin_sql(f"CREATE DATABASE {DB_NAME}")
-    try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
+    with django_bench_database(DB_NAME, keep=args.keep):
         from django.db import connection
         from django.test import Client
-        from django.test.utils import setup_test_environment
 
         from core.models import Project
         from labeling.models import Annotation
         from reports.aggregates import report_aggregates_rebuild, report_aggregates_record
 
-        settings.ALLOWED_HOSTS = ["*"]
-        setup_test_environment()
-        call_command("migrate", verbosity=0)
         t0 = time.perf_counter()
         project_id = load(args.images, args.annotations)
         load_s = time.perf_counter() - t0
@@ -271,12 +287,6 @@ def main() -> None:
             rows.append((name, cold_ms, statistics.median(times), percentile(times, 95), len(response.content)))
             if name == "queue":
                 print(response.json()["sentence"])
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME}")
 
     header = "| report | first request ms | p50 ms | p95 ms | response bytes |\n|---|---:|---:|---:|---:|"
     table = "\n".join([header] + [f"| {n} | {c:.0f} | {p50:.1f} | {p95:.1f} | {size:,} |"
