@@ -98,6 +98,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The same backend, its per-request health check without a round trip (see the module).
+    DATABASES["default"]["ENGINE"] = "vision_project.postgresql"
 
 # The queue's hot-path statements are prepared once per PostgreSQL session
 # (vision_project.queries.execute_prepared). Turn off behind a pooler in transaction mode
