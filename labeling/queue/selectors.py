@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 
 from django.core.cache import cache
@@ -48,18 +49,21 @@ IMAGE_ITEM_FIELDS = ("id", "original_name", "file", "display_file", "width", "he
 
 def task_work_item(*, task: Task, project: Project, user=None) -> dict:
     """A leased task with its image, the deployed model's pre-label and the taxonomy. The
-    pre-label comes with its image in one query; only an image without one costs a second.
+    pre-label comes with its image and (PostgreSQL) the taxonomy in one query; only an image
+    without one costs more.
     (One deployed version per project, one prediction per image and version: a unique lookup.)
 
     `rejected`: the caller's latest label of this image that a lead rejected, with the
     lead's comment, so they see why on their next look; asked only for a task queued again
     (a slot past the first round), so a first look costs no query."""
-    prediction = _deployed_prediction_with_image(task.image_id, project.pk)
+    prediction, label_classes = _deployed_prediction_with_image(task.image_id, project.pk)
     for source in PRELABEL_SOURCES:
         if prediction is not None:
             break
         prediction = source(project, task.image_id)
     image = prediction.image if prediction else Image.objects.only(*IMAGE_ITEM_FIELDS).get(pk=task.image_id)
+    if label_classes is None:
+        label_classes = _label_classes(project.pk)
     return {
         "task": {
             "id": task.pk,
@@ -69,7 +73,7 @@ def task_work_item(*, task: Task, project: Project, user=None) -> dict:
         },
         "image": image_item(image),
         "prediction": prediction_item(prediction),
-        "label_classes": _label_classes(project.pk),
+        "label_classes": label_classes,
         "task_type": project.task_type,
         "project_id": project.pk,
         "rejected": _rejection_of(task=task, project=project, user=user),
@@ -83,14 +87,21 @@ def _work_item_columns() -> tuple[Columns, Columns, Columns]:
             Columns(Image, "i", tuple(Image._meta.get_field(name).attname for name in IMAGE_ITEM_FIELDS)))
 
 
-def _deployed_prediction_with_image(image_id: int, project_id: int) -> Prediction | None:
+def _deployed_prediction_with_image(image_id: int, project_id: int) -> tuple[Prediction | None, list[dict] | None]:
     """The deployed version's pre-label of the image, with its model version (number, class
-    ids) and its image (what image_item reads): one hand-written statement per next."""
+    ids) and its image (what image_item reads), and on PostgreSQL the project's taxonomy
+    (_label_classes) in the same row: one hand-written statement per next. The taxonomy is
+    None where it did not come along (no pre-label, another database)."""
     prediction_columns, version_columns, image_columns = _work_item_columns()
+    with_classes = connection.vendor == "postgresql"
+    taxonomy = (
+        ", (SELECT json_agg(json_build_array(c.id, c.name, c.color, c.hotkey, c.parent_id) "
+        f'ORDER BY c."order", c.id)::text FROM "{LabelClass._meta.db_table}" c WHERE c.project_id = v.project_id)'
+    ) if with_classes else ""
     with connection.cursor() as cursor:
         execute_prepared(
             cursor,
-            f"SELECT {prediction_columns.sql}, {version_columns.sql}, {image_columns.sql} "
+            f"SELECT {prediction_columns.sql}, {version_columns.sql}, {image_columns.sql}{taxonomy} "
             f'FROM "{Prediction._meta.db_table}" p JOIN "{ModelVersion._meta.db_table}" v ON v.id = p.model_version_id '
             f'JOIN "{Image._meta.db_table}" i ON i.id = p.image_id '
             "WHERE p.image_id = %s AND v.project_id = %s AND v.is_deployed",
@@ -98,11 +109,12 @@ def _deployed_prediction_with_image(image_id: int, project_id: int) -> Predictio
         )
         row = cursor.fetchone()
     if row is None:
-        return None
+        return None, None
     prediction = prediction_columns.build(row)
     prediction.model_version = version_columns.build(row, prediction_columns.width)
     prediction.image = image_columns.build(row, prediction_columns.width + version_columns.width)
-    return prediction
+    label_classes = _label_class_items(json.loads(row[-1] or "[]")) if with_classes else None
+    return prediction, label_classes
 
 
 def _label_classes(project_id: int) -> list[dict]:
@@ -110,8 +122,12 @@ def _label_classes(project_id: int) -> list[dict]:
     with connection.cursor() as cursor:
         execute_prepared(cursor, f'SELECT id, name, color, hotkey, parent_id FROM "{LabelClass._meta.db_table}" '
                        'WHERE project_id = %s ORDER BY "order", id', [project_id])
-        return [{"id": pk, "name": name, "color": color, "hotkey": hotkey, "parent": parent}
-                for pk, name, color, hotkey, parent in cursor.fetchall()]
+        return _label_class_items(cursor.fetchall())
+
+
+def _label_class_items(rows) -> list[dict]:
+    return [{"id": pk, "name": name, "color": color, "hotkey": hotkey, "parent": parent}
+            for pk, name, color, hotkey, parent in rows]
 
 
 def _rejection_of(*, task: Task, project: Project, user) -> dict | None:

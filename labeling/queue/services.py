@@ -21,7 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from core.models import Image, ModelVersion, Prediction, Project
+from core.models import Image, LabelClass, ModelVersion, Prediction, Project
 from vision_project.api_errors import Conflict
 from vision_project.queries import Columns, execute_prepared, insert_prepared
 
@@ -348,9 +348,9 @@ def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
 
 def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason: str, empty: bool):
     project, image = task.project, task.image
-    prediction = None
+    prediction = class_ids = None
     if prediction_id is not None:
-        prediction = _prediction_of(image.pk, "p.id = %s", [prediction_id])
+        prediction, class_ids = _prediction_of(image.pk, "p.id = %s", [prediction_id], project_id=project.pk)
         if prediction is None:
             raise PayloadError(f"prediction {prediction_id} is not a prediction for image {image.pk}")
     if empty and kind not in LABEL_KINDS:
@@ -362,17 +362,19 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
             payload = {OBJECT_KEYS[project.task_type]: []}
         if payload is None:
             raise PayloadError("a correction needs a payload")
-        return prediction, _checked_label(_validate(payload, project, image), kind=kind, empty=empty, image=image)
+        return prediction, _checked_label(_validate(payload, project, image, class_ids), kind=kind, empty=empty,
+                                          image=image)
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
             # One deployed version per project, one prediction per image and version.
-            prediction = _prediction_of(
+            prediction, class_ids = _prediction_of(
                 image.pk, f'p.model_version_id IN (SELECT v.id FROM "{ModelVersion._meta.db_table}" v '
-                "WHERE v.project_id = %s AND v.is_deployed)", [project.pk])
+                "WHERE v.project_id = %s AND v.is_deployed)", [project.pk], project_id=project.pk)
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
         labels = _labels_of_prediction(prediction.payload, project.task_type, image)
-        return prediction, _checked_label(_validate(labels, project, image), kind=kind, empty=empty, image=image)
+        return prediction, _checked_label(_validate(labels, project, image, class_ids), kind=kind, empty=empty,
+                                          image=image)
     if kind == AnnotationKind.FLAG and not flag_reason.strip():
         raise PayloadError("flagging an image as unclear needs a flag_reason")
     return prediction, {}
@@ -388,15 +390,24 @@ def _prediction_columns() -> Columns:
                                           if f.name != "embedding"))
 
 
-def _prediction_of(image_id: int, condition: str, params: list) -> Prediction | None:
+def _prediction_of(image_id: int, condition: str, params: list, *, project_id: int
+                   ) -> tuple[Prediction | None, list[int] | None]:
     """The image's prediction that meets `condition` (a unique one: by id, or the deployed
-    version's), in hand-written SQL."""
+    version's), in hand-written SQL; on PostgreSQL with the project's class ids (what
+    project_class_ids reads) in the same row, else None for them."""
     columns = _prediction_columns()
+    with_classes = connection.vendor == "postgresql"
+    class_ids = (f', ARRAY(SELECT c.id FROM "{LabelClass._meta.db_table}" c WHERE c.project_id = %s '
+                 'ORDER BY c."order", c.id)') if with_classes else ""
     with connection.cursor() as cursor:
-        execute_prepared(cursor, f'SELECT {columns.sql} FROM "{Prediction._meta.db_table}" p WHERE p.image_id = %s AND {condition}',
-                       [image_id, *params])
+        execute_prepared(
+            cursor,
+            f'SELECT {columns.sql}{class_ids} FROM "{Prediction._meta.db_table}" p WHERE p.image_id = %s AND {condition}',
+            [*([project_id] if with_classes else []), image_id, *params])
         row = cursor.fetchone()
-    return None if row is None else columns.build(row)
+    if row is None:
+        return None, None
+    return columns.build(row), (list(row[-1]) if with_classes else None)
 
 
 def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict:
@@ -421,8 +432,10 @@ def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict
     return clean
 
 
-def _validate(payload, project: Project, image: Image) -> dict:
-    return validate_payload(payload, task_type=project.task_type, class_ids=project_class_ids(project),
+def _validate(payload, project: Project, image: Image, class_ids: list[int] | None = None) -> dict:
+    """validate_payload against the project's classes (`class_ids`, when read already)."""
+    return validate_payload(payload, task_type=project.task_type,
+                            class_ids=project_class_ids(project) if class_ids is None else class_ids,
                             width=image.width, height=image.height)
 
 

@@ -40,6 +40,24 @@ def test_correction_is_stored_and_closes_the_task(leased):
     assert (task.status, task.completed_by, task.lease_holder) == (TaskStatus.DONE, user, None)
 
 
+@pytest.mark.parametrize("with_prediction", [True, False], ids=["from-a-pre-label", "from-scratch"])
+def test_a_correction_is_checked_against_the_projects_classes_on_either_path(leased, with_prediction):
+    """With a prediction the class ids come in its statement (PostgreSQL), without one on
+    their own: a class of another project is refused either way, one of this project stored."""
+    client, _, project, task_id, image = leased
+    boat = make_project(classes=("boat",)).label_classes.get().pk
+    box = {"x1": 5, "y1": 5, "x2": 50, "y2": 40, "label": boat}
+    body = {"kind": "correct", "payload": {"boxes": [box]}}
+    if with_prediction:
+        body["prediction_id"] = Prediction.objects.create(image=image, model_version=deploy_model(project),
+                                                          payload={"boxes": []}).pk
+    response = submit(client, task_id, body)
+    assert response.status_code == 400 and f"boxes[0]: unknown class id {boat}" in response.json()["detail"]
+    box["label"] = project.label_classes.get(name="tree").pk
+    assert submit(client, task_id, body, key="key-2").status_code == 201
+    assert Annotation.objects.get(task_id=task_id).payload["boxes"][0]["label"] == box["label"]
+
+
 def test_retried_submit_returns_the_first_result_and_creates_nothing(leased):
     client, _, project, task_id, _ = leased
     body = {"kind": "correct", "payload": {"boxes": []}, "empty": True}
