@@ -27,6 +27,7 @@ What is counted (see prelabel_quality for the pre-label definitions):
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.db import connection, transaction
@@ -73,6 +74,39 @@ def _insert_new(model, values: dict) -> bool:
         return cursor.fetchone() is not None
 
 
+@functools.cache
+def _counted_submission_sql() -> tuple[str, list[str]]:
+    """count_submission's PostgreSQL statement and the daily row's columns it takes as
+    parameters, in order (images_labeled is the labeled-image insert's outcome)."""
+    mark, labeled, daily = (ReportAnnotationMark._meta.db_table, ReportLabeledImage._meta.db_table,
+                            ReportDailyCounts._meta.db_table)
+    key = ("project_id", "day", "annotator_id", "model_version_id", "arm")
+    fields = [f for f in ReportDailyCounts._meta.concrete_fields if not f.primary_key]
+    columns = [f.column for f in fields if f.column != "images_labeled"]
+    # A SELECT list implies no types: each parameter is cast to its column's.
+    selected = ", ".join("(SELECT count(*) FROM labeled)::integer" if f.column == "images_labeled"
+                         else f"CAST(%s AS {f.db_type(connection)})" for f in fields)
+    updates = ", ".join(f"{f.column} = {daily}.{f.column} + EXCLUDED.{f.column}" for f in fields
+                        if f.column not in key)
+    sql = (
+        f"WITH marked AS (INSERT INTO {mark} "
+        "(annotation_id, project_id, image_id, author_id, first_label_by_author) "
+        "SELECT CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), "
+        f"(CAST(%s AS BOOLEAN) AND NOT EXISTS (SELECT 1 FROM {mark} "
+        "WHERE image_id = %s AND author_id = %s AND first_label_by_author)) "
+        "ON CONFLICT (annotation_id) DO NOTHING RETURNING first_label_by_author), "
+        f"labeled AS (INSERT INTO {labeled} (image_id, project_id, day) "
+        "SELECT CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS DATE) "
+        "WHERE CAST(%s AS BOOLEAN) AND EXISTS (SELECT 1 FROM marked) "
+        "ON CONFLICT (image_id) DO NOTHING RETURNING image_id), "
+        f"counted AS (INSERT INTO {daily} ({', '.join(f.column for f in fields)}) "
+        f"SELECT {selected} WHERE EXISTS (SELECT 1 FROM marked) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}) "
+        "SELECT (SELECT first_label_by_author FROM marked), EXISTS (SELECT 1 FROM labeled)"
+    )
+    return sql, columns
+
+
 def _upsert_add(model, key: dict, deltas: dict) -> None:
     """One-statement increment: insert the row with `deltas`, or add them to the row with
     this key (its unique constraint). Counters not named start at 0."""
@@ -89,9 +123,42 @@ def _upsert_add(model, key: dict, deltas: dict) -> None:
         )
 
 
-class _DatabaseStore:
+class _Store:
+    def count_submission(self, annotation: Annotation, may_be_first: bool, day, daily_key: dict,
+                         deltas: dict) -> tuple[bool, bool] | None:
+        """Mark a human annotation counted, note the image labeled when it is a label, and add
+        `deltas` (and images_labeled) to its daily row. None when it was counted before, else
+        (its author's first label of the image, the image's first label)."""
+        first_by_author = self.mark(annotation, may_be_first)
+        if first_by_author is None:
+            return None
+        first_label_of_image = annotation.kind in LABEL_KINDS and self.label_image(annotation, day)
+        self.bump(ReportDailyCounts, daily_key, {**deltas, "images_labeled": int(first_label_of_image)})
+        return first_by_author, first_label_of_image
+
+
+class _DatabaseStore(_Store):
     """Applies one annotation's counts straight to the tables (the live path), with single
     statement upserts that are safe against concurrent recorders."""
+
+    def count_submission(self, annotation: Annotation, may_be_first: bool, day, daily_key: dict,
+                         deltas: dict) -> tuple[bool, bool] | None:
+        if connection.vendor != "postgresql":
+            return super().count_submission(annotation, may_be_first, day, daily_key, deltas)
+        # The mark, the labeled image and the daily upsert in one statement (the submit's hot
+        # path): the later two only when the mark is new, the image only for a label.
+        sql, columns = _counted_submission_sql()
+        author_id = annotation.author_id or 0
+        values = {**dict.fromkeys(columns, 0), **daily_key, **deltas}
+        with connection.cursor() as cursor:
+            execute_prepared(cursor, sql, [
+                annotation.pk, annotation.project_id, annotation.image_id, author_id, may_be_first,
+                annotation.image_id, author_id,
+                annotation.image_id, annotation.project_id, day, annotation.kind in LABEL_KINDS,
+                *(values[column] for column in columns),
+            ])
+            first_by_author, first_label_of_image = cursor.fetchone()
+        return None if first_by_author is None else (first_by_author, first_label_of_image)
 
     def mark(self, annotation: Annotation, may_be_first: bool) -> bool | None:
         """None when the annotation was counted before; else whether it is its author's first
@@ -140,7 +207,7 @@ class _DatabaseStore:
         return list(Annotation.objects.filter(pk__in=other_ids).values_list("author_id", "payload"))
 
 
-class _MemoryStore:
+class _MemoryStore(_Store):
     """Collects a whole project's counts in memory, then writes them in bulk (rebuild)."""
 
     def __init__(self):
@@ -212,24 +279,35 @@ def _prelabel_diff(annotation: Annotation, task_type: str) -> PrelabelDiff | Non
 def _record(annotation: Annotation, task_type: str, store) -> bool:
     """Count one annotation into `store`; False when it was counted before."""
     project_id = annotation.project_id
-    author_id = annotation.author_id or 0
     is_label = annotation.kind in LABEL_KINDS
     day = annotation.created_at.date()
-    first_by_author = store.mark(
-        annotation, is_label and annotation.source == AnnotationSource.HUMAN and author_id != 0
-    )
-    if first_by_author is None:
-        return False
-    # After label_image: its row exists then, and the partners query locks it.
-    first_label_of_image = is_label and store.label_image(annotation, day)
-    partners = store.agreement_partners(annotation, first_label_of_image) if first_by_author else []
-
     if annotation.source == AnnotationSource.IMPORT:
-        if first_label_of_image:
+        if store.mark(annotation, False) is None:
+            return False
+        if is_label and store.label_image(annotation, day):
             store.bump(ReportDailyCounts, {"project_id": project_id, "day": day, "annotator_id": 0,
                                            "model_version_id": 0, "arm": "none"}, {"images_imported": 1})
         return True
 
+    may_be_first = is_label and annotation.source == AnnotationSource.HUMAN and bool(annotation.author_id)
+    counted = store.count_submission(annotation, may_be_first, day, _daily_key(annotation),
+                                     _submission_deltas(annotation, task_type, is_label))
+    if counted is None:
+        return False
+    first_by_author, first_label_of_image = counted
+    # After the image's labeled row exists: the partners query locks it.
+    partners = store.agreement_partners(annotation, first_label_of_image) if first_by_author else []
+    if annotation.kind == AnnotationKind.FLAG:
+        reason = " ".join(annotation.flag_reason.split())[:500] or NO_REASON
+        store.bump(ReportFlagReason, {"project_id": project_id, "reason": reason}, {"count": 1})
+    for partner_id, partner_payload in partners:
+        _record_agreement(annotation, partner_id, partner_payload, task_type, store)
+    return True
+
+
+def _submission_deltas(annotation: Annotation, task_type: str, is_label: bool) -> dict:
+    """What a human annotation adds to its ReportDailyCounts row, but images_labeled (whether
+    it is the image's first label, known once it is counted)."""
     diff = _prelabel_diff(annotation, task_type)
     deltas = {
         "submissions": 1,
@@ -238,7 +316,6 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
         "skipped": int(annotation.kind == AnnotationKind.SKIP),
         "flagged": int(annotation.kind == AnnotationKind.FLAG),
         "time_spent_ms": annotation.time_spent_ms,
-        "images_labeled": int(first_label_of_image),
     }
     if diff is not None:
         deltas.update(
@@ -255,13 +332,7 @@ def _record(annotation: Annotation, task_type: str, store) -> bool:
             vertex_shift_sum=diff.vertex_shift_sum,
             vertices_compared=diff.vertices_compared,
         )
-    store.bump(ReportDailyCounts, _daily_key(annotation), deltas)
-    if annotation.kind == AnnotationKind.FLAG:
-        reason = " ".join(annotation.flag_reason.split())[:500] or NO_REASON
-        store.bump(ReportFlagReason, {"project_id": project_id, "reason": reason}, {"count": 1})
-    for partner_id, partner_payload in partners:
-        _record_agreement(annotation, partner_id, partner_payload, task_type, store)
-    return True
+    return deltas
 
 
 def _daily_key(annotation: Annotation) -> dict:

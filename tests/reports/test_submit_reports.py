@@ -92,15 +92,16 @@ def test_a_failing_recording_never_fails_the_submit_and_counts_after_the_commit(
 ):
     project, alice, _, _ = overlap
     calls = []
-    real_bump = aggregates._DatabaseStore.bump
+    real_count = aggregates._DatabaseStore.count_submission
 
-    def bump_failing_once(self, model, key, deltas):
-        calls.append(model)
+    def count_then_fail_once(self, *args):
+        counted = real_count(self, *args)
+        calls.append(counted)
         if len(calls) == 1:
-            raise RuntimeError("simulated failure")
-        return real_bump(self, model, key, deltas)
+            raise RuntimeError("simulated failure after the first writes")
+        return counted
 
-    monkeypatch.setattr(aggregates._DatabaseStore, "bump", bump_failing_once)
+    monkeypatch.setattr(aggregates._DatabaseStore, "count_submission", count_then_fail_once)
     task_id = next_task(alice, project).json()["task"]["id"]
     with django_capture_on_commit_callbacks(execute=True):
         response = submit(alice, task_id, {"kind": "accept"}, "once")
