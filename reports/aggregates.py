@@ -76,8 +76,9 @@ def _insert_new(model, values: dict) -> bool:
 
 @functools.cache
 def _counted_submission_sql() -> tuple[str, list[str]]:
-    """count_submission's PostgreSQL statement and the daily row's columns it takes as
-    parameters, in order (images_labeled is the labeled-image insert's outcome)."""
+    """count_submission's PostgreSQL statement, the project's shared lock included, and the
+    daily row's columns it takes as parameters, in order (images_labeled is the
+    labeled-image insert's outcome)."""
     mark, labeled, daily = (ReportAnnotationMark._meta.db_table, ReportLabeledImage._meta.db_table,
                             ReportDailyCounts._meta.db_table)
     key = ("project_id", "day", "annotator_id", "model_version_id", "arm")
@@ -89,11 +90,14 @@ def _counted_submission_sql() -> tuple[str, list[str]]:
     updates = ", ".join(f"{f.column} = {daily}.{f.column} + EXCLUDED.{f.column}" for f in fields
                         if f.column not in key)
     sql = (
-        f"WITH marked AS (INSERT INTO {mark} "
+        # The project's shared lock first (_lock_project): nothing is written without it.
+        "WITH locked AS (SELECT pg_try_advisory_xact_lock_shared(%s, %s) AS held), "
+        f"marked AS (INSERT INTO {mark} "
         "(annotation_id, project_id, image_id, author_id, first_label_by_author) "
         "SELECT CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), "
         f"(CAST(%s AS BOOLEAN) AND NOT EXISTS (SELECT 1 FROM {mark} "
         "WHERE image_id = %s AND author_id = %s AND first_label_by_author)) "
+        "FROM locked WHERE locked.held "
         "ON CONFLICT (annotation_id) DO NOTHING RETURNING first_label_by_author), "
         f"labeled AS (INSERT INTO {labeled} (image_id, project_id, day) "
         "SELECT CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS DATE) "
@@ -102,7 +106,8 @@ def _counted_submission_sql() -> tuple[str, list[str]]:
         f"counted AS (INSERT INTO {daily} ({', '.join(f.column for f in fields)}) "
         f"SELECT {selected} WHERE EXISTS (SELECT 1 FROM marked) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}) "
-        "SELECT (SELECT first_label_by_author FROM marked), EXISTS (SELECT 1 FROM labeled)"
+        "SELECT (SELECT held FROM locked), (SELECT first_label_by_author FROM marked), "
+        "EXISTS (SELECT 1 FROM labeled)"
     )
     return sql, columns
 
@@ -139,31 +144,46 @@ class _Store:
 
 class _DatabaseStore(_Store):
     """Applies one annotation's counts straight to the tables (the live path), with single
-    statement upserts that are safe against concurrent recorders."""
+    statement upserts that are safe against concurrent recorders. Its first write (mark or
+    count_submission: _record begins with one) takes the project's shared lock, so it
+    raises RebuildInProgress, having written nothing, while a rebuild runs."""
+
+    def __init__(self):
+        self.locked = False
+
+    def _lock(self, project_id: int) -> None:
+        if not self.locked:
+            _lock_project(project_id, exclusive=False)
+            self.locked = True
 
     def count_submission(self, annotation: Annotation, may_be_first: bool, day, daily_key: dict,
                          deltas: dict) -> tuple[bool, bool] | None:
         if connection.vendor != "postgresql":
             return super().count_submission(annotation, may_be_first, day, daily_key, deltas)
-        # The mark, the labeled image and the daily upsert in one statement (the submit's hot
-        # path): the later two only when the mark is new, the image only for a label.
+        # The lock, the mark, the labeled image and the daily upsert in one statement (the
+        # submit's hot path): the later two only when the mark is new, the image only for a label.
         sql, columns = _counted_submission_sql()
         author_id = annotation.author_id or 0
         values = {**dict.fromkeys(columns, 0), **daily_key, **deltas}
         with connection.cursor() as cursor:
             execute_prepared(cursor, sql, [
+                AGGREGATES_LOCK, annotation.project_id,
                 annotation.pk, annotation.project_id, annotation.image_id, author_id, may_be_first,
                 annotation.image_id, author_id,
                 annotation.image_id, annotation.project_id, day, annotation.kind in LABEL_KINDS,
                 *(values[column] for column in columns),
             ])
-            first_by_author, first_label_of_image = cursor.fetchone()
+            held, first_by_author, first_label_of_image = cursor.fetchone()
+        if not held:
+            raise RebuildInProgress(f"the report aggregates of project {annotation.project_id} are being rebuilt")
+        self.locked = True
         return None if first_by_author is None else (first_by_author, first_label_of_image)
 
     def mark(self, annotation: Annotation, may_be_first: bool) -> bool | None:
         """None when the annotation was counted before; else whether it is its author's first
         label of the image (`may_be_first` and no first-label mark of theirs there yet).
         The probe and the insert are one statement."""
+        self._lock(annotation.project_id)
         author_id = annotation.author_id or 0
         table = ReportAnnotationMark._meta.db_table
         with connection.cursor() as cursor:
@@ -426,7 +446,6 @@ def report_aggregates_record(*, annotation_id: int) -> bool:
         )
         if annotation is None:
             raise ValueError(f"annotation {annotation_id} does not exist")
-        _lock_project(annotation.project_id, exclusive=False)
         return _record(annotation, annotation.project.task_type, _DatabaseStore())
 
 
@@ -442,7 +461,6 @@ def report_aggregates_record_in_transaction(*, annotation: Annotation, task_type
     annotation_id = annotation.pk
     try:
         with transaction.atomic():
-            _lock_project(annotation.project_id, exclusive=False)
             _record(annotation, task_type, _DatabaseStore())
     except Exception as error:
         if not isinstance(error, RebuildInProgress):

@@ -2,10 +2,13 @@
 the numbers equal a rebuild from scratch after mixed work (accepts, corrections, flags,
 skips, retries, late submits, two annotators on one image), and a failure of the recording
 never fails the submit (it is counted after the commit instead)."""
+import contextlib
 import json
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
@@ -113,24 +116,43 @@ def test_a_failing_recording_never_fails_the_submit_and_counts_after_the_commit(
     assert (row.submissions, row.labeled, row.images_labeled) == (1, 1, 1)
 
 
-def test_a_submit_during_a_rebuild_is_counted_after_its_commit(overlap, monkeypatch, django_capture_on_commit_callbacks):
+@contextlib.contextmanager
+def rebuild_lock_held(project):
+    """The exclusive lock a rebuild holds on the project's aggregates, held by another
+    connection until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [aggregates.AGGREGATES_LOCK, project.pk])
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+@pytest.mark.postgres
+def test_a_submit_during_a_rebuild_is_counted_after_its_commit(overlap, django_capture_on_commit_callbacks):
     project, alice, _, _ = overlap
-    real_lock = aggregates._lock_project
-    calls = []
-
-    def rebuild_running_at_first(project_id, *, exclusive):
-        calls.append(exclusive)
-        if len(calls) == 1:
-            raise aggregates.RebuildInProgress("simulated")
-        return real_lock(project_id, exclusive=exclusive)
-
-    monkeypatch.setattr(aggregates, "_lock_project", rebuild_running_at_first)
     task_id = next_task(alice, project).json()["task"]["id"]
     with django_capture_on_commit_callbacks(execute=True):
-        assert submit(alice, task_id, {"kind": "accept"}, "during").status_code == 201
-        assert not ReportAnnotationMark.objects.filter(project=project).exists()
+        with rebuild_lock_held(project):
+            assert submit(alice, task_id, {"kind": "accept"}, "during").status_code == 201
+            # The recording stood aside without writing anything.
+            assert not ReportAnnotationMark.objects.filter(project=project).exists()
+            assert not ReportDailyCounts.objects.filter(project=project).exists()
+        # The rebuild has ended: the on-commit recording counts the annotation.
     assert ReportAnnotationMark.objects.filter(project=project).count() == 1
-    assert calls == [False, False]
+    [row] = ReportDailyCounts.objects.filter(project=project)
+    assert (row.submissions, row.labeled, row.images_labeled) == (1, 1, 1)
 
 
 def test_the_submit_answer_is_what_its_output_serializer_says(overlap):
