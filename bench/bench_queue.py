@@ -130,8 +130,9 @@ def _parse_args():
     # The defaults of docker/entrypoint.sh.
     parser.add_argument("--server", choices=sorted(ACCESS_LOG_FORMATS), default="granian",
                         help="granian's WSGI server (HTTP in Rust; the entrypoint's) or gunicorn gthread")
-    parser.add_argument("--workers", type=int, default=4, help="server worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker running the application")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="server worker processes (default: the CPUs, as docker/entrypoint.sh)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker running the application")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
