@@ -20,10 +20,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         raw = self.connection
         if raw is None or raw.closed:
             return False
+        # poll, not select: a busy process's descriptors pass select's limit of 1024.
+        poller = select.poll()
         try:
-            readable, _, _ = select.select([raw.fileno()], [], [], 0)
+            poller.register(raw.fileno(), select.POLLIN)
+            waiting = poller.poll(0)
         except (OSError, ValueError):
             return False
-        if not readable:
+        if not waiting:
             return True
         return super().is_usable()
