@@ -31,7 +31,7 @@ from .models import (
     TaskStatus,
 )
 from .payloads import OBJECT_KEYS
-from .queue.services import _checked_label, _validate, task_reopen_for_image
+from .queue.services import label_checked, task_reopen_for_image
 from .selectors import ACCEPTED_LABEL
 from .signals import annotation_rejected
 from .taxonomy import class_subtree, with_any_label
@@ -146,9 +146,8 @@ def label_fix(
     nobody holds closed, so it is not served again over the lead's label."""
 
     project = image.project
-    clean = _checked_label(_validate(payload if payload is not None else {OBJECT_KEYS.get(project.task_type, "boxes"): []},
-                                     project, image),
-                           kind=AnnotationKind.CORRECT, empty=empty, image=image)
+    clean = label_checked(payload if payload is not None else {OBJECT_KEYS.get(project.task_type, "boxes"): []},
+                          project=project, image=image, kind=AnnotationKind.CORRECT, empty=empty)
     if replaces is None:
         replaces = (Annotation.objects.filter(ACCEPTED_LABEL, image=image)
                     .order_by("-created_at", "-id").first())

@@ -362,8 +362,8 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
             payload = {OBJECT_KEYS[project.task_type]: []}
         if payload is None:
             raise PayloadError("a correction needs a payload")
-        return prediction, _checked_label(_validate(payload, project, image, class_ids), kind=kind, empty=empty,
-                                          image=image)
+        return prediction, label_checked(payload, project=project, image=image, kind=kind, empty=empty,
+                                         class_ids=class_ids)
     if kind == AnnotationKind.ACCEPT:
         if prediction is None:
             # One deployed version per project, one prediction per image and version.
@@ -373,8 +373,8 @@ def _clean_payload(*, task: Task, kind: str, payload, prediction_id, flag_reason
         if prediction is None:
             raise PayloadError(f"image {image.pk} has no pre-label to accept; submit a correction")
         labels = _labels_of_prediction(prediction.payload, project.task_type, image)
-        return prediction, _checked_label(_validate(labels, project, image, class_ids), kind=kind, empty=empty,
-                                          image=image)
+        return prediction, label_checked(labels, project=project, image=image, kind=kind, empty=empty,
+                                         class_ids=class_ids)
     if kind == AnnotationKind.FLAG and not flag_reason.strip():
         raise PayloadError("flagging an image as unclear needs a flag_reason")
     return prediction, {}
@@ -432,11 +432,15 @@ def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict
     return clean
 
 
-def _validate(payload, project: Project, image: Image, class_ids: list[int] | None = None) -> dict:
-    """validate_payload against the project's classes (`class_ids`, when read already)."""
-    return validate_payload(payload, task_type=project.task_type,
-                            class_ids=project_class_ids(project) if class_ids is None else class_ids,
-                            width=image.width, height=image.height)
+def label_checked(payload, *, project: Project, image: Image, kind: str, empty: bool,
+                  class_ids: list[int] | None = None) -> dict:
+    """A label as it is stored: valid for the project's task type, classes (`class_ids`, when
+    read already) and the image's bounds, and saying something (_checked_label). Raises
+    PayloadError."""
+    clean = validate_payload(payload, task_type=project.task_type,
+                             class_ids=project_class_ids(project) if class_ids is None else class_ids,
+                             width=image.width, height=image.height)
+    return _checked_label(clean, kind=kind, empty=empty, image=image)
 
 
 def _labels_of_prediction(payload: dict, task_type: str, image: Image) -> dict:
