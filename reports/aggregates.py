@@ -87,8 +87,7 @@ def _counted_submission_sql() -> tuple[str, list[str]]:
     # A SELECT list implies no types: each parameter is cast to its column's.
     selected = ", ".join("(SELECT count(*) FROM labeled)::integer" if f.column == "images_labeled"
                          else f"CAST(%s AS {f.db_type(connection)})" for f in fields)
-    updates = ", ".join(f"{f.column} = {daily}.{f.column} + EXCLUDED.{f.column}" for f in fields
-                        if f.column not in key)
+    updates = _added_on_conflict(daily, [f.column for f in fields if f.column not in key])
     sql = (
         # The project's shared lock first (_lock_project): nothing is written without it.
         "WITH locked AS (SELECT pg_try_advisory_xact_lock_shared(%s, %s) AS held), "
@@ -112,13 +111,18 @@ def _counted_submission_sql() -> tuple[str, list[str]]:
     return sql, columns
 
 
+def _added_on_conflict(table: str, counters: list[str]) -> str:
+    """The SET list of an upsert that adds the new row's counters to the existing row's."""
+    return ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
+
+
 def _upsert_add(model, key: dict, deltas: dict) -> None:
     """One-statement increment: insert the row with `deltas`, or add them to the row with
     this key (its unique constraint). Counters not named start at 0."""
     table = model._meta.db_table
     counters = [f.column for f in model._meta.concrete_fields if not f.primary_key and f.column not in key]
     values = {**key, **{c: deltas.get(c, 0) for c in counters}}
-    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
+    updates = _added_on_conflict(table, counters)
     with connection.cursor() as cursor:
         execute_prepared(
             cursor,
