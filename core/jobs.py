@@ -118,8 +118,7 @@ def job_fail(model, pk: int, exc: BaseException, *, error: str | None = None) ->
 
 
 def job_run(model, run_id: int, *, claim_message: str, work: Callable, summary: Callable[[dict], str],
-            cancelled: str = "Cancelled: {summary}", related: tuple[str, ...] = ("project",),
-            after: Callable | None = None):
+            cancelled: str = "Cancelled: {summary}", after: Callable | None = None):
     """The whole life of a run whose work reports how far it got: claim the row (None when
     there was nothing to claim), run ``work(run, should_stop) -> stats`` under a JobPulse, and
     finish it CANCELLED or SUCCEEDED with ``stats``, their ``processed`` count and the message
@@ -127,7 +126,7 @@ def job_run(model, run_id: int, *, claim_message: str, work: Callable, summary: 
     the run is finished; an exception anywhere is the run's failure. Returns the row as it ended."""
     if not job_claim(model, run_id, message=claim_message):
         return None
-    run = model.objects.select_related(*related).get(pk=run_id)
+    run = model.objects.select_related("project").get(pk=run_id)
     try:
         with JobPulse(model, run_id) as pulse:
             stats = work(run, pulse.should_stop)
