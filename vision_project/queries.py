@@ -126,14 +126,25 @@ def prepared_sql(connection, executed: str) -> str:
         return next((sql for sql, prepared in names.items() if prepared == name), executed)
 
 
-def insert_prepared(instance: Model) -> None:
+def insert_prepared(instance: Model, *, along: tuple[str, list] | None = None) -> None:
     """instance.save(force_insert=True) for a new row on a hot path (a model without its own
     save()): the same pre_save and post_save signals and field preparation (auto_now_add,
     JSON adaptation), the INSERT written once and prepared (execute_prepared) instead of
     compiled on every call. A model whose rows the database fills in beyond the primary key
-    (db_default) takes the ORM's way."""
+    (db_default) takes the ORM's way.
+
+    `along` is another write, SQL with its parameters, made with the row: on PostgreSQL in
+    the INSERT's own statement (`WITH along AS (...) INSERT ...`, one round trip; it cannot
+    see the new row), elsewhere as its own statement just before."""
     model, meta = type(instance), instance._meta
-    if [f for f in meta.db_returning_fields if not f.primary_key] or instance.pk is not None:
+    orm_way = bool([f for f in meta.db_returning_fields if not f.primary_key] or instance.pk is not None)
+    prefix, prefix_params = "", []
+    if along is not None and (orm_way or connection.vendor != "postgresql"):
+        with connection.cursor() as cursor:
+            execute_prepared(cursor, *along)
+    elif along is not None:
+        prefix, prefix_params = f"WITH along AS ({along[0]}) ", list(along[1])
+    if orm_way:
         instance.save(force_insert=True)
         return
     instance._prepare_related_fields_for_save(operation_name="save")
@@ -144,9 +155,9 @@ def insert_prepared(instance: Model) -> None:
     with connection.cursor() as cursor:
         execute_prepared(
             cursor,
-            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
+            f"{prefix}INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {connection.ops.quote_name(meta.pk.column)}",
-            values,
+            [*prefix_params, *values],
         )
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False

@@ -250,12 +250,9 @@ def annotation_submit(
                                        flag_reason=flag_reason, empty=empty)
     try:
         with transaction.atomic():
-            locked = _locked_task(task_id)
-            # Checked under the task's row lock: a concurrent retry of the same submit waits
-            # there and then finds the first one's annotation.
-            replay = _replay(user=user, key=idempotency_key, task_id=task_id)
-            if replay is not None:
-                return replay
+            locked, seen_id = _locked_task(task_id, user=user, key=idempotency_key)
+            if seen_id is not None:
+                return _replayed(seen_id, key=idempotency_key, task_id=task_id)
             now = timezone.now()
             annotation = Annotation(
                 project_id=locked.project_id,
@@ -272,20 +269,19 @@ def annotation_submit(
             )
             # Announced below, in this transaction, with this instance (the reports count it there).
             annotation.__dict__[ANNOUNCED_IN_TRANSACTION] = True
-            insert_prepared(annotation)
-            if annotation.state == AnnotationState.SUBMITTED:
-                with connection.cursor() as cursor:
-                    execute_prepared(
-                        cursor,
-                        f'UPDATE "{Task._meta.db_table}" SET status = %s, completed_by_id = %s, completed_at = %s, '
-                        "lease_holder_id = NULL, lease_expires_at = NULL WHERE id = %s",
-                        [str(_STATUS_AFTER[kind]), user.pk, connection.ops.adapt_datetimefield_value(now), locked.pk],
-                    )
-                if kind == AnnotationKind.SKIP:
-                    task_reopen_for_image(image=task.image, like=locked)
+            submitted = annotation.state == AnnotationState.SUBMITTED
+            # The task is completed by the annotation's INSERT statement itself (PostgreSQL).
+            insert_prepared(annotation, along=(
+                f'UPDATE "{Task._meta.db_table}" SET status = %s, completed_by_id = %s, completed_at = %s, '
+                "lease_holder_id = NULL, lease_expires_at = NULL WHERE id = %s",
+                [str(_STATUS_AFTER[kind]), user.pk, connection.ops.adapt_datetimefield_value(now), locked.pk],
+            ) if submitted else None)
+            if submitted and kind == AnnotationKind.SKIP:
+                task_reopen_for_image(image=task.image, like=locked)
             annotation_submitted.send(sender=Annotation, annotation=annotation, task_type=task.project.task_type)
     except IntegrityError:
-        # The same key raced in through another task's row lock.
+        # The same key raced in: a retry that waited on this task's row lock (its key probe
+        # read the snapshot from before the wait), or one through another task's lock.
         replay = _replay(user=user, key=idempotency_key, task_id=task_id)
         if replay is None:
             raise
@@ -316,16 +312,21 @@ def _claimed_columns() -> Columns:
     return Columns(Task, f'"{Task._meta.db_table}"')
 
 
-def _locked_task(task_id: int) -> Task:
-    """The task's row under FOR UPDATE (SQLite: one writer at a time), in hand-written SQL."""
+def _locked_task(task_id: int, *, user, key: str) -> tuple[Task, int | None]:
+    """The task's row under FOR UPDATE (SQLite: one writer at a time) and the id of the
+    caller's annotation under this Idempotency-Key, if any: one hand-written statement."""
     columns = _task_columns()
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock = " FOR UPDATE OF t" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
-        execute_prepared(cursor, f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.id = %s{lock}', [task_id])
+        execute_prepared(
+            cursor,
+            f'SELECT {columns.sql}, (SELECT a.id FROM "{Annotation._meta.db_table}" a '
+            f'WHERE a.author_id = %s AND a.idempotency_key = %s) FROM "{Task._meta.db_table}" t WHERE t.id = %s{lock}',
+            [user.pk, key, task_id])
         row = cursor.fetchone()
     if row is None:
         raise Task.DoesNotExist(f"task {task_id} does not exist")
-    return columns.build(row)
+    return columns.build(row), row[-1]
 
 
 def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
@@ -334,9 +335,12 @@ def _replay(*, user, key: str, task_id: int) -> SubmitResult | None:
         execute_prepared(cursor, f'SELECT id FROM "{Annotation._meta.db_table}" WHERE author_id = %s AND idempotency_key = %s',
                        [user.pk, key])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    first = Annotation.objects.get(pk=row[0])
+    return None if row is None else _replayed(row[0], key=key, task_id=task_id)
+
+
+def _replayed(annotation_id: int, *, key: str, task_id: int) -> SubmitResult:
+    """The first submit under the key, answered again; Conflict when it was for another task."""
+    first = Annotation.objects.get(pk=annotation_id)
     if first.task_id != task_id:
         raise Conflict(
             f"Idempotency-Key {key!r} was already used for task {first.task_id}; use a new key "

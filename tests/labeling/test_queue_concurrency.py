@@ -12,6 +12,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, AnnotationState, Task, TaskStatus
+from labeling.signals import annotation_submitted
 from tests.labeling.test_queue import add_images, make_project, member
 
 # SKIP LOCKED and row locks across connections are what these tests check.
@@ -147,3 +148,58 @@ def test_concurrent_retries_of_one_submit_store_it_once():
         assert sorted(status for status, _ in mine) == [200, 200, 200, 201]
         assert len({annotation_id for _, annotation_id in mine}) == 1
     assert Annotation.objects.count() == 2
+
+
+def _waiting_on_a_lock(timeout: float = 10.0) -> bool:
+    """True once some session of this database waits for a row lock."""
+    deadline = time.monotonic() + timeout
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False
+
+
+def test_a_retry_that_waited_on_the_first_submits_row_lock_is_answered_with_its_annotation():
+    # The retry reads its key probe before it waits for the task's row lock, so it cannot see
+    # the first submit's annotation there; the unique (author, key) index catches it instead.
+    project = make_project()
+    add_images(project, [0.5])
+    user = member(project)
+    task_id = _client(user).get(f"/api/projects/{project.pk}/tasks/next/").json()["task"]["id"]
+    key = str(uuid.uuid4())
+    first_inside, release_first = threading.Event(), threading.Event()
+    first_thread: list[threading.Thread] = []
+
+    def pause_the_first(sender, **kwargs):
+        # Sent inside the submit's transaction, after its annotation went in.
+        if threading.current_thread() is first_thread[0]:
+            first_inside.set()
+            release_first.wait(10)
+
+    def post():
+        try:
+            response = _client(user).post(f"/api/tasks/{task_id}/annotations/", {"kind": "skip"}, format="json",
+                                          HTTP_IDEMPOTENCY_KEY=key)
+            return response.status_code, response.json()["id"]
+        finally:
+            connections.close_all()
+
+    annotation_submitted.connect(pause_the_first, dispatch_uid="test.pause_the_first")
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(lambda: (first_thread.append(threading.current_thread()), post())[1])
+            assert first_inside.wait(10)
+            retry = pool.submit(post)
+            assert _waiting_on_a_lock(), "the retry never waited on the task's row lock"
+            release_first.set()
+            (first_status, first_id), (retry_status, retry_id) = first.result(), retry.result()
+    finally:
+        release_first.set()
+        annotation_submitted.disconnect(dispatch_uid="test.pause_the_first")
+    assert (first_status, retry_status) == (201, 200)
+    assert retry_id == first_id
+    assert Annotation.objects.filter(project=project, idempotency_key=key).count() == 1
