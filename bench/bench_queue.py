@@ -292,7 +292,7 @@ def _explain_claim(env: dict, project_id: int) -> str:
         "    print('\\n'.join(row[0] for row in cursor.fetchall()))\n"
         "    transaction.set_rollback(True)\n"
         "from labeling.models import Task\n"
-        "print('\\nOwn live leases (asked before every claim):')\n"
+        "print('\\nOwn live leases (read with every claim):')\n"
         "print(Task.objects.filter(project=project, lease_holder=user, status='open', lease_expires_at__gt=now)"
         ".explain(analyze=True))\n"
     )

@@ -116,7 +116,7 @@ class Task(models.Model):
                 condition=Q(status="open"),
                 name="task_queue_order",
             ),
-            # A caller's own live leases (asked before every claim) and the stats' lease
+            # A caller's own live leases (read with every claim) and the stats' lease
             # count, without scanning the open pool.
             models.Index(
                 fields=["lease_holder", "project", "lease_expires_at"],

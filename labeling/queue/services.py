@@ -71,7 +71,7 @@ WHERE id = (
     ORDER BY t.priority DESC, t.id
     LIMIT 1
     {lock}
-)
+){only_if}
 RETURNING {returning}
 """
 # With overlap an image has several open slots: not two of them to one person at once.
@@ -82,12 +82,14 @@ _OTHER_SLOT_HELD = """AND NOT EXISTS (
 
 
 def claim_statement(
-    *, project: Project, user, exclude: list[int], now, expires, skipped_too: bool = False
+    *, project: Project, user, exclude: list[int], now, expires, skipped_too: bool = False,
+    only_if: tuple[str, list] = ("", []),
 ) -> tuple[str, list]:
     """The claim as SQL and parameters: open tasks of the project nobody holds, best first,
     without images the user holds another slot of or already annotated. What counts as
     annotated: any annotation of theirs a lead did not reject; with `skipped_too`, skips
-    do not count (the second pass of task_claim_next).
+    do not count (the second pass of task_claim_next). `only_if`, SQL starting with AND
+    and its parameters, is a condition on claiming at all.
 
     The annotation probe is the one the claim always made per candidate (by image, on
     annotation_image_latest), reading two more columns of the same rows."""
@@ -101,12 +103,13 @@ def claim_statement(
         skips_too="AND a.kind <> 'skip'" if skipped_too else "",
         other_slot=_OTHER_SLOT_HELD if overlap else "",
         lock="FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "",
+        only_if=f"\n  {only_if[0]}" if only_if[0] else "",
         returning=_claimed_columns().sql,
     )
     params = [user.pk, at(expires), project.pk, at(now), *exclude, user.pk]
     if overlap:
         params += [user.pk, at(now)]
-    return sql, params
+    return sql, [*params, *only_if[1]]
 
 
 def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task | None:
@@ -123,17 +126,13 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
     """
     exclude = list(exclude)
     now = timezone.now()
-    at = connection.ops.adapt_datetimefield_value
-    columns = _task_columns()
-    # Hand-written statements (asked on every next): no QuerySet compiled per request.
-    with connection.cursor() as cursor:
-        execute_prepared(
-            cursor,
-            f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE t.project_id = %s AND t.lease_holder_id = %s '
-            "AND t.status = %s AND t.lease_expires_at > %s ORDER BY t.lease_expires_at, t.id",
-            [project.pk, user.pk, str(TaskStatus.OPEN), at(now)],
-        )
-        own = [columns.build(row) for row in cursor.fetchall()]
+    expires = now + timedelta(seconds=project.lease_ttl_seconds)
+    # PostgreSQL makes the claim's first pass in the statement that reads the leases.
+    first_pass_made = connection.vendor == "postgresql"
+    if first_pass_made:
+        own, claimed = _own_leases_or_claim(project=project, user=user, exclude=exclude, now=now, expires=expires)
+    else:
+        own, claimed = _own_leases(project=project, user=user, now=now), None
     for task in own:
         if task.pk not in exclude:
             return task
@@ -144,8 +143,9 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
             "one before asking for another.",
             task_ids=held,
         )
-    expires = now + timedelta(seconds=project.lease_ttl_seconds)
-    for skipped_too in (False, True):
+    if claimed is not None:
+        return claimed
+    for skipped_too in (True,) if first_pass_made else (False, True):
         # The second pass walks the pool again; only for someone who has skipped here.
         if skipped_too and not Annotation.objects.filter(
             author=user, project=project, kind=AnnotationKind.SKIP
@@ -160,6 +160,49 @@ def task_claim_next(*, project: Project, user, exclude: list[int] = ()) -> Task 
         if row is not None:
             return _claimed_columns().build(row)
     return None
+
+
+_OWN_LEASES_WHERE = "t.project_id = %s AND t.lease_holder_id = %s AND t.status = 'open' AND t.lease_expires_at > %s"
+
+
+def _own_leases(*, project: Project, user, now) -> list[Task]:
+    """The caller's live leases in the project, the first to expire first."""
+    columns = _task_columns()
+    with connection.cursor() as cursor:
+        execute_prepared(
+            cursor,
+            f'SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE {_OWN_LEASES_WHERE} '
+            "ORDER BY t.lease_expires_at, t.id",
+            [project.pk, user.pk, connection.ops.adapt_datetimefield_value(now)],
+        )
+        return [columns.build(row) for row in cursor.fetchall()]
+
+
+def _own_leases_or_claim(*, project: Project, user, exclude: list[int], now, expires
+                         ) -> tuple[list[Task], Task | None]:
+    """PostgreSQL, one statement: the caller's live leases (as _own_leases) and the claim's
+    first pass, made only when every lease is in `exclude` and there are fewer than
+    MAX_LEASES_PER_USER (a condition on the leases' rows that PostgreSQL checks before it
+    walks the queue)."""
+    columns = _task_columns()
+    names = ", ".join(f'"{field.column}"' for field in columns.fields)
+    not_excluded = f" WHERE own.id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
+    claim, claim_params = claim_statement(
+        project=project, user=user, exclude=exclude, now=now, expires=expires,
+        only_if=(f"AND NOT EXISTS (SELECT 1 FROM own{not_excluded}) "
+                 "AND (SELECT count(*) FROM own) < %s", [*exclude, MAX_LEASES_PER_USER]))
+    at = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        execute_prepared(
+            cursor,
+            f'WITH own AS (SELECT {columns.sql} FROM "{Task._meta.db_table}" t WHERE {_OWN_LEASES_WHERE}), '
+            f"claimed AS ({claim}) "
+            f"SELECT false, {names} FROM own UNION ALL SELECT true, {names} FROM claimed",
+            [project.pk, user.pk, at(now), *claim_params],
+        )
+        rows = cursor.fetchall()
+    own = sorted((columns.build(row, 1) for row in rows if not row[0]), key=lambda task: (task.lease_expires_at, task.pk))
+    return own, next((columns.build(row, 1) for row in rows if row[0]), None)
 
 
 def task_lease_renew(*, task: Task, user) -> Task:

@@ -130,21 +130,26 @@ def test_the_taxonomy_is_the_same_with_a_pre_label_and_without(api_client):
 def test_callers_own_lease_comes_back_first(api_client):
     project = make_project()
     add_images(project, [0.9, 0.5])
-    client = as_user(api_client, member(project))
+    user = member(project)
+    client = as_user(api_client, user)
     first = next_task(client, project).json()["task"]["id"]
     assert next_task(client, project).json()["task"]["id"] == first
+    # Nothing else was leased on the way (PostgreSQL asks for the leases and the claim at once).
+    assert list(Task.objects.filter(lease_holder=user).values_list("id", flat=True)) == [first]
 
 
 def test_prefetch_with_exclude_leases_a_second_task_and_a_third_is_refused(api_client):
     project = make_project()
     add_images(project, [0.9, 0.5, 0.1])
-    client = as_user(api_client, member(project))
+    user = member(project)
+    client = as_user(api_client, user)
     current = next_task(client, project).json()["task"]["id"]
     prefetched = next_task(client, project, exclude=[current]).json()["task"]["id"]
     assert prefetched != current
     third = next_task(client, project, exclude=[current, prefetched])
     assert third.status_code == 409
     assert sorted(third.json()["task_ids"]) == sorted([current, prefetched])
+    assert sorted(Task.objects.filter(lease_holder=user).values_list("id", flat=True)) == sorted([current, prefetched])
     # The UI asking for "the other one" gets the prefetched task back, not a new lease.
     assert next_task(client, project, exclude=[current]).json()["task"]["id"] == prefetched
 
@@ -305,9 +310,9 @@ def test_next_and_submit_load_the_callers_role_with_the_object(api_client, djang
     [image] = add_images(project, [0.9])
     Prediction.objects.create(image=image, model_version=deploy_model(project), payload={"boxes": []})
     as_user(api_client, member(project))
-    # project with the caller's role, own leases, the claim returning the task, the pre-label
-    # with its image and (PostgreSQL) the classes, elsewhere the classes apart
-    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 5) as next_queries:
+    # project with the caller's role, own leases and the claim returning the task (PostgreSQL:
+    # one statement), the pre-label with its image and (PostgreSQL) the classes, elsewhere apart
+    with django_assert_num_queries(3 if connection.vendor == "postgresql" else 5) as next_queries:
         body = next_task(api_client, project).json()
     task_id = body["task"]["id"]
     assert body["prediction"]["payload"] == {"boxes": []} and body["image"]["id"] == image.pk
