@@ -26,7 +26,7 @@ from .models import (
     Task,
     TaskStatus,
 )
-from .payloads import OBJECT_KEYS, validate_payload
+from .payloads import OBJECT_KEYS, PayloadError, validate_payload
 from .selectors import image_current_annotation
 from .taxonomy import label_class_event_record, parent_checked
 
@@ -412,6 +412,10 @@ def annotation_import_create(
         width=image.width,
         height=image.height,
     )
+    if "labels" in clean and not clean["labels"]:
+        # An import counts as verified work: a classification label without a class would
+        # be a truth nobody stated (the importers refuse such entries; so does the service).
+        raise PayloadError(f"the imported label of image {image.pk} has no class: a classification label needs one")
     current = image_current_annotation(image)
     if current is not None and current.payload == clean:
         return None

@@ -11,7 +11,10 @@ from core.models import LabelClass
 from labeling.importers.service import import_run
 from labeling.importers.sources import folder_files
 from labeling.models import Annotation, AnnotationSource, Task, TaskStatus
+from labeling.payloads import PayloadError
+from labeling.services import annotation_import_create
 from tests.labeling.test_ingest import image_bytes, make_project
+from tests.labeling.test_queue import add_images
 
 DEEPFOREST = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/deepforest/data"
 
@@ -238,6 +241,15 @@ def test_folder_per_class_labels_classification_images(db, tmp_path):
     names = dict(LabelClass.objects.values_list("id", "name"))
     labels = {a.image_id: [names[x] for x in a.payload["labels"]] for a in Annotation.objects.all()}
     assert labels == {image_ids["cat/1.jpg"]: ["cat"], image_ids["dog/1.jpg"]: ["dog"]}
+
+
+def test_an_imported_classification_label_without_a_class_is_refused(db):
+    project = make_project(task_type="classification", classes=("cat",))
+    [image] = add_images(project, [0.5])
+    with pytest.raises(PayloadError, match="has no class"):
+        annotation_import_create(image=image, payload={"labels": []})
+    assert not Annotation.objects.filter(image=image).exists()
+    assert Task.objects.get(image=image).status == TaskStatus.OPEN
 
 
 def test_classification_csv_lands_and_reports_bad_rows(db, tmp_path):
