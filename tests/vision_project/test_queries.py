@@ -50,3 +50,21 @@ def test_with_prepared_statements_off_the_statement_runs_as_written(settings):
         execute_prepared(cursor, "SELECT %s + 1", [1])
         assert cursor.fetchone()[0] == 2
     assert [q["sql"] for q in queries.captured_queries] == ["SELECT 1 + 1"] * 2
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_insert_prepared_makes_its_along_write_with_the_row(settings, prepared):
+    from core.models import LabelClass, Project
+    from tests.labeling.test_queue import make_project
+    from vision_project.queries import insert_prepared
+
+    settings.VISION_PREPARED_STATEMENTS = prepared
+    project = make_project()
+    label_class = LabelClass(project=project, name="oak", order=9)
+    with CaptureQueriesContext(connection) as queries:
+        insert_prepared(label_class, along=(
+            f'UPDATE "{Project._meta.db_table}" SET description = %s WHERE id = %s', ["touched", project.pk]))
+    assert LabelClass.objects.get(pk=label_class.pk).name == "oak"
+    assert Project.objects.get(pk=project.pk).description == "touched"
+    # PostgreSQL: one statement (WITH along AS (UPDATE ...) INSERT ...); elsewhere two.
+    assert len(queries.captured_queries) == (1 if connection.vendor == "postgresql" else 2)
