@@ -81,7 +81,9 @@ class LabelClassUpdateSerializer(serializers.Serializer):
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True,
                                    help_text='one character; "" for none')
     parent = serializers.IntegerField(required=False, allow_null=True, help_text="a class id of the project")
-    order = serializers.IntegerField(required=False, min_value=0)
+    # The column is a 32-bit integer on PostgreSQL; the same bound on SQLite, whose integers
+    # are wider, so a value is refused alike on both.
+    order = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
 
 
 class MemberInputSerializer(serializers.Serializer):
