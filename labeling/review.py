@@ -31,8 +31,9 @@ from .models import (
     TaskStatus,
 )
 from .payloads import OBJECT_KEYS
-from .queue.services import label_checked, task_reopen_for_image
+from .queue.services import task_reopen_for_image
 from .selectors import ACCEPTED_LABEL
+from .services import label_checked
 from .signals import annotation_rejected
 from .taxonomy import class_subtree, with_any_label
 

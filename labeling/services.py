@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from core.models import LabelClass, Project
+from core.models import Image, LabelClass, Project
 from vision_project.enqueue import enqueue_on_commit
 from vision_project.queries import execute_prepared
 
@@ -395,6 +395,43 @@ def project_class_ids(project: Project) -> list[int]:
 
 
 @transaction.atomic
+def _checked_label(clean: dict, *, kind: str, empty: bool | None, image: Image) -> dict:
+    """A label says something: a class, boxes or polygons, or, said on purpose, that there
+    are no objects. An empty label is never stored by default (a blind model's empty
+    pre-label, an Enter with nothing chosen)."""
+    what = "the pre-label" if kind == AnnotationKind.ACCEPT else "the payload"
+    if "labels" in clean:
+        if not clean["labels"]:
+            raise PayloadError(f"{what} of image {image.pk} has no class: a classification label needs one "
+                               "(skip or flag the image if none fits)")
+        return clean
+    if empty is None:
+        return clean
+    key = "boxes" if "boxes" in clean else "polygons"
+    objects = clean[key]
+    noun = {"boxes": ("box", "boxes"), "polygons": ("polygon", "polygons")}[key]
+    if empty and objects:
+        raise PayloadError(f'"empty": true says image {image.pk} has no objects, but {what} has '
+                           f"{len(objects)} {noun[0] if len(objects) == 1 else noun[1]}")
+    if not empty and not objects:
+        raise PayloadError(f'{what} of image {image.pk} has no {noun[1]}; to record that the image has no '
+                           f'objects, send "empty": true ("no objects here"), else draw the {noun[1]}')
+    return clean
+
+
+def label_checked(payload, *, project: Project, image: Image, kind: str, empty: bool | None,
+                  class_ids: list[int] | None = None) -> dict:
+    """A label as it is stored: valid for the project's task type, classes (`class_ids`, when
+    read already) and the image's bounds, and saying something (_checked_label). `empty`: the
+    person said "no objects here" or not; None for a label whose source states its objects as
+    they are (an import, where no objects is what the file says). Raises PayloadError."""
+    clean = validate_payload(payload, task_type=project.task_type,
+                             class_ids=project_class_ids(project) if class_ids is None else class_ids,
+                             width=image.width, height=image.height)
+    return _checked_label(clean, kind=kind, empty=empty, image=image)
+
+
+
 def annotation_import_create(
     *, image, payload: dict, author=None, class_ids: list[int] | None = None, replace: bool = False
 ) -> Annotation | None:
@@ -405,17 +442,9 @@ def annotation_import_create(
     as an extra opinion (not the current label) unless replace is set. Raises PayloadError
     on a bad payload."""
     project = image.project
-    clean = validate_payload(
-        payload,
-        task_type=project.task_type,
-        class_ids=class_ids if class_ids is not None else project_class_ids(project),
-        width=image.width,
-        height=image.height,
-    )
-    if "labels" in clean and not clean["labels"]:
-        # An import counts as verified work: a classification label without a class would
-        # be a truth nobody stated (the importers refuse such entries; so does the service).
-        raise PayloadError(f"the imported label of image {image.pk} has no class: a classification label needs one")
+    # An import counts as verified work: its label must say something too (no class is refused).
+    clean = label_checked(payload, project=project, image=image, kind=AnnotationKind.CORRECT, empty=None,
+                          class_ids=class_ids)
     current = image_current_annotation(image)
     if current is not None and current.payload == clean:
         return None

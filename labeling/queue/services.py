@@ -32,9 +32,8 @@ from ..payloads import (
     SEGMENTATION,
     PayloadError,
     segmentation_clipped,
-    validate_payload,
 )
-from ..services import project_class_ids
+from ..services import label_checked
 from ..signals import ANNOUNCED_IN_TRANSACTION, annotation_submitted
 
 # The current task and the one the editor prefetches while the person works.
@@ -455,39 +454,6 @@ def _prediction_of(image_id: int, condition: str, params: list, *, project_id: i
     if row is None:
         return None, None
     return columns.build(row), (list(row[-1]) if with_classes else None)
-
-
-def _checked_label(clean: dict, *, kind: str, empty: bool, image: Image) -> dict:
-    """A label says something: a class, boxes or polygons, or, said on purpose, that there
-    are no objects. An empty label is never stored by default (a blind model's empty
-    pre-label, an Enter with nothing chosen)."""
-    what = "the pre-label" if kind == AnnotationKind.ACCEPT else "the payload"
-    if "labels" in clean:
-        if not clean["labels"]:
-            raise PayloadError(f"{what} of image {image.pk} has no class: a classification label needs one "
-                               "(skip or flag the image if none fits)")
-        return clean
-    key = "boxes" if "boxes" in clean else "polygons"
-    objects = clean[key]
-    noun = {"boxes": ("box", "boxes"), "polygons": ("polygon", "polygons")}[key]
-    if empty and objects:
-        raise PayloadError(f'"empty": true says image {image.pk} has no objects, but {what} has '
-                           f"{len(objects)} {noun[0] if len(objects) == 1 else noun[1]}")
-    if not empty and not objects:
-        raise PayloadError(f'{what} of image {image.pk} has no {noun[1]}; to record that the image has no '
-                           f'objects, send "empty": true ("no objects here"), else draw the {noun[1]}')
-    return clean
-
-
-def label_checked(payload, *, project: Project, image: Image, kind: str, empty: bool,
-                  class_ids: list[int] | None = None) -> dict:
-    """A label as it is stored: valid for the project's task type, classes (`class_ids`, when
-    read already) and the image's bounds, and saying something (_checked_label). Raises
-    PayloadError."""
-    clean = validate_payload(payload, task_type=project.task_type,
-                             class_ids=project_class_ids(project) if class_ids is None else class_ids,
-                             width=image.width, height=image.height)
-    return _checked_label(clean, kind=kind, empty=empty, image=image)
 
 
 def _labels_of_prediction(payload: dict, task_type: str, image: Image) -> dict:
