@@ -137,7 +137,7 @@ def insert_prepared(instance: Model, *, along: tuple[str, list] | None = None) -
     the INSERT's own statement (`WITH along AS (...) INSERT ...`, one round trip; it cannot
     see the new row), elsewhere as its own statement just before."""
     model, meta = type(instance), instance._meta
-    orm_way = bool([f for f in meta.db_returning_fields if not f.primary_key] or instance.pk is not None)
+    orm_way = instance.pk is not None or any(not f.primary_key for f in meta.db_returning_fields)
     prefix, prefix_params = "", []
     if along is not None and (orm_way or connection.vendor != "postgresql"):
         with connection.cursor() as cursor:
